@@ -1,0 +1,1 @@
+"""The ``medgan`` command line: one module per command, each thin (parse, load config, call the library)."""

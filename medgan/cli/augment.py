@@ -1,0 +1,9 @@
+"""`medgan augment`: placeholder until its issue lands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `augment` command to `app`."""

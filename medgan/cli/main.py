@@ -1,0 +1,75 @@
+"""The ``medgan`` Typer application: joins the per-command modules and maps errors to exit codes.
+
+Every :class:`~medgan.errors.MedganError` raised under a command becomes one line on stderr,
+``error: <message>``, and exit code 2, with no traceback. Command modules import torch and the
+other heavy libraries inside the command body, so ``medgan --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from medgan import __version__
+from medgan.errors import MedganError
+
+
+class _MedganGroup(TyperGroup):
+    """Click group that turns :class:`MedganError` into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except MedganError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_MedganGroup,
+    name="medgan",
+    help="Augment scarce medical imaging data with GANs, and measure honestly whether it helps.\n\n"
+    "Example: medgan data fetch breastmnist && medgan benchmark --quick",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"medgan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """medgan: GAN augmentation for medical imaging, with an honest benchmark."""
+
+
+def _register() -> None:
+    # Each module adds its own command(s) to ``app``; imports are light (no torch at import time).
+    from medgan.cli import augment, benchmark, data, evaluate, preprocess, train
+
+    app.add_typer(data.app, name="data")
+    for module in (preprocess, train, augment, evaluate, benchmark):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
