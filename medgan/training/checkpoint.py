@@ -1,0 +1,140 @@
+"""Checkpoints: one file, written atomically, with a ``.sha256`` sidecar; loaded ``weights_only``.
+
+A checkpoint is a dict of plain types and tensors, so ``torch.load(..., weights_only=True)`` reads
+it without unpickling arbitrary objects:
+
+- ``G``, ``D``, ``G_ema``: state dicts; ``opt_G``, ``opt_D``: optimizer state dicts;
+- ``step``, ``images_seen``, ``stage``, ``alpha``, ``augment`` (the ADA state);
+- ``rng``: torch (CPU and CUDA), numpy and Python RNG states;
+- ``config`` (plain types), ``class_names``, ``dataset`` (name, sha256, channels, size, ...),
+  ``model`` (how to rebuild G and D), ``medgan_version``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medgan.errors import MedganError
+from medgan.utils import atomic_file, file_sha256, write_text_atomic
+
+__all__ = [
+    "find_checkpoint",
+    "get_rng_state",
+    "list_checkpoints",
+    "load_checkpoint",
+    "save_checkpoint",
+    "set_rng_state",
+]
+
+FORMAT = "medgan-checkpoint-1"
+_STEP = re.compile(r"^step_(\d+)\.pt$")
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every RNG state that training draws from, as tensors and plain lists."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the states saved by :func:`get_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` through a temporary file and a rename, then its sha256 sidecar.
+
+    The sidecar is written after the checkpoint; a reader that finds a checkpoint without a
+    matching sidecar refuses it, so a crash between the two never yields a silently bad file.
+    """
+    path = Path(path)
+    state = {"format": FORMAT, **state}
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+        digest = file_sha256(tmp)
+    write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Verify the sha256 sidecar, then load with ``weights_only=True``.
+
+    Args:
+        path: a checkpoint file, or a run folder (its latest checkpoint is used).
+        map_location: where tensors go.
+
+    Raises:
+        MedganError: missing file or sidecar, hash mismatch, or not a medgan checkpoint.
+    """
+    path = find_checkpoint(path)
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.is_file():
+        raise MedganError(f"checkpoint has no {sidecar.name} sidecar; refusing an unverified file", path)
+    expected = sidecar.read_text().split()[0].strip() if sidecar.read_text().strip() else ""
+    actual = file_sha256(path)
+    if expected != actual:
+        raise MedganError(f"sha256 mismatch (sidecar {expected[:12]}…, file {actual[:12]}…): corrupt or altered checkpoint", path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for a non-checkpoint file
+        raise MedganError(f"not a readable checkpoint ({exc.__class__.__name__})", path) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise MedganError("not a medgan checkpoint", path)
+    state["sha256"] = actual
+    state["path"] = str(path)
+    return state
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Periodic checkpoints of a run folder, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given, or the latest one in a run folder."""
+    p = Path(path)
+    if p.is_dir():
+        ckpts = list_checkpoints(p)
+        if not ckpts:
+            raise MedganError("no checkpoints in this run folder (expected checkpoints/step_*.pt)", p)
+        return ckpts[-1]
+    if not p.is_file():
+        raise MedganError("checkpoint not found", p)
+    return p
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` periodic checkpoints (and their sidecars)."""
+    ckpts = list_checkpoints(run_dir)
+    for old in ckpts[: max(len(ckpts) - keep, 0)]:
+        old.unlink(missing_ok=True)
+        old.with_name(old.name + ".sha256").unlink(missing_ok=True)
