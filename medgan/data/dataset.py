@@ -314,11 +314,25 @@ def save_prepared(
         arrays[f"{s}_images"] = np.ascontiguousarray(images[s], dtype=np.uint8)
         arrays[f"{s}_labels"] = np.asarray(labels[s]).reshape(-1, 1).astype(np.uint8 if info.num_classes <= 255 else np.int64)
     npz = out_dir / NPZ_NAME
-    np.savez_compressed(npz, **arrays)  # type: ignore[arg-type]
+    savez_deterministic(npz, arrays)
     info.sha256 = file_sha256(npz)
     info.counts = {s: class_counts(np.asarray(labels[s]).reshape(-1), info.num_classes) for s in SPLITS}
     write_text_atomic(out_dir / JSON_NAME, info.to_json())
     return info
+
+
+def savez_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like ``np.savez_compressed``, but with fixed zip timestamps: equal arrays give equal bytes.
+
+    ``np.savez`` stamps each member with the current time, so two writes of the same data would
+    hash differently; a prepared dataset's sha256 should depend on its content only.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for key, arr in arrays.items():
+            member = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(member, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
 
 
 def write_sidecar(info: DatasetInfo, path: Path) -> None:
