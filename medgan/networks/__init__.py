@@ -1,0 +1,57 @@
+"""Pure ``nn.Module`` networks: class-conditional G / D, progressive G / D, and their layers.
+
+:func:`build_generator` / :func:`build_discriminator` pick a family by name, so configs and
+checkpoints can name the architecture. The progressive family is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Literal, get_args
+
+from torch import nn
+
+from medgan.networks.cgan import Discriminator, Generator
+
+__all__ = [
+    "NETWORK_FAMILIES",
+    "Discriminator",
+    "Generator",
+    "NetworkFamily",
+    "build_discriminator",
+    "build_generator",
+]
+
+NetworkFamily = Literal["cgan", "progressive"]
+NETWORK_FAMILIES: tuple[str, ...] = get_args(NetworkFamily)
+
+# family -> (module, generator class, discriminator class)
+_FAMILIES: dict[str, tuple[str, str, str]] = {
+    "cgan": ("medgan.networks.cgan", "Generator", "Discriminator"),
+    "progressive": ("medgan.networks.progressive", "ProgressiveGenerator", "ProgressiveDiscriminator"),
+}
+
+
+def _network_class(family: str, which: int) -> type[nn.Module]:
+    if family not in _FAMILIES:
+        raise ValueError(f"unknown network family {family!r}; allowed: {', '.join(NETWORK_FAMILIES)}")
+    entry = _FAMILIES[family]
+    return getattr(importlib.import_module(entry[0]), entry[which])
+
+
+def build_generator(family: NetworkFamily, **kwargs: Any) -> nn.Module:
+    """Construct the generator of ``family`` (``"cgan"`` or ``"progressive"``) with ``kwargs``.
+
+    Example:
+        >>> G = build_generator("cgan", z_dim=64, num_classes=2, size=28)
+    """
+    return _network_class(family, 1)(**kwargs)
+
+
+def build_discriminator(family: NetworkFamily, **kwargs: Any) -> nn.Module:
+    """Construct the discriminator of ``family`` (``"cgan"`` or ``"progressive"``) with ``kwargs``.
+
+    Example:
+        >>> D = build_discriminator("cgan", in_channels=1, num_classes=2, size=28)
+    """
+    return _network_class(family, 2)(**kwargs)

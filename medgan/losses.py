@@ -1,0 +1,279 @@
+"""Adversarial objectives and regularisers; :class:`GANLoss` owns the objective of each phase.
+
+The training loop only schedules phases: it calls :meth:`GANLoss.discriminator_loss` on a D step
+and :meth:`GANLoss.generator_loss` on a G step, back-propagates the returned loss and logs the
+returned stats. The stats are detached tensors (no ``.item()``, so no host sync on a GPU); the
+loop decides when to read them.
+
+Kinds (logits ``r = D(real)``, ``f = D(fake)``):
+
+- ``"hinge"``: D ``relu(1 - r) + relu(1 + f)``, G ``-f`` (SNGAN, BigGAN).
+- ``"nonsaturating"``: D ``softplus(-r) + softplus(f)``, G ``softplus(-f)`` (Goodfellow; StyleGAN).
+- ``"wgan-gp"``: D ``f - r`` + ``gp_weight * (||∇D(x̂)|| - 1)²`` on interpolates, G ``-f``
+  (Gulrajani et al. 2017).
+
+Any kind can add lazy R1 (``r1_gamma / 2 * ||∇_x D(x_real)||²`` every ``r1_every`` steps, scaled by
+``r1_every``; Mescheder et al. 2018, StyleGAN2) and the ProGAN drift term ``drift * r²``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "LOSS_NAMES",
+    "GANLoss",
+    "LossName",
+    "d_hinge",
+    "d_loss",
+    "d_nonsaturating",
+    "d_wasserstein",
+    "g_hinge",
+    "g_loss",
+    "g_nonsaturating",
+    "g_wasserstein",
+    "gradient_penalty",
+    "r1_penalty",
+]
+
+LossName = Literal["hinge", "nonsaturating", "wgan-gp"]
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+
+DiscriminatorFn = Callable[[Tensor, "Tensor | None"], Tensor]
+Augment = Callable[[Tensor], Tensor]
+
+
+def check_loss_name(kind: str) -> LossName:
+    """Return ``kind`` if it is a known loss name, else raise ``ValueError`` naming the allowed ones."""
+    if kind not in LOSS_NAMES:
+        raise ValueError(f"unknown GAN loss {kind!r}; allowed: {', '.join(LOSS_NAMES)}")
+    return kind  # type: ignore[return-value]
+
+
+# Pure functions of logits: (B,) tensors in, scalar out.
+
+
+def d_hinge(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge D loss ``mean(relu(1 - r)) + mean(relu(1 + f))``; zero once ``r >= 1`` and ``f <= -1``."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def g_hinge(fake_logits: Tensor) -> Tensor:
+    """Hinge G loss ``-mean(f)``."""
+    return -fake_logits.mean()
+
+
+def d_nonsaturating(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Logistic D loss ``mean(softplus(-r)) + mean(softplus(f))`` (= BCE with labels 1 / 0)."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_nonsaturating(fake_logits: Tensor) -> Tensor:
+    """Non-saturating G loss ``mean(softplus(-f))`` (= BCE of fakes against label 1)."""
+    return F.softplus(-fake_logits).mean()
+
+
+def d_wasserstein(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Wasserstein critic loss ``mean(f) - mean(r)`` (without the gradient penalty)."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def g_wasserstein(fake_logits: Tensor) -> Tensor:
+    """Wasserstein G loss ``-mean(f)``."""
+    return -fake_logits.mean()
+
+
+_D_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "hinge": d_hinge,
+    "nonsaturating": d_nonsaturating,
+    "wgan-gp": d_wasserstein,
+}
+_G_LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
+    "hinge": g_hinge,
+    "nonsaturating": g_nonsaturating,
+    "wgan-gp": g_wasserstein,
+}
+
+
+def d_loss(kind: LossName, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """The adversarial D loss of ``kind`` (no regularisers). Unknown kind → ``ValueError``."""
+    return _D_LOSSES[check_loss_name(kind)](real_logits, fake_logits)
+
+
+def g_loss(kind: LossName, fake_logits: Tensor) -> Tensor:
+    """The G loss of ``kind``. Unknown kind → ``ValueError``."""
+    return _G_LOSSES[check_loss_name(kind)](fake_logits)
+
+
+def _per_sample_sq_norm(grad: Tensor) -> Tensor:
+    return grad.square().sum(dim=tuple(range(1, grad.ndim)))  # (B,)
+
+
+def r1_penalty(logits: Tensor, x: Tensor) -> Tensor:
+    """Mean squared input-gradient norm ``mean_b ||∇_x D(x)_b||²`` (differentiable, for R1).
+
+    Args:
+        logits: ``(B,)`` D outputs computed from ``x``.
+        x: ``(B, C, *spatial)`` input with ``requires_grad=True``.
+    """
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return _per_sample_sq_norm(grad).mean()
+
+
+def gradient_penalty(
+    D: DiscriminatorFn, real: Tensor, fake: Tensor, y: Tensor | None, y_fake: Tensor | None = None
+) -> Tensor:
+    """WGAN-GP penalty ``mean((||∇D(x̂)|| - 1)²)`` at ``x̂ = eps * real + (1 - eps) * fake``.
+
+    ``eps ~ U(0, 1)`` per sample is drawn from the global torch RNG on ``real``'s device. A
+    conditional D scores the interpolates with the real labels ``y``. Only D's parameters get
+    gradient from the penalty (``real`` and ``fake`` are detached).
+    """
+    eps = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
+    x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x_hat, y).sum(), x_hat, create_graph=True)
+    norm = _per_sample_sq_norm(grad).add(1e-12).sqrt()  # eps keeps the sqrt's gradient finite at 0
+    return (norm - 1.0).square().mean()
+
+
+class GANLoss:
+    """The adversarial objective of each training phase, with optional R1, gradient penalty and drift.
+
+    ``D`` is any callable ``(x, y) -> (B,)`` logits; for a progressive D bind the stage first, e.g.
+    ``functools.partial(D, stage=s, alpha=a)``. ``augment`` (e.g. :class:`medgan.augment.DiffAugment`)
+    is applied to real and fake images before D, and must be differentiable.
+
+    Args:
+        kind: ``"hinge"``, ``"nonsaturating"`` or ``"wgan-gp"``.
+        r1_gamma: R1 weight ``gamma``; 0 disables R1.
+        r1_every: lazy regularisation interval: R1 runs on steps with ``step % r1_every == 0`` and
+            is multiplied by ``r1_every`` so its average strength does not depend on the interval.
+        gp_weight: WGAN-GP penalty weight (``"wgan-gp"`` only).
+        drift: ProGAN's drift weight on ``mean(D(real)²)`` (0.001 in ProGAN); 0 disables it.
+
+    Example:
+        >>> loss = GANLoss("hinge", r1_gamma=0.1)
+        >>> d_total, stats = loss.discriminator_loss(D, real, fake, y, step=0, augment=aug)
+        >>> g_total, g_stats = loss.generator_loss(D, fake, y, augment=aug)
+    """
+
+    def __init__(
+        self,
+        kind: LossName = "hinge",
+        r1_gamma: float = 0.0,
+        r1_every: int = 16,
+        gp_weight: float = 10.0,
+        drift: float = 0.0,
+    ) -> None:
+        self.kind: LossName = check_loss_name(kind)
+        if r1_gamma < 0 or gp_weight < 0 or drift < 0:
+            raise ValueError(
+                f"r1_gamma, gp_weight and drift must be >= 0, got {r1_gamma}, {gp_weight}, {drift}"
+            )
+        if r1_every < 1:
+            raise ValueError(f"r1_every must be >= 1, got {r1_every}")
+        self.r1_gamma = float(r1_gamma)
+        self.r1_every = int(r1_every)
+        self.gp_weight = float(gp_weight)
+        self.drift = float(drift)
+
+    def __repr__(self) -> str:
+        return (
+            f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
+            f"gp_weight={self.gp_weight}, drift={self.drift})"
+        )
+
+    def r1_due(self, step: int) -> bool:
+        """Whether the D step ``step`` adds the lazy R1 term."""
+        return self.r1_gamma > 0 and step % self.r1_every == 0
+
+    def discriminator_loss(
+        self,
+        D: DiscriminatorFn,
+        real: Tensor,
+        fake: Tensor,
+        y: Tensor | None,
+        step: int,
+        augment: Augment | None = None,
+        y_fake: Tensor | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The D objective of one step.
+
+        Args:
+            D: discriminator ``(x, y) -> (B,)``.
+            real: ``(B, C, *spatial)`` real images in ``[-1, 1]``.
+            fake: generated images; detached here, so G gets no gradient from this loss.
+            y: ``(B,)`` labels of ``real`` (``None`` when unconditional).
+            step: the D step counter, which decides whether lazy R1 runs.
+            augment: differentiable augmentation applied to real and fake before D, or ``None``.
+            y_fake: labels of ``fake`` when they differ from ``y``; default ``y``.
+
+        Returns:
+            ``(loss, stats)``: the scalar to back-propagate and detached scalar tensors ``d_loss``
+            (the total), ``d_adv`` (adversarial part alone), ``d_real`` / ``d_fake`` (mean logits),
+            ``d_real_sign`` (mean ``sign(D(real))``, the ADA statistic), plus ``r1`` (mean
+            ``||∇_x D(x_real)||²``) on R1 steps and ``gp`` (mean ``(||∇D(x̂)|| - 1)²``) for wgan-gp.
+        """
+        aug = augment if augment is not None else _identity
+        y_fake = y if y_fake is None else y_fake
+        fake = fake.detach()
+        do_r1 = self.r1_due(step)
+        # R1 differentiates w.r.t. the un-augmented real image, through the augmentation.
+        real_in = real.detach().requires_grad_(True) if do_r1 else real
+        real_aug, fake_aug = aug(real_in), aug(fake)
+        real_logits = D(real_aug, y)  # (B,)
+        fake_logits = D(fake_aug, y_fake)  # (B,)
+
+        adv = d_loss(self.kind, real_logits, fake_logits)
+        total = adv
+        stats: dict[str, Tensor] = {}
+        if self.kind == "wgan-gp" and self.gp_weight > 0:
+            # Interpolate between the images D actually scored (both augmented).
+            gp = gradient_penalty(D, real_aug, fake_aug, y)
+            total = total + self.gp_weight * gp
+            stats["gp"] = gp.detach()
+        if self.drift > 0:
+            total = total + self.drift * real_logits.square().mean()
+        if do_r1:
+            r1 = r1_penalty(real_logits, real_in)
+            total = total + (self.r1_gamma / 2) * r1 * self.r1_every
+            stats["r1"] = r1.detach()
+
+        real_detached = real_logits.detach()
+        stats.update(
+            d_loss=total.detach(),
+            d_adv=adv.detach(),
+            d_real=real_detached.mean(),
+            d_fake=fake_logits.detach().mean(),
+            d_real_sign=real_detached.sign().mean(),
+        )
+        return total, stats
+
+    def generator_loss(
+        self, D: DiscriminatorFn, fake: Tensor, y: Tensor | None, augment: Augment | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The G objective of one step.
+
+        Args:
+            D: discriminator ``(x, y) -> (B,)``; its parameters get gradients too, so the loop
+                should step only G's optimizer (and zero D's gradients before the next D step).
+            fake: ``(B, C, *spatial)`` generated images, attached to G's graph.
+            y: ``(B,)`` labels the fakes were generated for (``None`` when unconditional).
+            augment: differentiable augmentation applied before D, or ``None``.
+
+        Returns:
+            ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes).
+        """
+        aug = augment if augment is not None else _identity
+        fake_logits = D(aug(fake), y)
+        loss = g_loss(self.kind, fake_logits)
+        return loss, {"g_loss": loss.detach(), "g_fake": fake_logits.detach().mean()}
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x

@@ -1,0 +1,255 @@
+"""Class-conditional GAN: a residual generator ``G(z, y)`` and a projection discriminator ``D(x, y)``.
+
+Both are pure ``nn.Module``s for 2D or 3D images (``spatial_dims``). Images of a size that is not
+a power of two are generated at the next power of two and centre-cropped; the discriminator pads
+them back to that power of two (with zeros) before its first layer, so G and D see the same grid.
+
+Width follows the StyleGAN rule: the finest resolution has ``base_channels`` and every halving of
+the resolution doubles it, capped at ``max_channels``. At 28² with ``base_channels=32,
+max_channels=256`` that is 256 → 128 → 64 → 32 channels at 4, 8, 16, 32 pixels in G (mirrored in
+D), about 1.2M parameters each: small enough for a CPU, and ``base_channels=64`` or ``128`` widens
+both networks for a GPU.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medgan.networks.layers import (
+    ConditionalBatchNorm,
+    avg_pool,
+    batch_norm,
+    center_crop,
+    check_spatial_dims,
+    conv,
+    next_pow2,
+    pad_to,
+    spectral,
+    upsample,
+)
+
+__all__ = ["Discriminator", "Generator"]
+
+_BOTTOM = 4  # edge length of the generator's first feature map and the discriminator's last
+
+
+def _check_common(size: int, num_classes: int, base_channels: int, max_channels: int) -> None:
+    if size < 2 * _BOTTOM:
+        raise ValueError(f"size must be >= {2 * _BOTTOM}, got {size}")
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {num_classes}")
+    if base_channels < 1 or max_channels < 1:
+        raise ValueError(f"base_channels and max_channels must be >= 1, got {base_channels}, {max_channels}")
+
+
+def _width(res: int, full: int, base_channels: int, max_channels: int) -> int:
+    """Channels at resolution ``res`` when the finest resolution ``full`` has ``base_channels``."""
+    return min(max_channels, base_channels * (full // res))
+
+
+class GBlock(nn.Module):
+    """Residual up-block: CBN → ReLU → up ×2 → conv3 → CBN → ReLU → conv3, plus up(conv1(x))."""
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm1 = ConditionalBatchNorm(spatial_dims, in_channels, num_classes)
+        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3)
+        self.norm2 = ConditionalBatchNorm(spatial_dims, out_channels, num_classes)
+        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3)
+        self.up = upsample(spatial_dims)
+        self.skip: nn.Module = (
+            conv(spatial_dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        )
+
+    def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+        h = self.conv1(self.up(F.relu(self.norm1(x, y))))
+        h = self.conv2(F.relu(self.norm2(h, y)))
+        # A 1×1 conv commutes with nearest upsampling; applying it first is cheaper.
+        return h + self.up(self.skip(x))
+
+
+class Generator(nn.Module):
+    """Class-conditional residual generator with conditional batch norm (SNGAN / BigGAN style).
+
+    ``z`` is mapped by a linear layer to a ``4^d`` feature map, upsampled ×2 by residual blocks
+    up to ``next_pow2(size)``, turned into ``out_channels`` by BN → ReLU → conv3 → tanh, and
+    centre-cropped to ``size``. Every block's batch norms take a per-class gain and bias.
+
+    Args:
+        z_dim: latent size.
+        num_classes: number of classes; 0 makes it unconditional (``y`` ignored, plain BN).
+        out_channels: image channels (1 grey, 3 RGB).
+        size: output edge length (>= 8); not a power of two → generated larger and cropped.
+        spatial_dims: 2 for images, 3 for volumes.
+        base_channels: channels at the finest resolution; doubles per halving of resolution.
+        max_channels: cap on the channel count.
+
+    Example:
+        >>> G = Generator(z_dim=64, num_classes=2, size=28)
+        >>> G(torch.randn(4, 64), torch.tensor([0, 1, 0, 1])).shape
+        torch.Size([4, 1, 28, 28])
+    """
+
+    def __init__(
+        self,
+        z_dim: int = 128,
+        num_classes: int = 2,
+        out_channels: int = 1,
+        size: int = 28,
+        spatial_dims: int = 2,
+        base_channels: int = 32,
+        max_channels: int = 256,
+    ) -> None:
+        super().__init__()
+        _check_common(size, num_classes, base_channels, max_channels)
+        if z_dim < 1 or out_channels < 1:
+            raise ValueError(f"z_dim and out_channels must be >= 1, got {z_dim}, {out_channels}")
+        self.z_dim = z_dim
+        self.num_classes = num_classes
+        self.out_channels = out_channels
+        self.size = size
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        self.full_size = next_pow2(size)
+
+        resolutions = [_BOTTOM]
+        while resolutions[-1] < self.full_size:
+            resolutions.append(resolutions[-1] * 2)
+        widths = [_width(r, self.full_size, base_channels, max_channels) for r in resolutions]
+
+        self.bottom_channels = widths[0]
+        self.fc = nn.Linear(z_dim, widths[0] * _BOTTOM**spatial_dims)
+        self.blocks = nn.ModuleList(
+            GBlock(spatial_dims, c_in, c_out, num_classes) for c_in, c_out in itertools.pairwise(widths)
+        )
+        self.out_norm = batch_norm(spatial_dims, widths[-1])
+        self.out_conv = conv(spatial_dims, widths[-1], out_channels, 3)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Generate images.
+
+        Args:
+            z: ``(B, z_dim)`` latents.
+            y: ``(B,)`` int64 class indices; required when ``num_classes > 0``, ignored otherwise.
+
+        Returns:
+            ``(B, out_channels, *[size] * spatial_dims)`` in ``[-1, 1]``.
+        """
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape (B, {self.z_dim}), got {tuple(z.shape)}")
+        if self.num_classes == 0:
+            y = None
+        elif y is None:
+            raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
+        h = self.fc(z).reshape(z.shape[0], self.bottom_channels, *([_BOTTOM] * self.spatial_dims))
+        for block in self.blocks:
+            h = block(h, y)
+        h = self.out_conv(F.relu(self.out_norm(h)))  # (B, C, *[full_size])
+        # contiguous(): a cropped view would surprise callers that .view() the images.
+        return center_crop(h.tanh(), self.size, self.spatial_dims).contiguous()
+
+
+class DBlock(nn.Module):
+    """Residual block with spectral norm: [ReLU] → conv3 → ReLU → conv3 → [pool], plus conv1([pool](x)).
+
+    The first block has no leading ReLU, since its input is the image (Miyato's "optimized" block);
+    the last block keeps the resolution (as in SNGAN's ImageNet discriminator).
+    """
+
+    def __init__(
+        self, spatial_dims: int, in_channels: int, out_channels: int, first: bool, down: bool = True
+    ) -> None:
+        super().__init__()
+        self.first = first
+        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, sn=True)
+        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, sn=True)
+        self.skip = conv(spatial_dims, in_channels, out_channels, 1, sn=True)
+        self.pool: nn.Module = avg_pool(spatial_dims) if down else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x if self.first else F.relu(x)
+        h = self.pool(self.conv2(F.relu(self.conv1(h))))
+        # Average pooling commutes with a 1×1 conv; pooling first is cheaper.
+        return h + self.skip(self.pool(x))
+
+
+class Discriminator(nn.Module):
+    """Projection discriminator (Miyato & Koyama 2018) with spectral norm on every weight.
+
+    ``logit = linear(h) + <embed(y), h>`` where ``h`` is the ReLU'd, spatially summed feature of a
+    stack of residual down-blocks (to ``4^d``) and one residual block at ``4^d``. Inputs whose size is not a power of two are zero-padded, centred,
+    to the next power of two.
+
+    Args:
+        in_channels: image channels.
+        num_classes: number of classes; 0 drops the projection term (``y`` ignored).
+        size: input edge length (>= 8).
+        spatial_dims: 2 for images, 3 for volumes.
+        base_channels: channels of the first (full-resolution) block; doubles per halving of
+            resolution, mirroring the generator.
+        max_channels: cap on the channel count.
+
+    Example:
+        >>> D = Discriminator(num_classes=2, size=28)
+        >>> D(torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 0, 1])).shape
+        torch.Size([4])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        size: int = 28,
+        spatial_dims: int = 2,
+        base_channels: int = 32,
+        max_channels: int = 256,
+    ) -> None:
+        super().__init__()
+        _check_common(size, num_classes, base_channels, max_channels)
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.size = size
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        self.full_size = next_pow2(size)
+
+        blocks: list[nn.Module] = []
+        c_in, res = in_channels, self.full_size
+        while res > _BOTTOM:
+            # The block that works at resolution `res` has the generator's width there.
+            c_out = _width(res, self.full_size, base_channels, max_channels)
+            blocks.append(DBlock(spatial_dims, c_in, c_out, first=not blocks))
+            c_in, res = c_out, res // 2
+        # One more block at the bottom resolution, at the generator's widest width.
+        c_out = _width(_BOTTOM, self.full_size, base_channels, max_channels)
+        blocks.append(DBlock(spatial_dims, c_in, c_out, first=False, down=False))
+        c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.feature_channels = c_in
+        self.fc = spectral(nn.Linear(c_in, 1))
+        self.embed: nn.Module | None = spectral(nn.Embedding(num_classes, c_in)) if num_classes > 0 else None
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Score images.
+
+        Args:
+            x: ``(B, in_channels, *[size] * spatial_dims)``.
+            y: ``(B,)`` int64 class indices; required when ``num_classes > 0``, ignored otherwise.
+
+        Returns:
+            ``(B,)`` logits (higher = more real).
+        """
+        expected = (self.in_channels, *([self.size] * self.spatial_dims))
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        h = self.blocks(pad_to(x, self.full_size, spatial_dims=self.spatial_dims))  # (B, C, *[4])
+        h = F.relu(h).sum(dim=tuple(range(2, h.ndim)))  # (B, C)
+        out = self.fc(h).squeeze(1)  # (B,)
+        if self.embed is None:
+            return out
+        if y is None:
+            raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
+        return out + (self.embed(y) * h).sum(dim=1)

@@ -1,0 +1,229 @@
+"""Small layer helpers keyed by ``spatial_dims``, so one network class serves 2D and 3D.
+
+Convolutions and batch norms come from MONAI's layer factories. Resampling is written with
+``reshape`` / ``expand`` rather than ``AvgPool3d`` / ``interpolate``: the CUDA backward of
+``AvgPool3d`` has no deterministic implementation, and the training loop promises bitwise-exact
+resume, so pooling and upsampling here are plain tensor ops with deterministic gradients on
+every device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv, Norm
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+__all__ = [
+    "AvgPool2x",
+    "ConditionalBatchNorm",
+    "Upsample2x",
+    "avg_pool",
+    "batch_norm",
+    "center_crop",
+    "check_spatial_dims",
+    "conv",
+    "next_pow2",
+    "pad_to",
+    "spectral",
+    "upsample",
+]
+
+
+def check_spatial_dims(spatial_dims: int) -> int:
+    """Return ``spatial_dims`` if it is 2 or 3, else raise ``ValueError``."""
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    return spatial_dims
+
+
+def next_pow2(n: int) -> int:
+    """The smallest power of two that is ``>= n`` (``n >= 1``).
+
+    Example:
+        >>> next_pow2(28), next_pow2(32), next_pow2(33)
+        (32, 32, 64)
+    """
+    if n < 1:
+        raise ValueError(f"next_pow2 needs n >= 1, got {n}")
+    return 1 << (n - 1).bit_length()
+
+
+def spectral(module: nn.Module) -> nn.Module:
+    """Wrap ``module.weight`` in spectral normalisation (one power iteration per forward).
+
+    Uses ``torch.nn.utils.parametrizations.spectral_norm``: the power-iteration vectors ``_u`` and
+    ``_v`` are buffers, so they are part of ``state_dict`` and an exact resume restores them. In
+    ``eval()`` mode no power iteration runs and the stored vectors are used as they are.
+    """
+    return spectral_norm(module)
+
+
+def conv(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    *,
+    bias: bool = True,
+    sn: bool = False,
+) -> nn.Module:
+    """A stride-1 ``Conv{2,3}d`` with "same" padding (odd ``kernel_size``), optionally spectral-normed.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels, out_channels: channel counts.
+        kernel_size: odd kernel size; padding is ``kernel_size // 2`` so the spatial size is kept.
+        bias: whether the convolution has a bias.
+        sn: wrap the weight in spectral normalisation (see :func:`spectral`).
+    """
+    conv_type = Conv[Conv.CONV, check_spatial_dims(spatial_dims)]
+    layer = conv_type(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+    return spectral(layer) if sn else layer
+
+
+def batch_norm(spatial_dims: int, num_features: int, *, affine: bool = True) -> nn.Module:
+    """``BatchNorm{2,3}d`` from MONAI's norm factory."""
+    return Norm[Norm.BATCH, check_spatial_dims(spatial_dims)](num_features, affine=affine)
+
+
+class Upsample2x(nn.Module):
+    """Nearest-neighbour ×2 upsampling of every spatial dim: ``(B, C, *s) -> (B, C, *2s)``.
+
+    Written as ``expand`` + ``reshape``, whose gradient is a plain sum (deterministic on CUDA).
+    """
+
+    def __init__(self, spatial_dims: int) -> None:
+        super().__init__()
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, *spatial = x.shape
+        # Insert a size-2 axis after every spatial axis, then merge each pair.
+        view_shape = [b, c]
+        expand_shape = [b, c]
+        for s in spatial:
+            view_shape += [s, 1]
+            expand_shape += [s, 2]
+        out = x.reshape(view_shape).expand(expand_shape)
+        return out.reshape(b, c, *(2 * s for s in spatial))
+
+
+class AvgPool2x(nn.Module):
+    """2×…×2 average pooling with stride 2: ``(B, C, *s) -> (B, C, *s/2)`` (sizes must be even).
+
+    Written as ``reshape`` + ``mean`` because ``AvgPool3d``'s CUDA backward is nondeterministic.
+    """
+
+    def __init__(self, spatial_dims: int) -> None:
+        super().__init__()
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, *spatial = x.shape
+        view_shape = [b, c]
+        for s in spatial:
+            view_shape += [s // 2, 2]
+        # The pairs sit at axes 3, 5, (7).
+        return x.reshape(view_shape).mean(dim=tuple(range(3, 3 + 2 * len(spatial), 2)))
+
+
+def upsample(spatial_dims: int) -> nn.Module:
+    """Nearest-neighbour ×2 upsampling module for 2D or 3D (see :class:`Upsample2x`)."""
+    return Upsample2x(spatial_dims)
+
+
+def avg_pool(spatial_dims: int) -> nn.Module:
+    """×2 average-pooling module for 2D or 3D (see :class:`AvgPool2x`)."""
+    return AvgPool2x(spatial_dims)
+
+
+def center_crop(x: Tensor, size: int, spatial_dims: int | None = None) -> Tensor:
+    """Crop the trailing ``spatial_dims`` axes of ``x`` to ``size`` around the centre.
+
+    The offset is ``(n - size) // 2``, the same split as :func:`pad_to`, so
+    ``center_crop(pad_to(x, n), s) == x`` exactly.
+
+    Args:
+        x: ``(B, C, *spatial)``.
+        size: target edge length, ``<=`` every spatial size.
+        spatial_dims: how many trailing axes to crop; default ``x.ndim - 2``.
+    """
+    dims = x.ndim - 2 if spatial_dims is None else spatial_dims
+    out = x
+    for axis in range(x.ndim - dims, x.ndim):
+        n = x.shape[axis]
+        if size > n:
+            raise ValueError(f"cannot centre-crop axis {axis} of size {n} to {size}")
+        out = out.narrow(axis, (n - size) // 2, size)
+    return out
+
+
+def pad_to(x: Tensor, size: int, value: float = 0.0, spatial_dims: int | None = None) -> Tensor:
+    """Pad the trailing ``spatial_dims`` axes of ``x`` with ``value`` to ``size``, centred.
+
+    The left pad is ``(size - n) // 2`` and the rest goes right (the inverse of :func:`center_crop`).
+
+    Args:
+        x: ``(B, C, *spatial)``.
+        size: target edge length, ``>=`` every spatial size.
+        value: constant fill value.
+        spatial_dims: how many trailing axes to pad; default ``x.ndim - 2``.
+    """
+    dims = x.ndim - 2 if spatial_dims is None else spatial_dims
+    pads: list[int] = []
+    # F.pad takes (left, right) pairs starting from the last axis.
+    for axis in reversed(range(x.ndim - dims, x.ndim)):
+        n = x.shape[axis]
+        if size < n:
+            raise ValueError(f"cannot pad axis {axis} of size {n} to {size}")
+        left = (size - n) // 2
+        pads += [left, size - n - left]
+    if not any(pads):
+        return x
+    return F.pad(x, pads, mode="constant", value=value)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose gain and bias are looked up per class (categorical conditional BN).
+
+    ``num_classes == 0`` gives an ordinary affine batch norm and ``y`` is ignored. The class gains
+    start at ``1 + N(0, 0.02)`` and biases at ``N(0, 0.02)`` (the DCGAN batch-norm init), so the
+    classes differ slightly from the first step.
+
+    Args:
+        spatial_dims: 2 or 3.
+        num_features: channels ``C`` of the input.
+        num_classes: number of classes; 0 for unconditional.
+
+    Example:
+        >>> cbn = ConditionalBatchNorm(2, 16, num_classes=3)
+        >>> cbn(torch.randn(4, 16, 8, 8), torch.tensor([0, 1, 2, 0])).shape
+        torch.Size([4, 16, 8, 8])
+    """
+
+    def __init__(self, spatial_dims: int, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        self.num_features = num_features
+        self.num_classes = num_classes
+        self.bn = batch_norm(spatial_dims, num_features, affine=num_classes == 0)
+        self.embed: nn.Embedding | None = None
+        if num_classes > 0:
+            self.embed = nn.Embedding(num_classes, 2 * num_features)  # (K, [gain | bias])
+            with torch.no_grad():
+                nn.init.normal_(self.embed.weight, 0.0, 0.02)
+                self.embed.weight[:, :num_features] += 1.0
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = self.bn(x)
+        if self.embed is None:
+            return h
+        if y is None:
+            raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
+        gain, bias = self.embed(y).chunk(2, dim=1)  # (B, C) each
+        shape = (x.shape[0], self.num_features) + (1,) * self.spatial_dims
+        return h * gain.reshape(shape) + bias.reshape(shape)

@@ -1,0 +1,252 @@
+"""Class-conditional G / D and the layer helpers: shapes, ranges, conditioning, spectral norm, resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from medgan.networks import (
+    NETWORK_FAMILIES,
+    Discriminator,
+    Generator,
+    build_discriminator,
+    build_generator,
+)
+from medgan.networks.layers import (
+    AvgPool2x,
+    ConditionalBatchNorm,
+    Upsample2x,
+    center_crop,
+    next_pow2,
+    pad_to,
+)
+
+TINY = {"base_channels": 4, "max_channels": 16}
+TINY_3D = {"base_channels": 2, "max_channels": 8}  # keeps 64³ fast on a CPU
+
+
+def _labels(num_classes: int, batch: int) -> torch.Tensor | None:
+    return torch.arange(batch) % num_classes if num_classes > 0 else None
+
+
+# Shapes and ranges.
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("num_classes", [0, 2, 7])
+def test_generator_and_discriminator_shapes(
+    spatial_dims: int, size: int, channels: int, num_classes: int
+) -> None:
+    width = TINY if spatial_dims == 2 else TINY_3D
+    G = Generator(
+        z_dim=16,
+        num_classes=num_classes,
+        out_channels=channels,
+        size=size,
+        spatial_dims=spatial_dims,
+        **width,
+    )
+    D = Discriminator(
+        in_channels=channels, num_classes=num_classes, size=size, spatial_dims=spatial_dims, **width
+    )
+    y = _labels(num_classes, 2)
+    x = G(torch.randn(2, 16), y)
+    assert x.shape == (2, channels, *([size] * spatial_dims))
+    assert x.min() >= -1.0 and x.max() <= 1.0
+    logits = D(x, y)
+    assert logits.shape == (2,)
+    assert torch.isfinite(logits).all()
+
+
+def test_generator_output_is_tanh_bounded_even_for_huge_latents() -> None:
+    G = Generator(z_dim=8, size=28, **TINY)
+    x = G(1e4 * torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))
+    assert x.abs().max() <= 1.0
+
+
+def test_default_networks_are_cpu_sized() -> None:
+    def n_params(m: nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    assert 0.5e6 < n_params(Generator()) < 3e6
+    assert 0.5e6 < n_params(Discriminator()) < 3e6
+
+
+def test_base_channels_scales_width() -> None:
+    small = sum(p.numel() for p in Generator(base_channels=8, max_channels=1024).parameters())
+    large = sum(p.numel() for p in Generator(base_channels=16, max_channels=1024).parameters())
+    assert large > 2 * small  # conv weights grow with width squared, the input layer linearly
+
+
+# Conditioning.
+
+
+def test_generator_output_depends_on_class_for_fixed_z() -> None:
+    G = Generator(z_dim=16, num_classes=3, size=28, **TINY).eval()
+    z = torch.randn(1, 16).repeat(3, 1)
+    x = G(z, torch.tensor([0, 1, 2]))
+    assert not torch.allclose(x[0], x[1])
+    assert not torch.allclose(x[1], x[2])
+    # Same z and class → same image.
+    again = G(z[:1], torch.tensor([1]))
+    torch.testing.assert_close(again[0], x[1])
+
+
+def test_class_gradients_reach_only_the_used_class_embeddings() -> None:
+    G = Generator(z_dim=16, num_classes=4, size=28, **TINY)
+    G(torch.randn(4, 16), torch.tensor([0, 2, 0, 2])).square().mean().backward()
+    grad = G.blocks[0].norm1.embed.weight.grad
+    assert grad[[0, 2]].abs().sum() > 0
+    assert grad[[1, 3]].abs().sum() == 0
+
+
+def test_discriminator_projection_depends_on_class() -> None:
+    D = Discriminator(num_classes=3, size=28, **TINY).eval()
+    x = torch.randn(1, 1, 28, 28).repeat(3, 1, 1, 1)
+    logits = D(x, torch.tensor([0, 1, 2]))
+    assert len(set(logits.tolist())) == 3
+
+
+def test_unconditional_networks_accept_and_ignore_labels() -> None:
+    G = Generator(z_dim=16, num_classes=0, size=32, **TINY).eval()
+    D = Discriminator(num_classes=0, size=32, **TINY).eval()
+    z = torch.randn(2, 16)
+    x = G(z, None)
+    torch.testing.assert_close(G(z, torch.tensor([5, 9])), x)
+    torch.testing.assert_close(D(x, torch.tensor([5, 9])), D(x, None))
+    assert D.embed is None
+
+
+def test_conditional_networks_require_labels() -> None:
+    G = Generator(z_dim=16, num_classes=2, size=28, **TINY)
+    D = Discriminator(num_classes=2, size=28, **TINY)
+    with pytest.raises(ValueError, match="labels y are required"):
+        G(torch.randn(2, 16), None)
+    with pytest.raises(ValueError, match="labels y are required"):
+        D(torch.randn(2, 1, 28, 28), None)
+
+
+def test_bad_shapes_and_options_raise() -> None:
+    with pytest.raises(ValueError, match="z must have shape"):
+        Generator(z_dim=16, size=28, **TINY)(torch.randn(2, 8), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="x must have shape"):
+        Discriminator(size=28, **TINY)(torch.randn(2, 1, 32, 32), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="spatial_dims"):
+        Generator(spatial_dims=1)
+    with pytest.raises(ValueError, match="size"):
+        Discriminator(size=4)
+
+
+# Spectral norm.
+
+
+def test_every_discriminator_weight_is_spectrally_normalised() -> None:
+    D = Discriminator(num_classes=2, size=28, **TINY)
+    weighted = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
+    assert weighted and all(parametrize.is_parametrized(m, "weight") for m in weighted)
+
+
+def test_spectral_norm_bounds_the_largest_singular_value() -> None:
+    D = Discriminator(num_classes=2, size=28, **TINY)
+    modules = (D.blocks[1].conv2, D.blocks[0].conv1, D.fc)
+    with torch.no_grad():
+        D.blocks[1].conv2.parametrizations.weight.original.mul_(50.0)  # a large raw weight
+        D(torch.randn(2, 1, 28, 28), torch.tensor([0, 1]))  # a training-mode forward iterates once
+        for _ in range(30):  # so does every training-mode access of a weight
+            for module in modules:
+                _ = module.weight
+    D.eval()
+    raw = D.blocks[1].conv2.parametrizations.weight.original.detach().flatten(1)
+    assert torch.linalg.matrix_norm(raw, ord=2) > 5.0
+    for module in modules:
+        sigma = torch.linalg.matrix_norm(module.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+def test_discriminator_state_dict_resumes_exactly() -> None:
+    D = Discriminator(num_classes=2, size=28, **TINY)
+    x, y = torch.randn(2, 1, 28, 28), torch.tensor([0, 1])
+    D(x, y)  # move the power-iteration vectors away from their initial values
+    state = {k: v.clone() for k, v in D.state_dict().items()}
+    assert any(k.endswith("_u") for k in state) and any(k.endswith("_v") for k in state)
+
+    torch.manual_seed(123)  # a fresh model starts from different u, v
+    resumed = Discriminator(num_classes=2, size=28, **TINY)
+    resumed.load_state_dict(state)
+    for _ in range(3):  # training-mode forwards keep updating u, v identically
+        assert torch.equal(D(x, y), resumed(x, y))
+
+
+def test_generator_batchnorm_stats_round_trip() -> None:
+    G = Generator(z_dim=16, num_classes=2, size=28, **TINY)
+    G(torch.randn(4, 16), torch.tensor([0, 1, 0, 1]))
+    resumed = Generator(z_dim=16, num_classes=2, size=28, **TINY)
+    resumed.load_state_dict(G.state_dict())
+    z, y = torch.randn(3, 16), torch.tensor([1, 0, 1])
+    assert torch.equal(G.eval()(z, y), resumed.eval()(z, y))
+
+
+# Family builders.
+
+
+def test_build_cgan_family() -> None:
+    G = build_generator("cgan", z_dim=16, size=28, **TINY)
+    D = build_discriminator("cgan", size=28, **TINY)
+    assert isinstance(G, Generator) and isinstance(D, Discriminator)
+
+
+def test_progressive_family_is_built_by_name() -> None:
+    pytest.importorskip("medgan.networks.progressive")
+    assert type(build_generator("progressive", size=28)).__name__ == "ProgressiveGenerator"
+    assert type(build_discriminator("progressive", size=28)).__name__ == "ProgressiveDiscriminator"
+
+
+def test_unknown_family_lists_allowed_names() -> None:
+    assert NETWORK_FAMILIES == ("cgan", "progressive")
+    with pytest.raises(ValueError, match="allowed: cgan, progressive"):
+        build_generator("stylegan", size=28)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="allowed: cgan, progressive"):
+        build_discriminator("stylegan", size=28)  # type: ignore[arg-type]
+
+
+# Layer helpers.
+
+
+def test_next_pow2() -> None:
+    assert [next_pow2(n) for n in (1, 2, 3, 8, 28, 32, 33, 64)] == [1, 2, 4, 8, 32, 32, 64, 64]
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_pad_then_crop_is_identity(spatial_dims: int) -> None:
+    x = torch.randn(2, 3, *([7] * spatial_dims))
+    padded = pad_to(x, 12, value=-1.0)
+    assert padded.shape == (2, 3, *([12] * spatial_dims))
+    assert padded[(0, 0, *([0] * spatial_dims))] == -1.0
+    assert torch.equal(center_crop(padded, 7), x)
+    assert pad_to(x, 7) is x
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_resampling_matches_torch_reference(spatial_dims: int) -> None:
+    x = torch.randn(2, 3, *([4] * spatial_dims))
+    mode = "nearest"
+    torch.testing.assert_close(Upsample2x(spatial_dims)(x), F.interpolate(x, scale_factor=2, mode=mode))
+    pool = F.avg_pool2d if spatial_dims == 2 else F.avg_pool3d
+    torch.testing.assert_close(AvgPool2x(spatial_dims)(x), pool(x, 2))
+
+
+def test_conditional_batchnorm_uses_per_class_gain_and_bias() -> None:
+    cbn = ConditionalBatchNorm(2, 4, num_classes=2)
+    with torch.no_grad():
+        cbn.embed.weight.copy_(torch.tensor([[1.0] * 4 + [0.0] * 4, [2.0] * 4 + [3.0] * 4]))
+    x = torch.randn(6, 4, 5, 5)
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    normalised = F.batch_norm(x, None, None, training=True)
+    out = cbn(x, y)
+    torch.testing.assert_close(out[0::2], normalised[0::2])
+    torch.testing.assert_close(out[1::2], 2.0 * normalised[1::2] + 3.0)

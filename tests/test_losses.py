@@ -1,0 +1,227 @@
+"""GAN objectives: values, signs and gradients of each kind, WGAN-GP, lazy R1, the stats contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medgan.augment import DiffAugment
+from medgan.losses import (
+    LOSS_NAMES,
+    GANLoss,
+    d_hinge,
+    d_loss,
+    d_nonsaturating,
+    g_loss,
+    g_nonsaturating,
+    gradient_penalty,
+)
+from medgan.networks import Discriminator
+
+
+class LinearD(nn.Module):
+    """D(x) = <w, x> + b: its input gradient is w everywhere."""
+
+    def __init__(self, shape: tuple[int, ...], norm: float) -> None:
+        super().__init__()
+        w = torch.randn(shape)
+        self.w = nn.Parameter(w / w.norm() * norm)
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return (x * self.w).flatten(1).sum(1) + self.b
+
+
+class QuadraticD(nn.Module):
+    """D(x) = a * sum(x²): its input gradient is 2 a x."""
+
+    def __init__(self, a: float) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a))
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.a * x.square().flatten(1).sum(1)
+
+
+# Pure functions of logits.
+
+
+def test_hinge_d_loss_is_zero_beyond_the_margins() -> None:
+    assert d_hinge(torch.tensor([1.0, 3.0]), torch.tensor([-1.0, -2.0])) == 0.0
+    assert d_hinge(torch.tensor([0.5, 3.0]), torch.tensor([-1.0, -2.0])) == pytest.approx(0.25)
+    assert d_hinge(torch.tensor([1.0, 3.0]), torch.tensor([0.0, -2.0])) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("kind", LOSS_NAMES)
+def test_d_loss_falls_as_real_logits_rise_and_fake_logits_fall(kind: str) -> None:
+    real = torch.tensor([-0.5, 0.2, 0.7], requires_grad=True)
+    fake = torch.tensor([-0.3, 0.1, 0.4], requires_grad=True)
+    loss = d_loss(kind, real, fake)  # type: ignore[arg-type]
+    assert d_loss(kind, real + 0.1, fake) < loss  # type: ignore[arg-type]
+    assert d_loss(kind, real, fake - 0.1) < loss  # type: ignore[arg-type]
+    loss.backward()
+    assert (real.grad < 0).all() and (fake.grad > 0).all()
+
+
+@pytest.mark.parametrize("kind", LOSS_NAMES)
+def test_g_loss_gradient_pushes_fake_logits_up(kind: str) -> None:
+    fake = torch.tensor([-2.0, 0.0, 2.0], requires_grad=True)
+    g_loss(kind, fake).backward()  # type: ignore[arg-type]
+    assert (fake.grad < 0).all()
+
+
+def test_nonsaturating_matches_binary_cross_entropy() -> None:
+    real, fake = torch.randn(5), torch.randn(5)
+    bce = F.binary_cross_entropy_with_logits
+    expected = bce(real, torch.ones(5)) + bce(fake, torch.zeros(5))
+    torch.testing.assert_close(d_nonsaturating(real, fake), expected)
+    torch.testing.assert_close(g_nonsaturating(fake), bce(fake, torch.ones(5)))
+    torch.testing.assert_close(g_nonsaturating(fake), F.softplus(-fake).mean())
+
+
+def test_wasserstein_and_hinge_g_losses_are_negative_mean_logit() -> None:
+    real, fake = torch.randn(5), torch.randn(5)
+    torch.testing.assert_close(d_loss("wgan-gp", real, fake), fake.mean() - real.mean())
+    torch.testing.assert_close(g_loss("wgan-gp", fake), -fake.mean())
+    torch.testing.assert_close(g_loss("hinge", fake), -fake.mean())
+
+
+def test_unknown_loss_name_lists_allowed_names() -> None:
+    for call in (lambda: GANLoss("lsgan"), lambda: d_loss("lsgan", torch.zeros(1), torch.zeros(1))):  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"'lsgan'.*allowed: hinge, nonsaturating, wgan-gp"):
+            call()
+
+
+def test_bad_regulariser_settings_raise() -> None:
+    with pytest.raises(ValueError, match="r1_every"):
+        GANLoss("hinge", r1_every=0)
+    with pytest.raises(ValueError, match="r1_gamma"):
+        GANLoss("hinge", r1_gamma=-1.0)
+
+
+# WGAN-GP.
+
+
+def test_gradient_penalty_vanishes_for_unit_norm_linear_d() -> None:
+    real, fake = torch.randn(4, 1, 6, 6), torch.randn(4, 1, 6, 6)
+    assert gradient_penalty(LinearD((1, 6, 6), 1.0), real, fake, None).item() == pytest.approx(0.0, abs=1e-6)
+    assert gradient_penalty(LinearD((1, 6, 6), 3.0), real, fake, None).item() == pytest.approx(4.0, rel=1e-4)
+
+
+def test_wgan_gp_discriminator_loss_adds_weighted_penalty_and_trains_d_only() -> None:
+    D = LinearD((1, 6, 6), 3.0)
+    real = torch.randn(4, 1, 6, 6)
+    fake = torch.randn(4, 1, 6, 6, requires_grad=True)
+    loss, stats = GANLoss("wgan-gp", gp_weight=10.0).discriminator_loss(
+        D, real, fake, None, step=1, augment=None
+    )
+    assert stats["gp"].item() == pytest.approx(4.0, rel=1e-4)
+    torch.testing.assert_close(loss, stats["d_adv"] + 10.0 * stats["gp"])
+    loss.backward()
+    assert D.w.grad is not None and D.w.grad.abs().sum() > 0
+    assert fake.grad is None  # fake was detached by the loss
+
+
+# Lazy R1.
+
+
+def test_lazy_r1_runs_only_on_its_steps_and_matches_manual_value() -> None:
+    loss_fn = GANLoss("nonsaturating", r1_gamma=2.0, r1_every=4)
+    D = QuadraticD(0.5)
+    real, fake = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    for step in range(9):
+        loss, stats = loss_fn.discriminator_loss(D, real, fake, None, step=step, augment=None)
+        if step % 4 == 0:
+            # ∇_x D = 2 a x = x, so mean ||∇||² = mean ||x||².
+            manual_r1 = real.square().flatten(1).sum(1).mean()
+            torch.testing.assert_close(stats["r1"], manual_r1)
+            torch.testing.assert_close(loss, stats["d_adv"] + 2.0 / 2 * manual_r1 * 4)
+        else:
+            assert "r1" not in stats
+            torch.testing.assert_close(loss, stats["d_adv"])
+
+
+def test_r1_gradient_reaches_discriminator_parameters() -> None:
+    real, fake = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    grads = []
+    for gamma in (0.0, 1.0):
+        D = QuadraticD(0.5)
+        loss, _ = GANLoss("hinge", r1_gamma=gamma, r1_every=1).discriminator_loss(
+            D, real, fake, None, 0, None
+        )
+        loss.backward()
+        grads.append(D.a.grad.clone())
+    # d/da of gamma/2 * mean ||2 a x||² = gamma * 4 a * mean ||x||².
+    expected_extra = 4 * 0.5 * real.square().flatten(1).sum(1).mean()
+    torch.testing.assert_close(grads[1] - grads[0], expected_extra)
+
+
+def test_r1_through_augmentation_and_spectral_norm_discriminator() -> None:
+    D = Discriminator(num_classes=2, size=8, base_channels=4, max_channels=8)
+    aug = DiffAugment("translation,cutout,color", p=0.5)
+    real, fake = torch.rand(2, 1, 8, 8) * 2 - 1, torch.rand(2, 1, 8, 8) * 2 - 1
+    y = torch.tensor([0, 1])
+    loss, stats = GANLoss("hinge", r1_gamma=1.0, r1_every=1).discriminator_loss(D, real, fake, y, 0, aug)
+    loss.backward()
+    assert stats["r1"] > 0
+    assert all(p.grad is not None for p in D.parameters())
+
+
+# The stats contract and the augmentation hook.
+
+
+@pytest.mark.parametrize("kind", LOSS_NAMES)
+def test_discriminator_stats_are_detached_scalars(kind: str) -> None:
+    D = LinearD((1, 4, 4), 1.0)
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    loss_fn = GANLoss(kind, r1_gamma=1.0, r1_every=1)  # type: ignore[arg-type]
+    loss, stats = loss_fn.discriminator_loss(D, real, fake, None, step=0, augment=None)
+    expected = {"d_loss", "d_adv", "d_real", "d_fake", "d_real_sign", "r1"} | (
+        {"gp"} if kind == "wgan-gp" else set()
+    )
+    assert set(stats) == expected
+    for value in stats.values():
+        assert value.ndim == 0 and not value.requires_grad
+    torch.testing.assert_close(stats["d_loss"], loss.detach())
+    real_logits = D(real)
+    torch.testing.assert_close(stats["d_real"], real_logits.mean().detach())
+    torch.testing.assert_close(stats["d_real_sign"], real_logits.sign().mean().detach())
+
+
+def test_augment_is_applied_to_real_and_fake_before_d() -> None:
+    seen: list[Tensor] = []
+
+    def record(x: Tensor, y: Tensor | None) -> Tensor:
+        seen.append(x)
+        return x.flatten(1).sum(1)
+
+    real, fake = torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    loss_fn = GANLoss("hinge")
+    loss_fn.discriminator_loss(record, real, fake, None, step=1, augment=lambda x: x + 1.0)
+    loss_fn.generator_loss(record, fake, None, augment=lambda x: x + 1.0)
+    assert len(seen) == 3 and all(torch.equal(x, torch.ones(2, 1, 4, 4)) for x in seen)
+
+
+def test_generator_loss_sends_gradient_to_the_fakes() -> None:
+    D = LinearD((1, 4, 4), 1.0)
+    fake = torch.randn(4, 1, 4, 4, requires_grad=True)
+    loss, stats = GANLoss("nonsaturating").generator_loss(D, fake, None, augment=None)
+    assert set(stats) == {"g_loss", "g_fake"} and not stats["g_loss"].requires_grad
+    loss.backward()
+    # Descending the G loss moves the fakes along +w, i.e. raises their logits.
+    step = -fake.grad
+    assert (D(fake + 0.1 * step) > D(fake)).all()
+
+
+def test_discriminator_loss_is_reproducible_under_a_seed() -> None:
+    D = LinearD((1, 4, 4), 2.0)
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    loss_fn = GANLoss("wgan-gp")
+    aug = DiffAugment(p=0.7)
+    torch.manual_seed(5)
+    first, _ = loss_fn.discriminator_loss(D, real, fake, None, 0, aug)
+    torch.manual_seed(5)
+    second, _ = loss_fn.discriminator_loss(D, real, fake, None, 0, aug)
+    assert torch.equal(first, second)
