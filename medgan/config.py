@@ -87,6 +87,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise MedganError(f"config key '{key}': expected a mapping, got {value!r}")
         kt, vt = get_args(tp) or (Any, Any)
+        if kt is int:  # --set section.64=32 gives the key as the string "64"
+            value = {int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k: v for k, v in value.items()}
         return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):

@@ -1,9 +1,60 @@
-"""`medgan train`: placeholder until its issue lands."""
+"""`medgan train`: train a class-conditional or progressive GAN from a YAML config."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from medgan.errors import MedganError
+
+
+def train(
+    config: Path | None = typer.Argument(None, help="YAML config (configs/train/*.yaml); optional with --resume."),
+    data: str | None = typer.Option(None, "--data", help="Dataset: registry name, npz or prepared folder."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default: the config's 'out')."),
+    steps: int | None = typer.Option(None, "--steps", help="Total steps to train to."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue a run folder (or checkpoint) exactly."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Override a config key: --set lr_g=1e-4 (repeatable)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty run folder."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Train a GAN; write samples, metrics, curves and checkpoints into the run folder.
+
+    Example: medgan train configs/train/cgan_breastmnist.yaml --out runs/breast --set lr_g=1e-4
+    """
+    from medgan.config import load_config, parse_overrides
+    from medgan.training.config import TrainConfig
+    from medgan.training.loop import TrainingInterrupted
+    from medgan.training.loop import train as run_training
+
+    if config is None:
+        if resume is None:
+            raise MedganError("give a CONFIG, or --resume RUN_DIR to continue a run")
+        run_folder = resume if resume.is_dir() else resume.parent.parent
+        config = run_folder / "config.yaml"
+        if not config.is_file():
+            raise MedganError("no config.yaml in the run folder; pass the CONFIG explicitly", run_folder)
+    overrides = parse_overrides(set_ or [])
+    for key, value in (("data", data), ("steps", steps), ("device", device), ("threads", threads)):
+        if value is not None:
+            overrides[key] = value
+    if out is not None:
+        overrides["out"] = str(out)
+    elif resume is not None:
+        overrides["out"] = str(resume if resume.is_dir() else resume.parent.parent)
+    cfg = load_config(TrainConfig, config, overrides)
+    try:
+        result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    except TrainingInterrupted as exc:
+        typer.echo(f"interrupted: checkpoint written to {exc.checkpoint}", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"done: {result.step} steps in {result.seconds:.0f} s; run folder {result.run_dir}; "
+               f"checkpoint {result.checkpoint}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `train` command to `app`."""
+    """Add the ``train`` command to ``app``."""
+    app.command("train")(train)

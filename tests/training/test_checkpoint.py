@@ -41,7 +41,7 @@ def test_altered_file_is_refused(tmp_path):
 def test_missing_sidecar_and_missing_file_are_refused(tmp_path):
     path = save_checkpoint({"step": 1}, tmp_path / "a.pt")
     path.with_name("a.pt.sha256").unlink()
-    with pytest.raises(MedganError, match="no a.pt.sha256 sidecar"):
+    with pytest.raises(MedganError, match=r"no a\.pt\.sha256 sidecar"):
         load_checkpoint(path)
     with pytest.raises(MedganError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "nope.pt")

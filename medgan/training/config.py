@@ -1,0 +1,154 @@
+"""``TrainConfig``: the keys of ``configs/train/*.yaml``, checked on load.
+
+The defaults train a small class-conditional GAN at 28² on 2 CPU cores in minutes. The same
+fields scale the model on a GPU (``model.g_channels``, ``batch_size``, ``device: cuda``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from medgan.errors import MedganError
+from medgan.training.schedule import ProgressiveSchedule
+
+__all__ = ["AugmentConfig", "ModelConfig", "TrainConfig"]
+
+
+@dataclass
+class ModelConfig:
+    """Network family and sizes.
+
+    Args:
+        family: ``cgan`` (class-conditional GAN) or ``progressive`` (growing GAN).
+        conditional: use class labels (``False`` trains an unconditional model).
+        z_dim: latent size.
+        g_channels: generator width (channels at the highest resolution scale from it).
+        d_channels: discriminator width.
+        g_max_channels: cap on generator channels at low resolutions.
+        d_max_channels: cap on discriminator channels.
+    """
+
+    family: Literal["cgan", "progressive"] = "cgan"
+    conditional: bool = True
+    z_dim: int = 128
+    g_channels: int = 32
+    d_channels: int = 32
+    g_max_channels: int = 256
+    d_max_channels: int = 256
+
+
+@dataclass
+class AugmentConfig:
+    """Differentiable augmentation of real and fake images before D.
+
+    Args:
+        policy: ops from ``translation``, ``cutout``, ``color``; empty turns augmentation off.
+        p: the fixed probability, or the starting one when ``adaptive``.
+        adaptive: adjust p from the sign of D on reals (ADA).
+        target: the ADA target for E[sign(D(real))].
+        interval: steps between ADA adjustments.
+        speed_images: images over which p could move from 0 to 1.
+    """
+
+    policy: list[str] = field(default_factory=lambda: ["translation", "cutout", "color"])
+    p: float = 0.0
+    adaptive: bool = True
+    target: float = 0.6
+    interval: int = 4
+    speed_images: int = 50_000
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``medgan train`` needs. YAML keys are exactly these fields.
+
+    Args:
+        data: a registry name (``breastmnist``), an npz or a prepared folder.
+        data_size: MedMNIST size for a registry name (28, 64, ...); ``None`` = 28 or the name's suffix.
+        out: the run folder.
+        steps: optimisation steps (for ``progressive``, ``null`` means the schedule's total).
+        batch_size: images per step on each process (the progressive schedule may override it).
+        lr_g: generator learning rate.
+        lr_d: discriminator learning rate.
+        betas: Adam betas.
+        loss: ``hinge``, ``nonsaturating`` or ``wgan-gp``.
+        r1_gamma: R1 weight on real data (0 turns it off).
+        r1_every: lazy R1 interval in steps.
+        gp_weight: gradient-penalty weight for ``wgan-gp``.
+        ema_decay: EMA decay of G per step (G_ema is used for sampling).
+        seed: seeds every RNG.
+        deterministic: deterministic algorithms (bitwise repeatable; slower on GPU).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: CPU threads for torch (0 leaves torch's default).
+        amp: mixed precision on CUDA (``bf16``) or ``none``; ignored on CPU.
+        log_every: steps between ``metrics.jsonl`` lines.
+        sample_every: steps between sample grids.
+        checkpoint_every: steps between checkpoints (one is always written at the end).
+        keep_checkpoints: how many periodic checkpoints to keep.
+        fid_every: steps between FID evaluations in the domain feature space (0 = off).
+        fid_samples: synthetic samples per FID evaluation.
+        grid_columns: samples per class in the sample grid.
+        model: network family and sizes.
+        augment: differentiable augmentation.
+        progressive: the growing schedule (only for ``model.family: progressive``).
+    """
+
+    data: str = "breastmnist"
+    data_size: int | None = None
+    out: str = "runs/cgan"
+    steps: int | None = 2000
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
+    loss: Literal["hinge", "nonsaturating", "wgan-gp"] = "hinge"
+    r1_gamma: float = 0.0
+    r1_every: int = 16
+    gp_weight: float = 10.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    threads: int = 0
+    amp: Literal["none", "bf16"] = "bf16"
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    fid_every: int = 0
+    fid_samples: int = 500
+    grid_columns: int = 8
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    progressive: ProgressiveSchedule | None = None
+
+    def validate(self) -> None:
+        """Cross-field checks; raises :class:`MedganError` with the key at fault."""
+        if self.steps is not None and self.steps <= 0:
+            raise MedganError(f"config key 'steps' must be positive, got {self.steps}")
+        for key in ("batch_size", "log_every", "sample_every", "checkpoint_every", "r1_every", "keep_checkpoints"):
+            if getattr(self, key) <= 0:
+                raise MedganError(f"config key '{key}' must be positive, got {getattr(self, key)}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise MedganError(f"config key 'betas' must be two numbers in [0, 1), got {self.betas}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise MedganError(f"config key 'ema_decay' must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 < self.augment.target <= 1.0:
+            raise MedganError(f"config key 'augment.target' must be in (0, 1], got {self.augment.target}")
+        if not 0.0 <= self.augment.p < 1.0:
+            raise MedganError(f"config key 'augment.p' must be in [0, 1), got {self.augment.p}")
+        if self.augment.interval <= 0 or self.augment.speed_images <= 0:
+            raise MedganError("config keys 'augment.interval' and 'augment.speed_images' must be positive")
+        if self.model.z_dim <= 0 or min(self.model.g_channels, self.model.d_channels) <= 0:
+            raise MedganError("config keys 'model.z_dim', 'model.g_channels' and 'model.d_channels' must be positive")
+        allowed = {"translation", "cutout", "color"}
+        bad = [p for p in self.augment.policy if p not in allowed]
+        if bad:
+            raise MedganError(f"config key 'augment.policy': unknown op '{bad[0]}' (allowed: {', '.join(sorted(allowed))})")
+        if self.model.family == "progressive" and self.progressive is None:
+            raise MedganError("config: model.family 'progressive' needs a 'progressive' schedule section")
+        if self.model.family == "cgan" and self.progressive is not None:
+            raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
+        if self.model.family == "cgan" and self.steps is None:
+            raise MedganError("config key 'steps' must be set for model.family 'cgan'")

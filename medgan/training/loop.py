@@ -1,0 +1,469 @@
+"""The one explicit training loop, shared by both model families.
+
+Read :func:`train` top to bottom: set-up, data, networks, optimisers, resume, then the loop with
+its D phase, G phase, EMA, augmentation control, and the logging / sampling / checkpoint
+intervals. Helpers that are not part of the step live outside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medgan import __version__
+from medgan.config import config_to_dict, save_config
+from medgan.data.dataset import PreparedDataset, load_dataset
+from medgan.errors import MedganError
+from medgan.training import distributed as dist_utils
+from medgan.training.checkpoint import (
+    get_rng_state,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    set_rng_state,
+)
+from medgan.training.config import TrainConfig
+from medgan.training.schedule import Phase, phase_at, total_steps
+from medgan.training.snapshots import (
+    append_jsonl,
+    make_grid,
+    plot_loss_curves,
+    read_jsonl,
+    save_grid,
+    to_uint8,
+)
+
+__all__ = ["TrainingInterrupted", "build_networks", "train"]
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C once a checkpoint has been written; the CLI exits 130."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(f"interrupted; checkpoint written to {checkpoint}")
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns: where the run lives and how far it got."""
+
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    seconds: float
+
+
+def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
+    """Constructor arguments of G and D, stored in the checkpoint so sampling can rebuild G."""
+    info = ds.info
+    num_classes = info.num_classes if cfg.model.conditional else 0
+    size = int(info.size[0])
+    if any(int(s) != size for s in info.size):
+        raise MedganError(f"medgan's GANs need square images or cubic volumes; this dataset is {info.size}")
+    m = cfg.model
+    if m.family == "cgan":
+        g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
+                 spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels)
+        d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
+                 spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels)
+    else:
+        assert cfg.progressive is not None
+        sched = cfg.progressive
+        canvas = 1 << (size - 1).bit_length()
+        if sched.target_resolution != canvas:
+            raise MedganError(
+                f"progressive.target_resolution is {sched.target_resolution}, but the data is {size} "
+                f"(canvas {canvas}); set progressive.target_resolution: {canvas}"
+            )
+        g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
+                 spatial_dims=info.spatial_dims, start_resolution=sched.start_resolution,
+                 fmap_base=m.g_channels * canvas, fmap_max=m.g_max_channels)
+        d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
+                 spatial_dims=info.spatial_dims, start_resolution=sched.start_resolution,
+                 fmap_base=m.d_channels * canvas, fmap_max=m.d_max_channels)
+    return {"family": m.family, "generator": g, "discriminator": d}
+
+
+def build_networks(spec: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    """G and D from a :func:`model_spec` dict."""
+    from medgan.networks import build_discriminator, build_generator
+
+    return build_generator(spec["family"], **spec["generator"]), build_discriminator(spec["family"], **spec["discriminator"])
+
+
+class EpochSampler:
+    """Maps global image positions to dataset indices: one seeded permutation per epoch.
+
+    The batch of a step covers global positions ``[images_seen, images_seen + world * B)``; rank r
+    takes its contiguous slice. The indices are a pure function of (seed, position), so resume and
+    DDP see exactly the data order of a single process at the global batch size.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._cache:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._cache = {epoch: torch.randperm(self.n, generator=g)}
+        return self._cache[epoch]
+
+    def indices(self, start: int, count: int) -> torch.Tensor:
+        out, pos = [], start
+        while pos < start + count:
+            epoch, offset = divmod(pos, self.n)
+            take = min(self.n - offset, start + count - pos)
+            out.append(self._perm(epoch)[offset : offset + take])
+            pos += take
+        return torch.cat(out)
+
+
+def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: bool) -> Path:
+    run_dir = Path(cfg.out)
+    if is_main and not resume and run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise MedganError("run folder exists and is not empty (use --resume to continue it, or --overwrite)", run_dir)
+        import shutil
+
+        shutil.rmtree(run_dir)
+    if is_main:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _set_determinism(cfg: TrainConfig, device: torch.device) -> None:
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    ema_p = [p for p in ema.parameters()]
+    src_p = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ema_p, src_p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+def _phase(cfg: TrainConfig, step: int) -> Phase | None:
+    return phase_at(step, cfg.progressive) if cfg.progressive is not None else None
+
+
+@torch.no_grad()
+def sample_grid(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, rows: int, phase: Phase | None,
+                target_size: int) -> np.ndarray:
+    """G_ema samples as a uint8 grid, one row per class; progressive stages upsampled to the target."""
+    kwargs = {"stage": phase.stage, "alpha": phase.alpha} if phase is not None else {}
+    was_training = G.training
+    G.eval()
+    imgs = G(z, y, **kwargs).float()
+    G.train(was_training)
+    if imgs.shape[-1] != target_size:
+        factor = max(1, round(target_size / imgs.shape[-1]))
+        imgs = imgs.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
+        if imgs.ndim == 5:
+            imgs = imgs.repeat_interleave(factor, -3)
+    u8 = to_uint8(imgs)
+    per_row = len(u8) // rows
+    return make_grid([u8[i * per_row : (i + 1) * per_row] for i in range(rows)])
+
+
+def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool = False,
+          progress: bool = True) -> RunResult:
+    """Train a GAN as ``cfg`` says; write the run folder; return where it ended.
+
+    Args:
+        cfg: the resolved training config.
+        resume: a run folder or checkpoint to continue from (exactly: weights, optimisers, EMA,
+            augmentation state, RNG states and step are restored).
+        overwrite: replace a non-empty run folder instead of refusing.
+        progress: show a Rich progress bar.
+
+    Raises:
+        MedganError: bad data, config or checkpoint; a non-finite loss.
+        TrainingInterrupted: after Ctrl-C, once a checkpoint has been written.
+    """
+    t_start = time.perf_counter()
+
+    # Set-up: processes, device, determinism, seeds.
+    dist, device = dist_utils.setup(cfg.device)
+    _set_determinism(cfg, device)
+    torch.manual_seed(cfg.seed + dist.rank)
+    np.random.seed(cfg.seed + dist.rank)
+    import random
+
+    random.seed(cfg.seed + dist.rank)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                if device.type == "cuda" and cfg.amp == "bf16" else nullcontext())
+
+    # Data: the whole training split lives on the device as uint8 (N, C, *spatial).
+    ds = load_dataset(cfg.data, size=cfg.data_size)
+    data_u8 = torch.from_numpy(np.ascontiguousarray(ds.channel_first("train"))).to(device)
+    labels = torch.from_numpy(ds.labels["train"]).to(device)
+    n_images = data_u8.shape[0]
+    info = ds.info
+    spec = model_spec(cfg, ds)
+    conditional = spec["generator"]["num_classes"] > 0
+    sampler = EpochSampler(n_images, cfg.seed)
+
+    # Networks, EMA, optimisers, loss, augmentation.
+    G, D = build_networks(spec)
+    G, D = G.to(device), D.to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    betas = (cfg.betas[0], cfg.betas[1])
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
+    from medgan.augment import AdaptiveAugment, DiffAugment
+    from medgan.losses import GANLoss
+
+    loss = GANLoss(cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, gp_weight=cfg.gp_weight)
+    augment = DiffAugment(policy=tuple(cfg.augment.policy), spatial_dims=info.spatial_dims, p=cfg.augment.p).to(device)
+    ada = (AdaptiveAugment(p=cfg.augment.p, target=cfg.augment.target, interval=cfg.augment.interval,
+                           speed_images=cfg.augment.speed_images)
+           if cfg.augment.adaptive and cfg.augment.policy else None)
+    use_aug = bool(cfg.augment.policy) and (cfg.augment.adaptive or cfg.augment.p > 0)
+
+    # Resume: everything that shapes the next step comes back from the checkpoint.
+    step, images_seen = 0, 0
+    if resume is not None:
+        ckpt = load_checkpoint(resume, map_location=device)
+        if ckpt["dataset"]["sha256"] != info.sha256:
+            raise MedganError(
+                f"checkpoint was trained on dataset {ckpt['dataset']['name']} (sha256 {ckpt['dataset']['sha256'][:12]}…), "
+                f"not on {info.name} (sha256 {info.sha256[:12]}…)", ckpt["path"])
+        if ckpt["model"] != spec:
+            raise MedganError("checkpoint's model does not match this config (family, sizes or classes differ)", ckpt["path"])
+        G.load_state_dict(ckpt["G"])
+        D.load_state_dict(ckpt["D"])
+        G_ema.load_state_dict(ckpt["G_ema"])
+        opt_G.load_state_dict(ckpt["opt_G"])
+        opt_D.load_state_dict(ckpt["opt_D"])
+        if ada is not None and ckpt.get("augment"):
+            ada.load_state_dict(ckpt["augment"])
+            augment.p = ada.p
+        step, images_seen = int(ckpt["step"]), int(ckpt["images_seen"])
+        set_rng_state(ckpt["rng"][dist.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
+        del ckpt
+    last_step = cfg.steps if cfg.steps is not None else total_steps(cfg.progressive)  # type: ignore[arg-type]
+
+    # Distributed: DDP syncs gradients; G_ema and ADA stay identical because their inputs are.
+    if dist.enabled:
+        find_unused = spec["family"] == "progressive"
+        ddp_kw = {"device_ids": [device.index]} if device.type == "cuda" else {}
+        G = nn.parallel.DistributedDataParallel(G, find_unused_parameters=find_unused, **ddp_kw)
+        D = nn.parallel.DistributedDataParallel(D, find_unused_parameters=find_unused, **ddp_kw)
+    D_raw = _unwrap(D)
+
+    # Run folder, config and fixed grid latents (their own generator: the training RNG is untouched).
+    run_dir = _prepare_run_dir(cfg, resume is not None, overwrite, dist.is_main)
+    if dist.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    dist_utils.barrier()
+    rows = info.num_classes if conditional else 1
+    grid_gen = torch.Generator().manual_seed(cfg.seed + 12345)
+    z_grid = torch.randn(rows * cfg.grid_columns, cfg.model.z_dim, generator=grid_gen).to(device)
+    y_grid = torch.arange(rows).repeat_interleave(cfg.grid_columns).to(device) if conditional else None
+
+    stop = {"flag": False}
+    prev_handler = signal.getsignal(signal.SIGINT)
+    if dist.is_main or not dist.enabled:
+        signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
+
+    def checkpoint(at_step: int) -> Path:
+        state = {
+            "medgan_version": __version__,
+            "step": at_step, "images_seen": images_seen,
+            "G": _unwrap(G).state_dict(), "D": D_raw.state_dict(), "G_ema": G_ema.state_dict(),
+            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+            "augment": ada.state_dict() if ada is not None else {"p": float(augment.p)},
+            "stage": phase.stage if phase is not None else 0,
+            "alpha": phase.alpha if phase is not None else 1.0,
+            "rng": rng_states,
+            "config": config_to_dict(cfg), "class_names": list(info.class_names),
+            "dataset": {"name": info.name, "sha256": info.sha256, "channels": info.channels,
+                        "spatial_dims": info.spatial_dims, "size": list(info.size),
+                        "spacing": info.spacing, "source": info.source},
+            "model": spec,
+        }
+        path = save_checkpoint(state, run_dir / "checkpoints" / f"step_{at_step:06d}.pt")
+        prune_checkpoints(run_dir, cfg.keep_checkpoints)
+        return path
+
+    def gather_rng() -> Any:
+        local = get_rng_state()
+        if not dist.enabled:
+            return local
+        box: list[Any] = [None] * dist.world_size
+        torch.distributed.all_gather_object(box, local)
+        return box
+
+    # The loop.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), disable=not (progress and dist.is_main), transient=False)
+    task = bar.add_task("", total=last_step, completed=step)
+    acc: dict[str, torch.Tensor] = {}
+    finite = torch.ones((), dtype=torch.bool, device=device)
+    last_ckpt: Path | None = None
+    t_log, images_at_log, step_at_log = time.perf_counter(), images_seen, step
+    phase = _phase(cfg, step)
+    with bar:
+        while step < last_step:
+            phase = _phase(cfg, step)
+            batch = phase.batch_size if phase is not None else cfg.batch_size
+            g_kw = {"stage": phase.stage, "alpha": phase.alpha} if phase is not None else {}
+            if phase is not None and phase.lr is not None:
+                for opt in (opt_G, opt_D):
+                    for group in opt.param_groups:
+                        group["lr"] = phase.lr
+
+            # Batch: this rank's slice of the global batch, straight from the device tensor.
+            idx = sampler.indices(images_seen + dist.rank * batch, batch).to(device)
+            real = data_u8[idx].float().div_(127.5).sub_(1.0)
+            y = labels[idx] if conditional else None
+            if phase is not None:
+                from medgan.networks.progressive import prepare_real
+
+                sched = cfg.progressive
+                assert sched is not None
+                real = prepare_real(real, phase.stage, phase.alpha, canvas=sched.target_resolution,
+                                    start_resolution=sched.start_resolution)
+            aug_fn = augment if use_aug else None
+            d_call = functools.partial(D, **g_kw) if g_kw else D
+
+            # D phase.
+            D_raw.requires_grad_(True)
+            with autocast:
+                z = torch.randn(batch, cfg.model.z_dim, device=device)
+                with torch.no_grad():
+                    fake = G(z, y, **g_kw)
+                d_loss, d_stats = loss.discriminator_loss(d_call, real, fake, y, step, aug_fn)
+            opt_D.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_D.step()
+
+            # G phase: D is frozen and called unwrapped, so DDP syncs only G's gradients.
+            D_raw.requires_grad_(False)
+            d_frozen = functools.partial(D_raw, **g_kw) if g_kw else D_raw
+            with autocast:
+                z = torch.randn(batch, cfg.model.z_dim, device=device)
+                fake = G(z, y, **g_kw)
+                g_loss, g_stats = loss.generator_loss(d_frozen, fake, y, aug_fn)
+            opt_G.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_G.step()
+
+            # EMA and augmentation control.
+            _ema_update(G_ema, _unwrap(G), cfg.ema_decay)
+            if ada is not None:
+                ada.update(d_stats["d_real_sign"], batch * dist.world_size)
+                augment.p = ada.p
+            step += 1
+            images_seen += batch * dist.world_size
+            finite &= torch.isfinite(d_loss.detach()) & torch.isfinite(g_loss.detach())
+            for k, v in {**d_stats, **g_stats}.items():
+                acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float()
+            bar.advance(task)
+
+            # Intervals: logging, samples, checkpoints (the only places the host waits for the device).
+            at_end = step == last_step
+            if step % cfg.log_every == 0 or at_end or stop["flag"]:
+                if not bool(finite):
+                    raise MedganError(
+                        f"non-finite loss by step {step}; training stopped. The last good checkpoint is "
+                        f"{last_ckpt or 'none (no checkpoint was written yet)'}; try a lower learning rate or r1_gamma > 0"
+                    )
+                n_acc = max(step - step_at_log, 1)
+                now = time.perf_counter()
+                record: dict[str, Any] = {"step": step, "images_seen": images_seen}
+                record.update({k: round(float(v) / n_acc, 6) for k, v in acc.items()})
+                record["aug_p"] = round(float(ada.p if ada is not None else augment.p), 6)
+                record["img_per_s"] = round((images_seen - images_at_log) / max(now - t_log, 1e-9), 2)
+                if phase is not None:
+                    record["stage"], record["alpha"], record["resolution"] = phase.stage, round(phase.alpha, 6), phase.resolution
+                if cfg.fid_every and (step % cfg.fid_every == 0 or at_end) and dist.is_main:
+                    record["fid"] = _fid(G_ema, ds, cfg, spec, g_kw, device)
+                acc, t_log, images_at_log, step_at_log = {}, now, images_seen, step
+                if dist.is_main:
+                    append_jsonl(run_dir / "metrics.jsonl", record)
+                    bar.update(task, description=f"D {record.get('d_loss', 0):.3f} G {record.get('g_loss', 0):.3f} "
+                                                 f"p {record['aug_p']:.2f} {record['img_per_s']:.0f} img/s")
+            if dist.is_main and (step % cfg.sample_every == 0 or at_end or stop["flag"]):
+                grid = sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0]))
+                save_grid(grid, run_dir / "samples" / f"step_{step:06d}.png", scale=2 if info.size[0] <= 32 else 1)
+            if step % cfg.checkpoint_every == 0 or at_end or stop["flag"]:
+                if not bool(finite):
+                    raise MedganError(f"non-finite loss by step {step}; training stopped; last good checkpoint: {last_ckpt}")
+                rng_states = gather_rng()
+                if dist.is_main:
+                    last_ckpt = checkpoint(step)
+                dist_utils.barrier()
+            if stop["flag"]:
+                break
+
+    # Wrap-up: curves, handler, process group.
+    signal.signal(signal.SIGINT, prev_handler)
+    if dist.is_main:
+        plot_loss_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "loss_curves.png")
+    dist_utils.barrier()
+    seconds = time.perf_counter() - t_start
+    if stop["flag"]:
+        dist_utils.teardown()
+        raise TrainingInterrupted(last_ckpt or run_dir)
+    dist_utils.teardown()
+    return RunResult(run_dir=run_dir, step=step, checkpoint=last_ckpt, seconds=seconds)
+
+
+def _fid(G_ema: nn.Module, ds: PreparedDataset, cfg: TrainConfig, spec: dict[str, Any],
+         g_kw: dict[str, Any], device: torch.device) -> float:
+    """FID of G_ema samples against the real training split, in the domain feature space."""
+    from medgan.metrics import evaluate
+
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 777)
+    n_cls = max(spec["generator"]["num_classes"], 1)
+    per = math.ceil(cfg.fid_samples / n_cls)
+    imgs, labs = [], []
+    with torch.no_grad():
+        for c in range(n_cls):
+            z = torch.randn(per, cfg.model.z_dim, generator=gen).to(device)
+            y = torch.full((per,), c, device=device, dtype=torch.long) if spec["generator"]["num_classes"] else None
+            imgs.append(to_uint8(G_ema(z, y, **g_kw)))
+            labs.append(np.full(per, c))
+    synth = np.concatenate(imgs)
+    if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: FID is not defined yet
+        return float("nan")
+    metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid",))
+    return float(metrics["fid"])

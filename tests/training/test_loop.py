@@ -1,0 +1,91 @@
+"""The training loop: run folder contents, exact resume, and failure handling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from medgan.errors import MedganError
+from medgan.training.checkpoint import load_checkpoint
+from medgan.training.loop import train
+from tests.training.helpers import make_toy_dataset, tiny_config
+
+
+def _assert_states_equal(a, b, where=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"tensor differs at {where}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_states_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_states_equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_run_folder_holds_config_metrics_samples_curves_checkpoint(tmp_path):
+    data = make_toy_dataset(tmp_path)
+    result = train(tiny_config(data, tmp_path / "run"), progress=False)
+    run = result.run_dir
+    assert (run / "config.yaml").is_file() and (run / "loss_curves.png").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000003.png", "step_000006.png"]
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4, 6]
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "aug_p", "img_per_s"):
+        assert key in lines[-1]
+    ckpt = load_checkpoint(run)
+    assert ckpt["step"] == 6 and ckpt["class_names"] == ["class0", "class1"]
+    assert ckpt["dataset"]["sha256"] and ckpt["config"]["steps"] == 6
+    for key in ("G", "D", "G_ema", "opt_G", "opt_D", "rng", "augment", "medgan_version"):
+        assert key in ckpt
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_dims):
+    data = make_toy_dataset(tmp_path, size=8 if spatial_dims == 3 else 16, spatial_dims=spatial_dims)
+    full = train(tiny_config(data, tmp_path / "full", "steps=8"), progress=False)
+    train(tiny_config(data, tmp_path / "half", "steps=4"), progress=False)
+    resumed = train(tiny_config(data, tmp_path / "half", "steps=8"), resume=tmp_path / "half", progress=False)
+    a, b = load_checkpoint(full.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert a["augment"]["p"] > 0  # adaptive augmentation really moved p, so its state matters
+    for key in ("G", "D", "G_ema", "opt_G", "opt_D", "augment", "step", "images_seen"):
+        _assert_states_equal(a[key], b[key], key)
+
+
+def test_resume_refuses_a_run_on_another_dataset(tmp_path):
+    data = make_toy_dataset(tmp_path)
+    other = make_toy_dataset(tmp_path / "o", seed=1)
+    train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
+    with pytest.raises(MedganError, match="checkpoint was trained on dataset"):
+        train(tiny_config(other, tmp_path / "run", "steps=4"), resume=tmp_path / "run", progress=False)
+
+
+def test_non_empty_run_folder_is_refused_without_resume(tmp_path):
+    data = make_toy_dataset(tmp_path)
+    train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
+    with pytest.raises(MedganError, match="run folder exists and is not empty"):
+        train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    import medgan.losses
+
+    original = medgan.losses.GANLoss.discriminator_loss
+
+    def poisoned(self, D, real, fake, y, step, *args, **kwargs):
+        loss, stats = original(self, D, real, fake, y, step, *args, **kwargs)
+        return (loss * float("nan") if step >= 5 else loss), stats
+
+    monkeypatch.setattr(medgan.losses.GANLoss, "discriminator_loss", poisoned)
+    data = make_toy_dataset(tmp_path)
+    cfg = tiny_config(data, tmp_path / "run", "steps=8", "checkpoint_every=2", "log_every=2")
+    with pytest.raises(MedganError, match=r"non-finite loss by step 6.*last good checkpoint is .*step_000004\.pt"):
+        train(cfg, progress=False)
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
