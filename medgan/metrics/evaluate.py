@@ -1,0 +1,492 @@
+"""One call that measures a synthetic set against a real dataset in the domain feature space.
+
+:func:`evaluate` returns a flat ``dict[str, float]`` (fit for a JSON-lines log):
+
+- ``fid``, ``kid_mean``, ``kid_std``: real train vs synthetic (:mod:`medgan.metrics.fidelity`);
+- ``precision``, ``recall``, ``density``, ``coverage`` (:mod:`medgan.metrics.prdc`);
+- the same per class for a labelled synthetic set, ``<metric>/class_<name>``, and ``fid/class_mean``;
+- ``memorisation/*`` against the real test split (:mod:`medgan.metrics.memorisation`);
+- ``domain_classifier/accuracy`` and ``/balanced_accuracy`` of the feature net on real test;
+- ``n_real`` and ``n_synthetic``.
+
+``metrics=("fid",)`` (any of :data:`METRIC_FAMILIES`) computes only some families, e.g. for a cheap
+FID every N training steps.
+
+:func:`evaluate_detailed` returns the same numbers with what the report needs to draw figures.
+:func:`load_synthetic` reads a synthetic set from an npz, a prepared dataset or a checkpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medgan.data.dataset import PreparedDataset, to_channel_first
+from medgan.errors import MedganError
+
+if TYPE_CHECKING:
+    from medgan.metrics.features import FeatureExtractor
+    from medgan.metrics.memorisation import MemorisationAudit
+
+__all__ = [
+    "METRIC_FAMILIES",
+    "Evaluation",
+    "SyntheticSet",
+    "check_compatible",
+    "class_slugs",
+    "evaluate",
+    "evaluate_detailed",
+    "load_synthetic",
+]
+
+PER_CLASS_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
+METRIC_FAMILIES = ("fid", "kid", "prdc", "memorisation")
+"""What ``metrics=`` can select: FID, KID, precision/recall/density/coverage, the memorisation audit."""
+
+
+@dataclass
+class SyntheticSet:
+    """Synthetic images as uint8 ``(N, C, *spatial)`` with int64 labels ``(N,)``, and their source."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    source: str
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_detailed` measured, with the arrays the report draws from.
+
+    Attributes:
+        metrics: the flat ``dict[str, float]`` that :func:`evaluate` returns.
+        class_names: names by label index.
+        real_images: the real reference set (train split), uint8 ``(N, C, *spatial)``.
+        real_labels: its labels ``(N,)``.
+        synthetic_images: uint8 ``(M, C, *spatial)``.
+        synthetic_labels: ``(M,)``, or None for an unconditional set.
+        audit: the memorisation audit (None when not selected or without a held-out reference).
+        extractor_info: provenance of the feature space.
+    """
+
+    metrics: dict[str, float]
+    class_names: list[str]
+    real_images: np.ndarray
+    real_labels: np.ndarray
+    synthetic_images: np.ndarray
+    synthetic_labels: np.ndarray | None
+    audit: MemorisationAudit | None = None
+    extractor_info: dict[str, Any] = field(default_factory=dict)
+
+
+def class_slugs(class_names: list[str]) -> list[str]:
+    """File- and key-safe class names: ``"normal, benign"`` -> ``"normal_benign"`` (unique)."""
+    slugs: list[str] = []
+    for i, name in enumerate(class_names):
+        slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or str(i)
+        slugs.append(slug if slug not in slugs else f"{slug}_{i}")
+    return slugs
+
+
+def _describe(shape: tuple[int, ...]) -> str:
+    """``(C, *spatial)`` -> ``"2D, 1 channel, 28×28"``."""
+    channels, spatial = shape[0], shape[1:]
+    return f"{len(spatial)}D, {channels} channel{'s' if channels != 1 else ''}, {'×'.join(map(str, spatial))}"
+
+
+def check_compatible(
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    synthetic_images: np.ndarray,
+    synthetic_labels: np.ndarray | None,
+    class_names: list[str],
+    k: int = 3,
+    per_class: bool = True,
+    knn: bool = True,
+) -> None:
+    """Refuse inputs the metrics cannot compare, with a message that says what to change.
+
+    Args:
+        real_images: uint8 ``(N, C, *spatial)``.
+        real_labels: ``(N,)``.
+        synthetic_images: uint8 ``(M, C, *spatial)``.
+        synthetic_labels: ``(M,)``, or None for an unconditional set (no per-class checks).
+        class_names: names by label index.
+        k: the k-NN metrics' neighbour count.
+        per_class: whether per-class metrics will be computed.
+        knn: whether the k-NN metrics will be computed (they need ``k + 1`` samples; FID and KID
+            alone need 2).
+
+    Raises:
+        MedganError: images that are not uint8 ``(N, C, *spatial)``; shapes, channels or
+            dimensionality that differ; a synthetic label outside the real classes; a real class
+            missing from a labelled synthetic set; fewer than ``k + 1`` samples in a set or a class.
+    """
+    for name, images in (("real", real_images), ("synthetic", synthetic_images)):
+        if images.dtype != np.uint8 or images.ndim not in (4, 5):
+            raise MedganError(
+                f"{name} images must be uint8 (N, C, H, W) or (N, C, D, H, W); got {images.dtype} {images.shape}"
+            )
+    if real_images.shape[1:] != synthetic_images.shape[1:]:
+        raise MedganError(
+            f"real and synthetic images differ: real are {_describe(real_images.shape[1:])}, synthetic are "
+            f"{_describe(synthetic_images.shape[1:])}; they must match in dimensionality, channels and size"
+        )
+    need = k + 1 if knn else 2
+    rule = f"k+1 = {need} (k={k})" if knn else "2 (FID and KID)"
+    what = "the k-NN metrics" if knn else "FID and KID"
+    for name, n in (("real", len(real_images)), ("synthetic", len(synthetic_images))):
+        if n < need:
+            raise MedganError(f"too few {name} samples for {what}: {n}, need at least {rule}")
+    if synthetic_labels is None or not per_class:
+        return
+    if len(synthetic_labels) != len(synthetic_images):
+        raise MedganError(f"{len(synthetic_images)} synthetic images but {len(synthetic_labels)} labels")
+    if len(synthetic_labels) and (synthetic_labels.min() < 0 or synthetic_labels.max() >= len(class_names)):
+        raise MedganError(
+            f"synthetic labels must lie in 0..{len(class_names) - 1} ({', '.join(class_names)}); "
+            f"found {int(synthetic_labels.min())}..{int(synthetic_labels.max())}"
+        )
+    real_counts = np.bincount(real_labels, minlength=len(class_names))
+    syn_counts = np.bincount(synthetic_labels, minlength=len(class_names))
+    missing = [class_names[c] for c in range(len(class_names)) if real_counts[c] > 0 and syn_counts[c] == 0]
+    if missing:
+        raise MedganError(
+            f"class{'es' if len(missing) > 1 else ''} missing from the synthetic set: {', '.join(missing)} "
+            "(per-class metrics need every real class)"
+        )
+    for c, name in enumerate(class_names):
+        if real_counts[c] == 0:
+            continue  # nothing real to compare this class with; it is left out of the per-class metrics
+        for which, counts in (("real", real_counts), ("synthetic", syn_counts)):
+            if counts[c] < need:
+                raise MedganError(
+                    f"too few {which} samples of class '{name}' for {what}: {counts[c]}, "
+                    f"need at least {rule} per class"
+                )
+
+
+def _set_metrics(
+    real_f: np.ndarray,
+    syn_f: np.ndarray,
+    families: frozenset[str],
+    *,
+    k: int,
+    kid_subset_size: int,
+    kid_subsets: int,
+    seed: int,
+) -> dict[str, float]:
+    """The selected FID / KID / k-NN metrics between two feature sets."""
+    from medgan.metrics.fidelity import fid, kid
+    from medgan.metrics.prdc import prdc
+
+    out: dict[str, float] = {}
+    if "fid" in families:
+        out["fid"] = fid(real_f, syn_f)
+    if "kid" in families:
+        out["kid_mean"], out["kid_std"] = kid(real_f, syn_f, subset_size=kid_subset_size, subsets=kid_subsets, seed=seed)
+    if "prdc" in families:
+        out.update(prdc(real_f, syn_f, k=k))
+    return out
+
+
+def _families(metrics: Collection[str] | None) -> frozenset[str]:
+    if metrics is None:
+        return frozenset(METRIC_FAMILIES)
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    unknown = sorted(set(metrics) - set(METRIC_FAMILIES))
+    if unknown or not metrics:
+        raise ValueError(f"unknown metrics {unknown or '(none)'}; allowed: {', '.join(METRIC_FAMILIES)}")
+    return frozenset(metrics)
+
+
+def _per_class_metrics(
+    real_f: np.ndarray,
+    real_y: np.ndarray,
+    syn_f: np.ndarray,
+    syn_y: np.ndarray,
+    class_names: list[str],
+    *,
+    families: frozenset[str],
+    k: int,
+    kid_subset_size: int,
+    kid_subsets: int,
+    seed: int,
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    fids = []
+    for c, slug in enumerate(class_slugs(class_names)):
+        r, s = real_f[real_y == c], syn_f[syn_y == c]
+        if len(r) == 0:
+            continue  # a class absent from the real train split has nothing to compare with
+        values = _set_metrics(r, s, families, k=k, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed)
+        for name in PER_CLASS_METRICS:
+            if name in values:
+                out[f"{name}/class_{slug}"] = values[name]
+        if "fid" in values:
+            fids.append(values["fid"])
+    if fids:
+        out["fid/class_mean"] = float(np.mean(fids))
+    return out
+
+
+def evaluate_detailed(
+    real: PreparedDataset | tuple[np.ndarray, np.ndarray],
+    synthetic: PreparedDataset | tuple[np.ndarray, np.ndarray | None],
+    *,
+    extractor: FeatureExtractor | None = None,
+    reference: tuple[np.ndarray, np.ndarray] | np.ndarray | None = None,
+    class_names: list[str] | None = None,
+    metrics: Collection[str] | None = None,
+    k: int = 3,
+    per_class: bool = True,
+    percentile: float = 1.0,
+    kid_subset_size: int = 100,
+    kid_subsets: int = 50,
+    seed: int = 0,
+    arch: str = "cnn",
+    device: str = "cpu",
+    feature_epochs: int | None = None,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> Evaluation:
+    """Measure ``synthetic`` against ``real``; the arguments are those of :func:`evaluate`.
+
+    Returns:
+        An :class:`Evaluation`: the metrics plus the arrays and the audit the report draws.
+    """
+    from medgan.metrics.memorisation import memorisation_audit
+
+    families = _families(metrics)
+
+    # Section. Inputs as uint8 channel-first arrays with int64 labels.
+    dataset = real if isinstance(real, PreparedDataset) else None
+    if dataset is not None:
+        real_x, real_y = dataset.channel_first("train"), dataset.labels["train"]
+        names = list(class_names or dataset.info.class_names)
+    else:
+        real_x, real_y = np.asarray(real[0]), np.asarray(real[1]).reshape(-1).astype(np.int64)  # type: ignore[index]
+        names = list(class_names or [str(i) for i in range(int(real_y.max()) + 1 if real_y.size else 0)])
+    syn_y: np.ndarray | None
+    if isinstance(synthetic, PreparedDataset):
+        syn_x, syn_y = synthetic.channel_first("train"), synthetic.labels["train"]
+    else:
+        syn_x = np.asarray(synthetic[0])
+        syn_y = None if synthetic[1] is None else np.asarray(synthetic[1]).reshape(-1).astype(np.int64)
+    check_compatible(real_x, real_y, syn_x, syn_y, names, k=k, per_class=per_class, knn="prdc" in families)
+
+    # Section. Feature space.
+    if extractor is None:
+        if dataset is None:
+            raise ValueError("pass extractor= when real is given as arrays (the feature net needs a dataset)")
+        from medgan.metrics.features import DEFAULT_EPOCHS, get_feature_extractor
+
+        extractor = get_feature_extractor(
+            dataset, arch, device=device, seed=seed, epochs=feature_epochs or DEFAULT_EPOCHS, progress=progress
+        )
+    real_f = extractor.split_features(dataset, "train") if dataset is not None else extractor.extract(real_x)
+    syn_f = extractor.extract(syn_x)
+
+    # Section. Whole-set metrics, then per class.
+    out: dict[str, float] = {"n_real": float(len(real_x)), "n_synthetic": float(len(syn_x))}
+    knobs = {"k": k, "kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "seed": seed}
+    out.update(_set_metrics(real_f, syn_f, families, **knobs))
+    if per_class and syn_y is not None and families & {"fid", "kid", "prdc"}:
+        out.update(_per_class_metrics(real_f, real_y, syn_f, syn_y, names, families=families, **knobs))
+
+    # Section. Memorisation against the held-out real split.
+    audit = None
+    if "memorisation" in families:
+        if dataset is not None and reference is None:
+            ref_f = extractor.split_features(dataset, "test")
+        elif reference is not None:
+            ref_x = reference[0] if isinstance(reference, tuple) else reference
+            ref_f = extractor.extract(np.asarray(ref_x))
+        else:
+            ref_f = None
+        if ref_f is not None and len(ref_f):
+            audit = memorisation_audit(syn_f, real_f, ref_f, percentile=percentile)
+            out.update(audit.metrics())
+    out.update(extractor.domain_metrics())
+    return Evaluation(
+        metrics=out,
+        class_names=names,
+        real_images=real_x,
+        real_labels=real_y,
+        synthetic_images=syn_x,
+        synthetic_labels=syn_y,
+        audit=audit,
+        extractor_info=dict(extractor.info),
+    )
+
+
+def evaluate(
+    real: PreparedDataset | tuple[np.ndarray, np.ndarray],
+    synthetic: PreparedDataset | tuple[np.ndarray, np.ndarray | None],
+    *,
+    extractor: FeatureExtractor | None = None,
+    reference: tuple[np.ndarray, np.ndarray] | np.ndarray | None = None,
+    class_names: list[str] | None = None,
+    metrics: Collection[str] | None = None,
+    k: int = 3,
+    per_class: bool = True,
+    percentile: float = 1.0,
+    kid_subset_size: int = 100,
+    kid_subsets: int = 50,
+    seed: int = 0,
+    arch: str = "cnn",
+    device: str = "cpu",
+    feature_epochs: int | None = None,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Fidelity, diversity and memorisation of ``synthetic`` against ``real``, in the domain feature space.
+
+    Args:
+        real: a :class:`~medgan.data.dataset.PreparedDataset` (its train split is the reference,
+            its test split the memorisation reference, and it trains or loads the cached feature
+            net), or ``(uint8 images (N, C, *spatial), labels (N,))`` with ``extractor`` given.
+        synthetic: ``(uint8 images (M, C, *spatial), labels (M,) or None)``, or a prepared
+            dataset (its train split). ``None`` labels skip the per-class metrics.
+        extractor: a :class:`~medgan.metrics.features.FeatureExtractor`; default: the cached
+            domain feature net of ``real`` (trained on first use). Pass one to evaluate often
+            (every N training steps): the real features are then computed only once.
+        reference: held-out real images (or ``(images, labels)``) for the memorisation audit;
+            default: the test split of a prepared ``real``. Without one, no audit.
+        class_names: names by label index (default: the dataset's, or ``"0"``, ``"1"``, ...).
+        metrics: the families to compute, any of :data:`METRIC_FAMILIES` (``"fid"``, ``"kid"``,
+            ``"prdc"``, ``"memorisation"``); default all. ``("fid",)`` is the cheap choice for
+            logging during training.
+        k: the neighbour count of precision / recall / density / coverage.
+        per_class: also compute the selected metrics per class (needs synthetic labels).
+        percentile: the reference percentile below which a sample is a likely copy.
+        kid_subset_size: KID subset size (lowered for small sets).
+        kid_subsets: number of KID subsets.
+        seed: seeds KID subsets and, when trained here, the feature net.
+        arch: feature-net architecture when it is trained or loaded here.
+        device: where the feature net runs.
+        feature_epochs: feature-net epochs when it is trained here (default 20).
+        progress: called after each feature-net training epoch with its history row.
+
+    Returns:
+        A flat ``dict[str, float]``; the keys are listed in this module's docstring.
+
+    Raises:
+        MedganError: for inputs that cannot be compared (see :func:`check_compatible`).
+        ValueError: for an unknown name in ``metrics``.
+
+    Example:
+        >>> ds = load_dataset("breastmnist")
+        >>> fx = get_feature_extractor(ds)
+        >>> evaluate(ds, (fake_u8, fake_labels), extractor=fx, metrics=("fid",))["fid"]
+        3.21
+    """
+    return evaluate_detailed(
+        real, synthetic, extractor=extractor, reference=reference, class_names=class_names, metrics=metrics,
+        k=k, per_class=per_class, percentile=percentile,
+        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed, arch=arch, device=device,
+        feature_epochs=feature_epochs, progress=progress,
+    ).metrics
+
+
+def _subsample_per_class(labels: np.ndarray, n_per_class: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    keep = [
+        np.sort(rng.permutation(np.flatnonzero(labels == c))[:n_per_class]) for c in np.unique(labels)
+    ]
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.suffix == ".pt" or (path.is_dir() and (path / "checkpoints").is_dir())
+
+
+def _sample_checkpoint(path: Path, real: PreparedDataset, n_per_class: int, seed: int, device: str) -> SyntheticSet:
+    try:
+        from medgan.sampling import sample_classes  # type: ignore[attr-defined]
+    except ImportError:
+        raise MedganError(
+            "evaluating a checkpoint needs medgan.sampling.sample_classes, which is not available in this "
+            "installation; export samples with `medgan augment --format npz` and pass the npz instead",
+            path,
+        ) from None
+    images, labels, names = sample_classes(path, n_per_class=n_per_class, seed=seed, device=device)
+    if not names:
+        raise MedganError(
+            "the checkpoint's generator is unconditional; medgan evaluate compares class by class, so "
+            "export its samples with labels, or evaluate in Python with evaluate(real, (images, None))",
+            path,
+        )
+    if [n.lower() for n in names] != [n.lower() for n in real.info.class_names]:
+        raise MedganError(
+            f"the checkpoint's classes ({', '.join(names)}) differ from the real dataset's "
+            f"({', '.join(real.info.class_names)})",
+            path,
+        )
+    return SyntheticSet(np.asarray(images), np.asarray(labels).reshape(-1).astype(np.int64), f"checkpoint:{path}")
+
+
+def load_synthetic(
+    path: str | Path,
+    real: PreparedDataset,
+    *,
+    n_per_class: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> SyntheticSet:
+    """Read a synthetic set laid out like ``real``.
+
+    Args:
+        path: an npz with ``train_images`` / ``train_labels`` (what ``medgan augment --format npz``
+            writes; other keys are ignored), a prepared dataset folder or npz (its train split), a
+            checkpoint ``.pt`` or a run folder with ``checkpoints/`` (sampled here through
+            ``medgan.sampling.sample_classes``).
+        real: the real dataset, whose layout (channels, 2D/3D) interprets the npz arrays.
+        n_per_class: for a checkpoint, samples per class (default 500); for a file, keep at most
+            this many per class (a seeded random subset).
+        seed: seeds the sampling or subsetting.
+        device: where a checkpoint's generator runs.
+
+    Raises:
+        MedganError: unreadable or missing file, missing keys, images that are not uint8, a shape
+            that differs from the real images, or a label count that does not match.
+    """
+    path = Path(path).expanduser()
+    if _is_checkpoint(path):
+        if not path.exists():
+            raise MedganError("checkpoint not found", path)
+        return _sample_checkpoint(path, real, n_per_class or 500, seed, device)
+    npz = path / "dataset.npz" if path.is_dir() else path
+    if not npz.is_file():
+        raise MedganError("synthetic set not found (expected an npz, a prepared folder or a checkpoint)", path)
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            if "train_images" not in data.files or "train_labels" not in data.files:
+                raise MedganError("npz needs train_images and train_labels (the MedMNIST layout)", npz)
+            images, labels = data["train_images"], data["train_labels"]
+    except MedganError:
+        raise
+    except Exception as exc:  # numpy raises several types for a file that is not an npz
+        raise MedganError(f"not a readable npz ({exc.__class__.__name__})", npz) from None
+    if images.dtype != np.uint8:
+        raise MedganError(f"train_images must be uint8, found {images.dtype}", npz)
+    if labels.ndim == 2 and labels.shape[1] != 1:
+        raise MedganError(f"train_labels has shape {labels.shape}; one label per image is needed", npz)
+    labels = labels.reshape(-1).astype(np.int64)
+    if len(labels) != len(images):
+        raise MedganError(f"{len(images)} images but {len(labels)} labels", npz)
+    want = real.images["train"].shape[1:]
+    if images.shape[1:] != want:
+        raise MedganError(
+            f"synthetic images have per-image shape {tuple(images.shape[1:])} but the real images "
+            f"({_describe(real.channel_first('train').shape[1:])}) have {tuple(want)}; real and synthetic must "
+            "match in dimensionality, channels and size",
+            npz,
+        )
+    if n_per_class is not None:
+        keep = _subsample_per_class(labels, n_per_class, seed)
+        images, labels = images[keep], labels[keep]
+    return SyntheticSet(to_channel_first(images, real.info.channels), labels, str(npz))

@@ -1,0 +1,206 @@
+"""`medgan.metrics.evaluate` on a tiny dataset: keys, input forms, errors and synthetic loading."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medgan.data.dataset import PreparedDataset
+from medgan.errors import MedganError
+from medgan.metrics import evaluate, evaluate_detailed, get_feature_extractor, load_synthetic
+from medgan.metrics.evaluate import check_compatible, class_slugs
+from tests.metrics._toy import make_toy_dataset
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
+    return make_toy_dataset(tmp_path_factory.mktemp("toy") / "ds")
+
+
+@pytest.fixture(scope="module")
+def toy_fx(toy: PreparedDataset, tmp_path_factory: pytest.TempPathFactory):
+    return get_feature_extractor(toy, "cnn", epochs=4, batch_size=8, cache_dir=tmp_path_factory.mktemp("features"))
+
+
+def test_keys_and_types(toy: PreparedDataset, toy_fx) -> None:
+    m = evaluate(toy, (toy.channel_first("test"), toy.labels["test"]), extractor=toy_fx)
+    assert all(type(v) is float for v in m.values())
+    whole = {"n_real", "n_synthetic", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
+    assert whole <= m.keys()
+    for metric in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"):
+        assert {f"{metric}/class_dark", f"{metric}/class_bright"} <= m.keys()
+    assert m["fid/class_mean"] == pytest.approx((m["fid/class_dark"] + m["fid/class_bright"]) / 2)
+    assert {"memorisation/fraction", "memorisation/threshold", "domain_classifier/accuracy"} <= m.keys()
+    assert m["n_real"] == 40.0 and m["n_synthetic"] == 12.0
+
+
+def test_unconditional_set_has_no_per_class_metrics(toy: PreparedDataset, toy_fx) -> None:
+    m = evaluate(toy, (toy.channel_first("test"), None), extractor=toy_fx)
+    assert not any("/class_" in k for k in m)
+    assert "fid" in m
+
+
+def test_real_as_arrays_needs_an_extractor(toy: PreparedDataset, toy_fx) -> None:
+    real = (toy.channel_first("train"), toy.labels["train"])
+    syn = (toy.channel_first("test"), toy.labels["test"])
+    with pytest.raises(ValueError, match="extractor"):
+        evaluate(real, syn)
+    no_ref = evaluate(real, syn, extractor=toy_fx, class_names=["dark", "bright"])
+    assert "fid/class_dark" in no_ref and "memorisation/fraction" not in no_ref
+    with_ref = evaluate(real, syn, extractor=toy_fx, reference=(toy.channel_first("val"), toy.labels["val"]))
+    assert "memorisation/fraction" in with_ref and "fid/class_0" in with_ref
+
+
+def test_detailed_result_carries_the_audit(toy: PreparedDataset, toy_fx) -> None:
+    result = evaluate_detailed(toy, (toy.channel_first("test"), toy.labels["test"]), extractor=toy_fx)
+    assert result.audit is not None and len(result.audit.distances) == 12
+    assert result.class_names == ["dark", "bright"]
+    assert result.real_images.shape == (40, 1, 8, 8)
+
+
+def test_inputs_are_checked_before_the_feature_net_is_trained(toy: PreparedDataset, session_home: Path) -> None:
+    before = set((session_home / "features").glob("*")) if (session_home / "features").exists() else set()
+    with pytest.raises(MedganError, match="differ"):
+        evaluate(toy, (np.zeros((10, 1, 8, 8, 8), np.uint8), np.zeros(10, int)))
+    after = set((session_home / "features").glob("*")) if (session_home / "features").exists() else set()
+    assert before == after
+
+
+@pytest.mark.parametrize(
+    ("images", "labels", "match"),
+    [
+        (np.zeros((10, 1, 8, 8, 8), np.uint8), np.zeros(10, int), r"real are 2D, 1 channel, 8×8, synthetic are 3D"),
+        (np.zeros((10, 3, 8, 8), np.uint8), np.zeros(10, int), r"synthetic are 2D, 3 channels"),
+        (np.zeros((10, 1, 16, 16), np.uint8), np.zeros(10, int), r"16×16"),
+        (np.zeros((10, 1, 8, 8), np.float32), np.zeros(10, int), r"uint8"),
+        (np.zeros((3, 1, 8, 8), np.uint8), np.zeros(3, int), r"too few synthetic samples.*k\+1 = 4"),
+        (np.zeros((10, 1, 8, 8), np.uint8), np.zeros(10, int), r"missing from the synthetic set: bright"),
+        (np.zeros((10, 1, 8, 8), np.uint8), np.array([0] * 7 + [1] * 3), r"class 'bright'.*3, need at least k\+1 = 4"),
+        (np.zeros((10, 1, 8, 8), np.uint8), np.array([0] * 5 + [2] * 5), r"0\.\.1"),
+    ],
+)
+def test_check_compatible_errors(toy: PreparedDataset, images: np.ndarray, labels: np.ndarray, match: str) -> None:
+    with pytest.raises(MedganError, match=match):
+        check_compatible(toy.channel_first("train"), toy.labels["train"], images, labels, ["dark", "bright"], k=3)
+
+
+def test_class_slugs() -> None:
+    assert class_slugs(["malignant", "normal, benign", "Normal Benign", "", "x/y"]) == [
+        "malignant", "normal_benign", "normal_benign_2", "3", "x_y",
+    ]
+
+
+def _write(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def test_load_synthetic_npz_and_prepared_folder(toy: PreparedDataset, tmp_path: Path) -> None:
+    imgs, labs = toy.images["test"], toy.labels["test"].reshape(-1, 1).astype(np.uint8)
+    syn = load_synthetic(_write(tmp_path / "s.npz", train_images=imgs, train_labels=labs), toy)
+    assert syn.images.shape == (12, 1, 8, 8) and syn.labels.dtype == np.int64
+    np.testing.assert_array_equal(syn.images[:, 0], imgs)
+
+    sub = load_synthetic(tmp_path / "s.npz", toy, n_per_class=2, seed=1)
+    assert np.bincount(sub.labels).tolist() == [2, 2]
+
+    folder = load_synthetic(toy.path.parent, toy)
+    assert len(folder.images) == 40  # a prepared dataset contributes its train split
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"images": np.zeros((4, 8, 8), np.uint8)}, "train_images and train_labels"),
+        ({"train_images": np.zeros((4, 8, 8), np.float32), "train_labels": np.zeros(4)}, "uint8"),
+        ({"train_images": np.zeros((4, 8, 8, 8), np.uint8), "train_labels": np.zeros(4)}, r"\(8, 8, 8\).*2D, 1 channel"),
+        ({"train_images": np.zeros((4, 8, 8), np.uint8), "train_labels": np.zeros(3)}, "4 images but 3 labels"),
+    ],
+)
+def test_load_synthetic_errors(toy: PreparedDataset, tmp_path: Path, arrays: dict, match: str) -> None:
+    with pytest.raises(MedganError, match=match):
+        load_synthetic(_write(tmp_path / "bad.npz", **arrays), toy)
+
+
+def test_load_synthetic_missing_and_unreadable(toy: PreparedDataset, tmp_path: Path) -> None:
+    with pytest.raises(MedganError, match="not found"):
+        load_synthetic(tmp_path / "nope.npz", toy)
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(MedganError, match="not a readable npz"):
+        load_synthetic(tmp_path / "junk.npz", toy)
+
+
+def test_checkpoint_without_sampling_module(toy: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt = tmp_path / "step_100.pt"
+    ckpt.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "medgan.sampling", None)  # import fails as if not written yet
+    with pytest.raises(MedganError, match=r"medgan\.sampling"):
+        load_synthetic(ckpt, toy)
+
+
+def test_checkpoint_goes_through_sample_classes(toy: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    calls: list[tuple] = []
+
+    def sample_classes(path, n_per_class, seed, device):
+        calls.append((Path(path), n_per_class, seed, device))
+        labels = np.repeat(np.arange(2), n_per_class)
+        return np.full((len(labels), 1, 8, 8), 128, np.uint8), labels, ["dark", "bright"]
+
+    monkeypatch.setitem(sys.modules, "medgan.sampling", types.SimpleNamespace(sample_classes=sample_classes))
+    syn = load_synthetic(run, toy, n_per_class=5, seed=3)
+    assert calls == [(run, 5, 3, "cpu")]
+    assert syn.images.shape == (10, 1, 8, 8) and syn.source.startswith("checkpoint:")
+
+    def wrong_classes(path, n_per_class, seed, device):
+        return np.zeros((2, 1, 8, 8), np.uint8), np.array([0, 1]), ["cat", "dog"]
+
+    monkeypatch.setitem(sys.modules, "medgan.sampling", types.SimpleNamespace(sample_classes=wrong_classes))
+    with pytest.raises(MedganError, match="classes"):
+        load_synthetic(run, toy)
+
+
+def test_unconditional_checkpoint_is_refused(toy: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt = tmp_path / "step_1.pt"
+    ckpt.write_bytes(b"")
+
+    def unconditional(path, n_per_class, seed, device):
+        return np.zeros((4, 1, 8, 8), np.uint8), np.zeros(4, np.int64), []
+
+    monkeypatch.setitem(sys.modules, "medgan.sampling", types.SimpleNamespace(sample_classes=unconditional))
+    with pytest.raises(MedganError, match="unconditional"):
+        load_synthetic(ckpt, toy)
+
+
+def test_metric_families_can_be_selected(toy: PreparedDataset, toy_fx) -> None:
+    syn = (toy.channel_first("test"), toy.labels["test"])
+    fid_only = evaluate(toy, syn, extractor=toy_fx, metrics=("fid",))
+    assert {k for k in fid_only if not k.startswith(("n_", "domain_classifier/"))} == {
+        "fid", "fid/class_dark", "fid/class_bright", "fid/class_mean",
+    }
+    full = evaluate(toy, syn, extractor=toy_fx)
+    assert fid_only["fid"] == pytest.approx(full["fid"])
+    audit_only = evaluate(toy, syn, extractor=toy_fx, metrics=["memorisation"])
+    assert "memorisation/fraction" in audit_only and "fid" not in audit_only
+    with pytest.raises(ValueError, match="allowed: fid, kid, prdc, memorisation"):
+        evaluate(toy, syn, extractor=toy_fx, metrics=("is",))
+
+
+def test_fid_alone_needs_two_samples_not_k_plus_one(toy: PreparedDataset, toy_fx) -> None:
+    x, y = toy.channel_first("test")[[0, 1, 6, 7]], np.array([0, 0, 1, 1])
+    assert np.isfinite(evaluate(toy, (x, y), extractor=toy_fx, metrics=("fid",))["fid/class_dark"])
+    with pytest.raises(MedganError, match=r"k\+1 = 4"):
+        evaluate(toy, (x, y), extractor=toy_fx)
+    with pytest.raises(MedganError, match=r"need at least 2 \(FID and KID\) per class"):
+        evaluate(toy, (x[[0, 2, 3]], y[[0, 2, 3]]), extractor=toy_fx, metrics=("fid",))
+
+
+def test_extractors_are_reused_within_a_process(toy: PreparedDataset, toy_fx) -> None:
+    cache = Path(toy_fx.info["cache_path"]).parent
+    again = get_feature_extractor(toy, "cnn", cache_dir=cache)
+    assert again is toy_fx
