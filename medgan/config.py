@@ -57,6 +57,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if type(None) in args:
                 return None
             raise MedganError(f"config key '{key}': null is not allowed (expected {_type_name(tp)})")
+        non_null = [a for a in args if a is not type(None)]
+        if len(non_null) == 1:  # Optional[X]: X's own message is the clearest
+            return _coerce(value, non_null[0], key)
         errors = []
         for arg in args:
             if arg is type(None):

@@ -15,6 +15,12 @@ from medgan.errors import MedganError
 __all__ = ["atomic_dir", "atomic_file", "file_md5", "file_sha256", "write_text_atomic"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _file_hash(path: str | Path, algo: str, chunk: int = 1 << 20) -> str:
     h = hashlib.new(algo)
     with open(path, "rb") as fh:
@@ -48,6 +54,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        # mkstemp makes 0600 files; give the result the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -82,6 +90,7 @@ def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise MedganError(f"cannot write here ({exc.strerror})", out.parent) from None
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; colleagues should read results
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -32,8 +32,8 @@ class ModelConfig:
     family: Literal["cgan", "progressive"] = "cgan"
     conditional: bool = True
     z_dim: int = 128
-    g_channels: int = 32
-    d_channels: int = 32
+    g_channels: int = 16
+    d_channels: int = 16
     g_max_channels: int = 256
     d_max_channels: int = 256
 
@@ -73,6 +73,7 @@ class TrainConfig:
         lr_d: discriminator learning rate.
         betas: Adam betas.
         loss: ``hinge``, ``nonsaturating`` or ``wgan-gp``.
+        d_steps: discriminator updates per generator update (each on a fresh real batch).
         r1_gamma: R1 weight on real data (0 turns it off).
         r1_every: lazy R1 interval in steps.
         gp_weight: gradient-penalty weight for ``wgan-gp``.
@@ -99,10 +100,11 @@ class TrainConfig:
     out: str = "runs/cgan"
     steps: int | None = 2000
     batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
     loss: Literal["hinge", "nonsaturating", "wgan-gp"] = "hinge"
+    d_steps: int = 2
     r1_gamma: float = 0.0
     r1_every: int = 16
     gp_weight: float = 10.0
@@ -127,7 +129,7 @@ class TrainConfig:
         """Cross-field checks; raises :class:`MedganError` with the key at fault."""
         if self.steps is not None and self.steps <= 0:
             raise MedganError(f"config key 'steps' must be positive, got {self.steps}")
-        for key in ("batch_size", "log_every", "sample_every", "checkpoint_every", "r1_every", "keep_checkpoints"):
+        for key in ("batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every", "r1_every", "keep_checkpoints"):
             if getattr(self, key) <= 0:
                 raise MedganError(f"config key '{key}' must be positive, got {getattr(self, key)}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):

@@ -174,6 +174,22 @@ def _phase(cfg: TrainConfig, step: int) -> Phase | None:
     return phase_at(step, cfg.progressive) if cfg.progressive is not None else None
 
 
+def _real_batch(data_u8: torch.Tensor, labels: torch.Tensor | None, sampler: EpochSampler, images_seen: int,
+                dist: dist_utils.DistInfo, batch: int, device: torch.device, phase: Phase | None,
+                cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """This rank's slice of the global batch at ``images_seen``, as floats in [-1, 1] on the device."""
+    idx = sampler.indices(images_seen + dist.rank * batch, batch).to(device)
+    real = data_u8[idx].float().div_(127.5).sub_(1.0)  # (B, C, *spatial)
+    if phase is not None:
+        from medgan.networks.progressive import prepare_real
+
+        sched = cfg.progressive
+        assert sched is not None
+        real = prepare_real(real, phase.stage, phase.alpha, canvas=sched.target_resolution,
+                            start_resolution=sched.start_resolution)
+    return real, (labels[idx] if labels is not None else None)
+
+
 @torch.no_grad()
 def sample_grid(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, rows: int, phase: Phase | None,
                 target_size: int) -> np.ndarray:
@@ -336,9 +352,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not (progress and dist.is_main), transient=False)
     task = bar.add_task("", total=last_step, completed=step)
     acc: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
     finite = torch.ones((), dtype=torch.bool, device=device)
     last_ckpt: Path | None = None
-    t_log, images_at_log, step_at_log = time.perf_counter(), images_seen, step
+    t_log, images_at_log = time.perf_counter(), images_seen
     phase = _phase(cfg, step)
     with bar:
         while step < last_step:
@@ -350,30 +367,30 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                     for group in opt.param_groups:
                         group["lr"] = phase.lr
 
-            # Batch: this rank's slice of the global batch, straight from the device tensor.
-            idx = sampler.indices(images_seen + dist.rank * batch, batch).to(device)
-            real = data_u8[idx].float().div_(127.5).sub_(1.0)
-            y = labels[idx] if conditional else None
-            if phase is not None:
-                from medgan.networks.progressive import prepare_real
-
-                sched = cfg.progressive
-                assert sched is not None
-                real = prepare_real(real, phase.stage, phase.alpha, canvas=sched.target_resolution,
-                                    start_resolution=sched.start_resolution)
             aug_fn = augment if use_aug else None
             d_call = functools.partial(D, **g_kw) if g_kw else D
 
-            # D phase.
+            # D phase: d_steps updates, each on a fresh slice of the data order.
             D_raw.requires_grad_(True)
-            with autocast:
-                z = torch.randn(batch, cfg.model.z_dim, device=device)
-                with torch.no_grad():
-                    fake = G(z, y, **g_kw)
-                d_loss, d_stats = loss.discriminator_loss(d_call, real, fake, y, step, aug_fn)
-            opt_D.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_D.step()
+            for k in range(cfg.d_steps):
+                real, y = _real_batch(data_u8, labels if conditional else None, sampler, images_seen, dist, batch,
+                                      device, phase, cfg)
+                with autocast:
+                    z = torch.randn(batch, cfg.model.z_dim, device=device)
+                    with torch.no_grad():
+                        fake = G(z, y, **g_kw)
+                    d_loss, d_stats = loss.discriminator_loss(d_call, real, fake, y, step * cfg.d_steps + k, aug_fn)
+                opt_D.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_D.step()
+                if ada is not None:
+                    ada.update(d_stats["d_real_sign"], batch * dist.world_size)
+                    augment.p = ada.p
+                images_seen += batch * dist.world_size
+                finite &= torch.isfinite(d_loss.detach())
+                for key, v in d_stats.items():
+                    acc[key] = acc[key] + v.detach().float() if key in acc else v.detach().float()
+                    counts[key] = counts.get(key, 0) + 1
 
             # G phase: D is frozen and called unwrapped, so DDP syncs only G's gradients.
             D_raw.requires_grad_(False)
@@ -386,16 +403,13 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             g_loss.backward()
             opt_G.step()
 
-            # EMA and augmentation control.
+            # EMA.
             _ema_update(G_ema, _unwrap(G), cfg.ema_decay)
-            if ada is not None:
-                ada.update(d_stats["d_real_sign"], batch * dist.world_size)
-                augment.p = ada.p
             step += 1
-            images_seen += batch * dist.world_size
-            finite &= torch.isfinite(d_loss.detach()) & torch.isfinite(g_loss.detach())
-            for k, v in {**d_stats, **g_stats}.items():
-                acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float()
+            finite &= torch.isfinite(g_loss.detach())
+            for key, v in g_stats.items():
+                acc[key] = acc[key] + v.detach().float() if key in acc else v.detach().float()
+                counts[key] = counts.get(key, 0) + 1
             bar.advance(task)
 
             # Intervals: logging, samples, checkpoints (the only places the host waits for the device).
@@ -406,17 +420,16 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                         f"non-finite loss by step {step}; training stopped. The last good checkpoint is "
                         f"{last_ckpt or 'none (no checkpoint was written yet)'}; try a lower learning rate or r1_gamma > 0"
                     )
-                n_acc = max(step - step_at_log, 1)
                 now = time.perf_counter()
                 record: dict[str, Any] = {"step": step, "images_seen": images_seen}
-                record.update({k: round(float(v) / n_acc, 6) for k, v in acc.items()})
+                record.update({k: round(float(v) / counts[k], 6) for k, v in acc.items()})
                 record["aug_p"] = round(float(ada.p if ada is not None else augment.p), 6)
                 record["img_per_s"] = round((images_seen - images_at_log) / max(now - t_log, 1e-9), 2)
                 if phase is not None:
                     record["stage"], record["alpha"], record["resolution"] = phase.stage, round(phase.alpha, 6), phase.resolution
                 if cfg.fid_every and (step % cfg.fid_every == 0 or at_end) and dist.is_main:
                     record["fid"] = _fid(G_ema, ds, cfg, spec, g_kw, device)
-                acc, t_log, images_at_log, step_at_log = {}, now, images_seen, step
+                acc, counts, t_log, images_at_log = {}, {}, now, images_seen
                 if dist.is_main:
                     append_jsonl(run_dir / "metrics.jsonl", record)
                     bar.update(task, description=f"D {record.get('d_loss', 0):.3f} G {record.get('g_loss', 0):.3f} "
@@ -465,5 +478,6 @@ def _fid(G_ema: nn.Module, ds: PreparedDataset, cfg: TrainConfig, spec: dict[str
     synth = np.concatenate(imgs)
     if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: FID is not defined yet
         return float("nan")
-    metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid",))
+    conditional = spec["generator"]["num_classes"] > 0
+    metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid",), per_class=conditional)
     return float(metrics["fid"])

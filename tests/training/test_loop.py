@@ -79,7 +79,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
 
     def poisoned(self, D, real, fake, y, step, *args, **kwargs):
         loss, stats = original(self, D, real, fake, y, step, *args, **kwargs)
-        return (loss * float("nan") if step >= 5 else loss), stats
+        return (loss * float("nan") if step >= 10 else loss), stats  # D step 10 = G step 5 (d_steps=2)
 
     monkeypatch.setattr(medgan.losses.GANLoss, "discriminator_loss", poisoned)
     data = make_toy_dataset(tmp_path)

@@ -1,0 +1,118 @@
+"""`medgan train` through the CLI: bad input is one line and exit 2; Ctrl-C checkpoints and exits 130."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from medgan.cli.main import app
+from tests.training.helpers import make_toy_dataset
+
+runner = CliRunner()
+
+TINY = {
+    "steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 2, "checkpoint_every": 100, "device": "cpu",
+    "model": {"g_channels": 8, "d_channels": 8, "g_max_channels": 16, "d_max_channels": 16, "z_dim": 16},
+}
+
+
+def _config(tmp_path: Path, data: Path, **extra) -> Path:
+    cfg = {**TINY, "data": str(data), "out": str(tmp_path / "run"), **extra}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _one_line_error(result, text: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert text in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_train_writes_a_run_and_reports(tmp_path):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    result = runner.invoke(app, ["train", str(cfg), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "done: 2 steps" in result.output
+    assert (tmp_path / "run" / "checkpoints" / "step_000002.pt").is_file()
+
+
+def test_unknown_config_key(tmp_path):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path), learning_rate=0.1)
+    _one_line_error(runner.invoke(app, ["train", str(cfg)]), "unknown config key 'learning_rate'")
+
+
+@pytest.mark.parametrize(
+    ("item", "text"),
+    [("steps", "bad --set 'steps': expected key=value"), ("steps=abc", "'steps': expected an integer"),
+     ("model.width=3", "unknown config key 'model.width'"), ("loss=l1", "'loss': 'l1' is not one of")],
+)
+def test_bad_set(tmp_path, item, text):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    _one_line_error(runner.invoke(app, ["train", str(cfg), "--set", item]), text)
+
+
+def test_missing_dataset(tmp_path):
+    cfg = _config(tmp_path, tmp_path / "nowhere.npz")
+    _one_line_error(runner.invoke(app, ["train", str(cfg)]), "dataset file not found")
+    cfg = _config(tmp_path, "nosuchmnist")
+    _one_line_error(runner.invoke(app, ["train", str(cfg)]), "unknown dataset 'nosuchmnist' (known: ")
+
+
+def test_resume_with_a_wrong_hash(tmp_path):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
+    sidecar = tmp_path / "run" / "checkpoints" / "step_000002.pt.sha256"
+    sidecar.write_text("0" * 64 + "  step_000002.pt\n")
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--steps", "4"])
+    _one_line_error(result, "sha256 mismatch")
+
+
+def test_resume_on_another_dataset(tmp_path):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
+    other = make_toy_dataset(tmp_path / "other", seed=3)
+    result = runner.invoke(app, ["train", str(cfg), "--resume", str(tmp_path / "run"), "--data", str(other), "--steps", "4"])
+    _one_line_error(result, "checkpoint was trained on dataset toy")
+
+
+def test_resume_from_the_run_folder_alone(tmp_path):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--steps", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "done: 3 steps" in result.output
+
+
+def test_sigint_writes_a_checkpoint_and_exits_130(tmp_path):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path), steps=100000, sample_every=100000)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "medgan", "train", str(cfg), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and log.stat().st_size > 0):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: checkpoint written to" in err
+    ckpts = list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+    assert len(ckpts) == 1
+
+
+def test_every_command_has_help_with_an_example():
+    for cmd in (["train"], ["augment"], ["evaluate"], ["preprocess"], ["data", "fetch"], ["data", "info"], ["data", "list"]):
+        result = runner.invoke(app, [*cmd, "--help"])
+        assert result.exit_code == 0, cmd
+        assert "Example" in result.output, cmd
