@@ -311,14 +311,16 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
 
     def checkpoint(at_step: int) -> Path:
+        next_phase = _phase(cfg, at_step)
         state = {
             "medgan_version": __version__,
             "step": at_step, "images_seen": images_seen,
             "G": _unwrap(G).state_dict(), "D": D_raw.state_dict(), "G_ema": G_ema.state_dict(),
             "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
             "augment": ada.state_dict() if ada is not None else {"p": float(augment.p)},
-            "stage": phase.stage if phase is not None else 0,
-            "alpha": phase.alpha if phase is not None else 1.0,
+            # The phase training continues in: what a resumed run (or a sampler) is at.
+            "stage": next_phase.stage if next_phase is not None else 0,
+            "alpha": next_phase.alpha if next_phase is not None else 1.0,
             "rng": rng_states,
             "config": config_to_dict(cfg), "class_names": list(info.class_names),
             "dataset": {"name": info.name, "sha256": info.sha256, "channels": info.channels,
@@ -363,9 +365,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             batch = phase.batch_size if phase is not None else cfg.batch_size
             g_kw = {"stage": phase.stage, "alpha": phase.alpha} if phase is not None else {}
             if phase is not None and phase.lr is not None:
-                for opt in (opt_G, opt_D):
+                # The schedule's rate is G's; D keeps the config's ratio (two-time-scale updates).
+                for opt, lr in ((opt_G, phase.lr), (opt_D, phase.lr * cfg.lr_d / cfg.lr_g)):
                     for group in opt.param_groups:
-                        group["lr"] = phase.lr
+                        group["lr"] = lr
 
             aug_fn = augment if use_aug else None
             d_call = functools.partial(D, **g_kw) if g_kw else D
