@@ -38,7 +38,7 @@ _STEP = re.compile(r"^step_(\d+)\.pt$")
 
 def get_rng_state() -> dict[str, Any]:
     """Every RNG state that training draws from, as tensors and plain lists."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     py_state = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

@@ -159,8 +159,8 @@ def _set_determinism(cfg: TrainConfig, device: torch.device) -> None:
 
 @torch.no_grad()
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    ema_p = [p for p in ema.parameters()]
-    src_p = [p.detach() for p in model.parameters()]
+    ema_p: list[torch.Tensor] = list(ema.parameters())
+    src_p: list[torch.Tensor] = [p.detach() for p in model.parameters()]
     torch._foreach_lerp_(ema_p, src_p, 1.0 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)
@@ -290,7 +290,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     # Distributed: DDP syncs gradients; G_ema and ADA stay identical because their inputs are.
     if dist.enabled:
         find_unused = spec["family"] == "progressive"
-        ddp_kw = {"device_ids": [device.index]} if device.type == "cuda" else {}
+        ddp_kw: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
         G = nn.parallel.DistributedDataParallel(G, find_unused_parameters=find_unused, **ddp_kw)
         D = nn.parallel.DistributedDataParallel(D, find_unused_parameters=find_unused, **ddp_kw)
     D_raw = _unwrap(D)

@@ -79,7 +79,7 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSON-lines log; a torn last line (from a crash) is skipped."""
-    out = []
+    out: list[dict[str, Any]] = []
     p = Path(path)
     if not p.is_file():
         return out
