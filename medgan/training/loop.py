@@ -166,6 +166,34 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         b_ema.copy_(b)
 
 
+@torch.no_grad()
+def standing_stats(G: nn.Module, z_dim: int, num_classes: int, batch: int, device: torch.device, seed: int,
+                   n_batches: int = 8, g_kwargs: dict[str, Any] | None = None) -> None:
+    """Re-estimate G's batch-norm statistics for its current weights ("standing statistics").
+
+    G_ema's weights are an average, so the running statistics copied from G do not match them and
+    its eval-mode samples come out washed out. A few forward passes in train mode, with a
+    cumulative average and latents from a dedicated generator (the training RNG is untouched),
+    give statistics that fit. Networks without batch norm are left as they are.
+    """
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the passes below
+    gen = torch.Generator().manual_seed(seed)
+    G.train()
+    for _ in range(n_batches):
+        z = torch.randn(batch, z_dim, generator=gen).to(device)
+        y = torch.randint(0, num_classes, (batch,), generator=gen).to(device) if num_classes > 0 else None
+        G(z, y, **(g_kwargs or {}))
+    G.eval()
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
@@ -407,7 +435,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             opt_G.step()
 
             # EMA.
-            _ema_update(G_ema, _unwrap(G), cfg.ema_decay)
+            # A short warm-up: early on, G_ema follows G closely instead of averaging the random init.
+            _ema_update(G_ema, _unwrap(G), min(cfg.ema_decay, (1 + step) / (10 + step)))
             step += 1
             finite &= torch.isfinite(g_loss.detach())
             for key, v in g_stats.items():
@@ -437,7 +466,11 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                     append_jsonl(run_dir / "metrics.jsonl", record)
                     bar.update(task, description=f"D {record.get('d_loss', 0):.3f} G {record.get('g_loss', 0):.3f} "
                                                  f"p {record['aug_p']:.2f} {record['img_per_s']:.0f} img/s")
-            if dist.is_main and (step % cfg.sample_every == 0 or at_end or stop["flag"]):
+            wants_sample = dist.is_main and (step % cfg.sample_every == 0 or at_end or stop["flag"])
+            if wants_sample or step % cfg.checkpoint_every == 0 or at_end or stop["flag"]:
+                standing_stats(G_ema, cfg.model.z_dim, spec["generator"]["num_classes"], batch, device,
+                               cfg.seed + 4242, g_kwargs=g_kw)
+            if wants_sample:
                 grid = sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0]))
                 save_grid(grid, run_dir / "samples" / f"step_{step:06d}.png", scale=2 if info.size[0] <= 32 else 1)
             if step % cfg.checkpoint_every == 0 or at_end or stop["flag"]:
