@@ -1,0 +1,60 @@
+"""The verdict's words: a lift, a loss and "no evidence" are each said plainly; caveats from the results."""
+
+from __future__ import annotations
+
+from medgan.benchmark.report import caveats, verdict
+
+NAMES = ["malignant", "normal, benign"]
+HEADLINE = ["recall/malignant", "balanced_accuracy"]
+
+
+def _c(diff: float, lo: float, hi: float) -> dict[str, float]:
+    return {"diff": diff, "ci_low": lo, "ci_high": hi}
+
+
+def _comparison(arm: str, base: str, recall: dict, bal: dict) -> dict:
+    return {"arm": arm, "baseline": base, "phrase": f"{arm} over {base}",
+            "metrics": {"recall/malignant": recall, "balanced_accuracy": bal}}
+
+
+def test_a_lift_is_said_with_its_interval() -> None:
+    said = verdict([_comparison("real+synthetic", "real", _c(0.061, 0.012, 0.108), _c(0.023, 0.004, 0.05))],
+                   HEADLINE, NAMES, 0.95)
+    assert said["answer"].startswith("Yes.")
+    assert "raised malignant recall by 6.1 points (95% CI 1.2 to 10.8)" in said["answer"]
+    assert "raised balanced accuracy by 2.3 points (95% CI 0.4 to 5.0)" in said["answer"]
+
+
+def test_an_interval_covering_zero_is_no_evidence_of_a_lift() -> None:
+    comps = [
+        _comparison("real+synthetic", "real", _c(0.023, -0.015, 0.06), _c(-0.004, -0.03, 0.02)),
+        _comparison("real+classical+synthetic", "real+classical", _c(0.061, 0.012, 0.108), _c(0.01, -0.01, 0.03)),
+    ]
+    said = verdict(comps, HEADLINE, NAMES, 0.95)
+    assert said["answer"].startswith("No evidence of a lift.")
+    assert ("changed malignant recall by +2.3 points (95% CI -1.5 to 6.0): the interval covers 0, so there is no "
+            "evidence of a lift") in said["answer"]
+    assert len(said["lines"]) == 2 and "raised malignant recall by 6.1" in said["lines"][1]
+
+
+def test_a_loss_says_it_hurt_and_a_trade_off_is_mixed() -> None:
+    hurt = verdict([_comparison("real+synthetic", "real", _c(-0.08, -0.12, -0.03), _c(-0.01, -0.04, 0.02))],
+                   HEADLINE, NAMES, 0.95)
+    assert hurt["answer"].startswith("No: it hurt (malignant recall went down).")
+    assert "lowered malignant recall by 8.0 points (95% CI -12.0 to -3.0): it hurt" in hurt["answer"]
+    mixed = verdict([_comparison("real+synthetic", "real", _c(0.08, 0.03, 0.12), _c(-0.03, -0.05, -0.01))],
+                    HEADLINE, NAMES, 0.95)
+    assert mixed["answer"].startswith("Mixed: it raised malignant recall but lowered balanced accuracy.")
+    partly = verdict([_comparison("real+synthetic", "real", _c(0.08, 0.03, 0.12), _c(0.01, -0.02, 0.04))],
+                     HEADLINE, NAMES, 0.95)
+    assert partly["answer"].startswith("Partly: it raised malignant recall; there is no evidence of a lift in "
+                                       "balanced accuracy.")
+
+
+def test_caveats_come_from_the_results() -> None:
+    tstr = {"synthetic-only": {"balanced_accuracy": {"mean": 0.48, "ci_low": 0.40, "ci_high": 0.58}}}
+    said = caveats(tstr, {"coverage": 0.01}, num_classes=2, seeds=2, quick=True)
+    assert len(said) == 3 and said[0].startswith("This is a quick run")
+    assert "no better than chance" in said[1] and "cover only 1%" in said[2]
+    good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
+    assert caveats(good, {"coverage": 0.8}, num_classes=2, seeds=5, quick=False) == []

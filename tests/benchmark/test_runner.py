@@ -1,0 +1,230 @@
+"""The benchmark runner on toy data: fair arms, a train-only GAN, resume, the output folder, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medgan.benchmark.arms import ClassicalAugment
+from medgan.benchmark.config import ARMS, load_benchmark_config
+from medgan.benchmark.runner import check_checkpoint, run_benchmark, run_path
+from medgan.data.dataset import load_dataset
+from medgan.errors import MedganError
+from medgan.training import classifier as clf
+from medgan.training import loop
+from tests.benchmark.helpers import bench_config, gan_checkpoint, gan_config, toy_dataset
+
+JOBS = [(arm, seed) for seed in range(2) for arm in ARMS]
+TRAIN_CLASSIFIER = clf.train_classifier  # the real one, whatever a test has patched in
+
+
+class Interrupted(Exception):
+    """Stands in for KeyboardInterrupt, which pytest would take as its own."""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    root = tmp_path_factory.getbasetemp() / "bench_shared"
+    root.mkdir(exist_ok=True)
+    data = toy_dataset(root)
+    return SimpleNamespace(root=root, data=data, gan_yaml=gan_config(root, data), ckpt=gan_checkpoint(root, data))
+
+
+@pytest.fixture(scope="module")
+def finished(env: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A whole benchmark whose GAN the benchmark trains itself, watching what the GAN is given."""
+    tmp = tmp_path_factory.mktemp("finished")
+    seen: list[Any] = []
+    real_train = loop.train
+
+    def spy(cfg: Any, **kw: Any) -> Any:
+        seen.append(cfg)
+        return real_train(cfg, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop, "train", spy)
+        cfg = load_benchmark_config(bench_config(tmp / "bench.yaml", env.data, env.gan_yaml))
+        result = run_benchmark(cfg, progress=False)
+    return SimpleNamespace(cfg=cfg, result=result, out=result.out, gan_configs=seen)
+
+
+def _spy_classifier(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+
+    def spy(model: torch.nn.Module, train: Any, val: Any, **kw: Any) -> Any:
+        if fail_at is not None and len(calls) + 1 == fail_at:
+            raise Interrupted  # as Ctrl-C would, mid-benchmark
+        calls.append({"init": {k: v.clone() for k, v in model.state_dict().items()}, "train": train, "val": val, **kw})
+        return TRAIN_CLASSIFIER(model, train, val, **kw)
+
+    monkeypatch.setattr(clf, "train_classifier", spy)
+    return calls
+
+
+def test_arms_differ_only_in_training_data(env: SimpleNamespace, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _spy_classifier(monkeypatch)
+    cfg = load_benchmark_config(bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml))
+    result = run_benchmark(cfg, checkpoint=env.ckpt, only=JOBS, progress=False)
+    assert result.ran == JOBS and result.results is None and len(calls) == len(JOBS)
+    runs = dict(zip(JOBS, calls, strict=True))
+    ds = load_dataset(env.data)
+    real_x = ds.channel_first("train")
+    data_keys = {"init", "train", "transform", "extra_train", "progress"}
+
+    for seed in range(2):
+        first = runs[("real", seed)]
+        for arm in ARMS:
+            call = runs[(arm, seed)]
+            # The same initial weights, optimiser settings, budget and seeds for every arm of a seed.
+            assert call.keys() == first.keys()
+            for key in call["init"]:
+                assert torch.equal(call["init"][key], first["init"][key]), (arm, key)
+            for key in call.keys() - data_keys:
+                assert np.array_equal(call[key][0], first[key][0]) if key == "val" else call[key] == first[key]
+            assert call["seed"] == seed
+            # Only the training data differ.
+            assert isinstance(call["transform"], ClassicalAugment) == ("classical" in arm)
+            assert (call["extra_train"] is not None) == (arm in ("real+synthetic", "real+classical+synthetic"))
+            assert np.array_equal(call["train"][0], real_x) == (arm != "synthetic-only")
+        tstr = runs[("synthetic-only", seed)]["train"]
+        assert np.bincount(tstr[1]).tolist() == [12, 36]  # the real class mix, all synthetic
+        added = runs[("real+synthetic", seed)]["extra_train"]
+        assert np.bincount(added[1], minlength=2).tolist() == [24, 0]  # balance: lesions up to 36
+        assert np.array_equal(added[0], runs[("real+classical+synthetic", seed)]["extra_train"][0])
+        records = [json.loads(run_path(result.out, arm, seed).read_text()) for arm in ARMS]
+        assert len({r["init_sha256"] for r in records}) == 1
+    # Seeds do differ: initial weights and the synthetic draw.
+    a, b = runs[("real", 0)]["init"], runs[("real", 1)]["init"]
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    assert not np.array_equal(runs[("real+synthetic", 0)]["extra_train"][0], runs[("real+synthetic", 1)]["extra_train"][0])
+
+
+def test_gan_trains_on_the_train_split_only(finished: SimpleNamespace, env: SimpleNamespace) -> None:
+    assert len(finished.gan_configs) == 1
+    gan_ds = load_dataset(finished.gan_configs[0].data)
+    real = load_dataset(env.data)
+    assert np.array_equal(gan_ds.images["train"], real.images["train"])
+    assert np.array_equal(gan_ds.labels["train"], real.labels["train"])
+    assert len(gan_ds.images["val"]) == 0 and len(gan_ds.images["test"]) == 0
+    held_out = {img.tobytes() for split in ("val", "test") for img in real.images[split]}
+    assert not any(img.tobytes() in held_out for img in gan_ds.images["train"])
+    # The checkpoint it made is recognised as trained on this dataset.
+    ckpt = finished.out / json.loads((finished.out / "gan.json").read_text())["checkpoint"]
+    assert check_checkpoint(ckpt, real).class_names == ["lesion", "normal"]
+
+
+def test_report_renders(finished: SimpleNamespace) -> None:
+    out = finished.out
+    report = (out / "report.md").read_text()
+    for arm in ARMS:
+        assert f"| {arm} |" in report
+    assert "**Answer.**" in report and "lesion recall" in report and "## The GAN" in report
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["metrics"]) == set(ARMS) and results["seeds"] == [0, 1]
+    assert results["target_class"] == {"index": 0, "name": "lesion"}
+    assert [(c["arm"], c["baseline"]) for c in results["comparisons"]][:2] == [
+        ("real+synthetic", "real"), ("real+classical", "real")]
+    assert results["verdict"]["answer"] and len(results["verdict"]["lines"]) == 6
+    assert {"fid", "precision", "memorisation/fraction"} <= results["gan"]["fidelity"].keys()
+    s = results["metrics"]["real"]["balanced_accuracy"]
+    assert s["ci_low"] <= s["mean"] <= s["ci_high"] and len(s["per_seed"]) == 2
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert {"metrics.png", "confusion_matrices.png", "training_curves.png", "samples_lesion.png",
+            "samples_normal.png"} <= set(pngs)
+    for name in pngs:
+        with Image.open(out / name) as im:
+            im.verify()
+        assert f"({name})" in report
+
+
+def test_resume_skips_finished_runs(env: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_benchmark_config(bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml,
+                                             fidelity={"enabled": False}))
+    calls = _spy_classifier(monkeypatch, fail_at=4)
+    with pytest.raises(Interrupted):
+        run_benchmark(cfg, checkpoint=env.ckpt, progress=False)
+    assert len(calls) == 3 and len(list((cfg_out := Path(cfg.out)).glob("runs/*.json"))) == 3
+
+    calls = _spy_classifier(monkeypatch)
+    result = run_benchmark(cfg, checkpoint=env.ckpt, progress=False)
+    assert len(calls) == 7 and result.skipped == JOBS[:3] and result.ran == JOBS[3:]
+    assert (cfg_out / "report.md").is_file()
+
+    calls = _spy_classifier(monkeypatch)
+    assert run_benchmark(cfg, checkpoint=env.ckpt, progress=False).ran == [] and calls == []
+
+    # More seeds is the same benchmark, extended: only the new seed runs.
+    cfg.seeds = 3
+    result = run_benchmark(cfg, checkpoint=env.ckpt, progress=False)
+    assert result.ran == [(arm, 2) for arm in ARMS] and len(calls) == 5
+    assert result.results is not None and result.results["seeds"] == [0, 1, 2]
+
+
+def test_output_folder_rules(env: SimpleNamespace, tmp_path: Path) -> None:
+    path = bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml, arms=["real"], seeds=1,
+                        fidelity={"enabled": False})
+    cfg = load_benchmark_config(path)
+    run_benchmark(cfg, progress=False)
+    other = load_benchmark_config(path, overrides=["classifier.lr=0.01"])
+    with pytest.raises(MedganError, match=r"different config \(config.classifier.lr differ"):
+        run_benchmark(other, progress=False)
+    result = run_benchmark(other, overwrite=True, progress=False)
+    assert result.ran == [("real", 0)]
+
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(MedganError, match="not a benchmark folder"):
+        run_benchmark(cfg, out=stranger, progress=False)
+    assert (stranger / "notes.txt").read_text() == "mine"
+
+
+def test_cluster_style_parts(env: SimpleNamespace, tmp_path: Path) -> None:
+    cfg = load_benchmark_config(bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml,
+                                             arms=["real", "real+synthetic"], fidelity={"enabled": False}))
+    with pytest.raises(MedganError, match="--only gan"):
+        run_benchmark(cfg, only=[("real+synthetic", 0)], progress=False)
+    assert run_benchmark(cfg, only=[("real", 1)], progress=False).ran == [("real", 1)]  # no GAN needed
+    with pytest.raises(MedganError, match=r"3 run\(s\) not finished yet \(real:0, real\+synthetic:0, real\+syn"):
+        run_benchmark(cfg, report_only=True, progress=False)
+    run_benchmark(cfg, only="gan", progress=False)
+    assert (Path(cfg.out) / "gan.json").is_file()
+    for job in [("real", 0), ("real+synthetic", 0)]:
+        run_benchmark(cfg, only=[job], progress=False)
+    with pytest.raises(MedganError, match=r"1 run\(s\) not finished yet \(real\+synthetic:1\)"):
+        run_benchmark(cfg, report_only=True, progress=False)
+    run_benchmark(cfg, only=[("real+synthetic", 1)], progress=False)
+    result = run_benchmark(cfg, report_only=True, progress=False)
+    assert result.ran == [] and result.results is not None
+
+
+@pytest.mark.slow  # spawning two workers that import torch and MONAI takes 10-20 s
+def test_parallel_jobs_match_serial(env: SimpleNamespace, tmp_path: Path) -> None:
+    path = bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml, arms=["real", "real+classical"],
+                        fidelity={"enabled": False})
+    serial = run_benchmark(load_benchmark_config(path), out=tmp_path / "serial", checkpoint=env.ckpt,
+                           progress=False)
+    parallel = run_benchmark(load_benchmark_config(path, overrides=["jobs=2"]), out=tmp_path / "parallel",
+                             checkpoint=env.ckpt, progress=False)
+    assert sorted(parallel.ran) == sorted(serial.ran)
+    for arm, seed in serial.ran:
+        a = json.loads(run_path(tmp_path / "serial", arm, seed).read_text())
+        b = json.loads(run_path(tmp_path / "parallel", arm, seed).read_text())
+        assert a["init_sha256"] == b["init_sha256"]
+        np.testing.assert_allclose(a["test_proba"], b["test_proba"], atol=1e-5)
