@@ -194,16 +194,24 @@ def read_npz_splits(npz: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise MedganError(f"not a readable npz ({exc.__class__.__name__})", npz) from None
     for s in SPLITS:
-        img, lab = images[s], labels[s]
-        if img.dtype != np.uint8:
-            raise MedganError(f"{s}_images must be uint8, found {img.dtype}", npz)
-        if lab.ndim == 2 and lab.shape[1] != 1:
-            raise MedganError(f"{s}_labels has shape {lab.shape}; medgan needs one label per image", npz)
-        lab = lab.reshape(-1).astype(np.int64)
-        if len(lab) != len(img):
-            raise MedganError(f"{s}: {len(img)} images but {len(lab)} labels", npz)
-        labels[s] = lab
+        labels[s] = check_split_arrays(images[s], labels[s], s, npz)
     return images, labels
+
+
+def check_split_arrays(images: np.ndarray, labels: np.ndarray, split: str, path: Path) -> np.ndarray:
+    """Check one split of the MedMNIST layout; return its labels as int64 ``(N,)``.
+
+    Raises:
+        MedganError: images that are not uint8, more than one label per image, or counts that differ.
+    """
+    if images.dtype != np.uint8:
+        raise MedganError(f"{split}_images must be uint8, found {images.dtype}", path)
+    if labels.ndim == 2 and labels.shape[1] != 1:
+        raise MedganError(f"{split}_labels has shape {labels.shape}; medgan needs one label per image", path)
+    flat = labels.reshape(-1).astype(np.int64)
+    if len(flat) != len(images):
+        raise MedganError(f"{split}: {len(images)} images but {len(flat)} labels", path)
+    return flat
 
 
 def resolve_dataset_path(name_or_path: str | Path, size: int | None = None) -> Path:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgan.data.dataset import PreparedDataset, to_channel_first
+from medgan.data.dataset import PreparedDataset, check_split_arrays, to_channel_first
 from medgan.errors import MedganError
 
 if TYPE_CHECKING:
@@ -471,13 +471,7 @@ def load_synthetic(
         raise
     except Exception as exc:  # numpy raises several types for a file that is not an npz
         raise MedganError(f"not a readable npz ({exc.__class__.__name__})", npz) from None
-    if images.dtype != np.uint8:
-        raise MedganError(f"train_images must be uint8, found {images.dtype}", npz)
-    if labels.ndim == 2 and labels.shape[1] != 1:
-        raise MedganError(f"train_labels has shape {labels.shape}; one label per image is needed", npz)
-    labels = labels.reshape(-1).astype(np.int64)
-    if len(labels) != len(images):
-        raise MedganError(f"{len(images)} images but {len(labels)} labels", npz)
+    labels = check_split_arrays(images, labels, "train", npz)
     want = real.images["train"].shape[1:]
     if images.shape[1:] != want:
         raise MedganError(
