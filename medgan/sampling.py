@@ -1,13 +1,25 @@
 """Checkpoint -> synthetic samples. Inference only: G_ema in eval mode, no autograd, in batches.
 
-The seed fixes the output exactly: the latents of one class are drawn at once on the CPU from a
-generator seeded by ``(seed, class)``, so the bytes do not depend on the batch size or device
-order of work (on the same device type).
+Reproducibility: sample ``i`` of class ``c`` under seed ``s`` is a pure function of
+``(checkpoint, s, c, i)``, whatever ``n`` and the batch size are. Latents come in blocks of
+:data:`LATENT_BLOCK`: block ``b`` (samples ``b·L … b·L + L - 1``) is drawn on the CPU from its own
+generator, seeded by ``(s, c, b)``, and the generator network always runs on slices of a whole
+block (the last block padded) of a size fixed by the model (:func:`forward_block`). So every
+sample is computed by the same kernels, with the same shapes, at the same position in its slice:
+the output bytes are identical for any ``--batch-size`` and any ``--n`` that includes the sample. (CPU and GPU kernels round differently, so the bytes are
+only promised for the same device type, library versions and thread count.)
+
+Example:
+    >>> gen = load_generator("runs/cgan_breastmnist", device="cpu")
+    >>> batches = iter_samples(gen, gen.class_names.index("malignant"), 100, seed=0, batch_size=32)
+    >>> next(batches).shape   # uint8 (B, C, H, W)
+    (32, 1, 28, 28)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +30,57 @@ from torch import nn
 
 from medgan.errors import MedganError
 
-__all__ = ["LoadedGenerator", "iter_samples", "load_generator", "sample_classes"]
+__all__ = [
+    "LATENT_BLOCK",
+    "LoadedGenerator",
+    "forward_block",
+    "iter_samples",
+    "load_generator",
+    "sample_classes",
+    "sample_latents",
+]
+
+# Latents are drawn in blocks of this many samples, each block from its own seeded generator.
+LATENT_BLOCK = 64
+# Output voxels per forward pass of the generator, at most: bounds the memory for large volumes.
+_FORWARD_VOXELS = 1 << 22
+
+
+def forward_block(size: Sequence[int]) -> int:
+    """Samples per forward pass of the generator for samples of spatial ``size``.
+
+    A divisor of :data:`LATENT_BLOCK` that depends on the model only, never on the batch size:
+    matrix and convolution kernels may round differently for another batch shape, and a 1e-7
+    difference is enough to move a pixel across a uint8 rounding boundary. 64 for images up to
+    256², 16 for 64³ volumes.
+    """
+    voxels = math.prod(int(s) for s in size)
+    block = LATENT_BLOCK
+    while block > 1 and block * voxels > _FORWARD_VOXELS:
+        block //= 2
+    return block
 
 
 @dataclass
 class LoadedGenerator:
-    """G_ema rebuilt from a checkpoint, with what callers need to know about it."""
+    """G_ema rebuilt from a checkpoint, with what callers need to know about it.
+
+    Args:
+        G: the generator, in eval mode, without gradients, on ``device``.
+        class_names: the training data's class names (by label index).
+        num_classes: classes the generator is conditioned on; 0 for an unconditional model.
+        z_dim: latent size.
+        spatial_dims: 2 (images) or 3 (volumes).
+        channels: 1 (grey) or 3 (RGB).
+        size: spatial shape of a sample, ``[H, W]`` or ``[D, H, W]``.
+        spacing: pixel / voxel spacing of the training data in mm, when it recorded one.
+        checkpoint_sha256: hex sha256 of the checkpoint file (verified against its sidecar).
+        checkpoint_path: the checkpoint file that was loaded.
+        dataset: the checkpoint's record of its training data (name, sha256, ...).
+        config: the training config stored in the checkpoint.
+        family: ``cgan`` or ``progressive``.
+        device: where ``G`` runs.
+    """
 
     G: nn.Module
     class_names: list[str]
@@ -44,9 +101,14 @@ class LoadedGenerator:
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
     """Verify and load a checkpoint (file or run folder) and rebuild its G_ema.
 
+    Args:
+        checkpoint: a checkpoint file, or a run folder (its latest checkpoint).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
     Raises:
-        MedganError: a missing, corrupt or altered checkpoint; a progressive run that has not yet
-            reached its target resolution.
+        MedganError: a missing, corrupt or altered checkpoint; one that lacks the generator or
+            whose weights do not fit its model; a progressive run that has not yet reached its
+            target resolution.
     """
     from medgan.training.checkpoint import load_checkpoint
     from medgan.training.distributed import resolve_device
@@ -54,60 +116,119 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    missing = [k for k in ("G_ema", "model", "dataset", "class_names", "config") if k not in ckpt]
+    if missing:
+        raise MedganError(f"checkpoint lacks {', '.join(missing)}; it cannot be sampled from", ckpt["path"])
     spec = ckpt["model"]
-    G, _ = build_networks(spec)
-    G.load_state_dict(ckpt["G_ema"])
-    G.eval().requires_grad_(False).to(dev)
+    try:
+        G, _ = build_networks(spec)
+        G.load_state_dict(ckpt["G_ema"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise MedganError(f"the checkpoint's generator cannot be rebuilt ({exc.__class__.__name__})",
+                          ckpt["path"]) from None
     if spec["family"] == "progressive":
-        final = G.num_stages - 1
-        if int(ckpt.get("stage", final)) < final or float(ckpt.get("alpha", 1.0)) < 1.0:
+        from medgan.networks.progressive import ProgressiveGenerator
+
+        assert isinstance(G, ProgressiveGenerator)
+        stages = G.num_stages
+        stage, alpha = int(ckpt.get("stage", stages - 1)), float(ckpt.get("alpha", 1.0))
+        if stage < stages - 1 or alpha < 1.0:
             raise MedganError(
-                f"this progressive checkpoint is at stage {ckpt.get('stage')} (alpha {ckpt.get('alpha'):.2f}) of "
-                f"{final}; train it to the target resolution before sampling", ckpt["path"])
+                f"this progressive checkpoint is at stage {stage + 1} of {stages} (fade-in alpha {alpha:.2f}); "
+                "it does not make full-size images yet: train it to its last stage before sampling", ckpt["path"])
+    G.eval().requires_grad_(False).to(dev)
     g = spec["generator"]
     ds = ckpt["dataset"]
     return LoadedGenerator(
-        G=G, class_names=list(ckpt["class_names"]), num_classes=int(g["num_classes"]), z_dim=int(g["z_dim"]),
-        spatial_dims=int(ds["spatial_dims"]), channels=int(ds["channels"]), size=list(ds["size"]),
-        spacing=ds.get("spacing"), checkpoint_sha256=ckpt["sha256"], checkpoint_path=ckpt["path"],
-        dataset=ds, config=ckpt["config"], family=spec["family"], device=dev,
+        G=G, class_names=[str(c) for c in ckpt["class_names"]], num_classes=int(g["num_classes"]),
+        z_dim=int(g["z_dim"]), spatial_dims=int(ds["spatial_dims"]), channels=int(ds["channels"]),
+        size=[int(s) for s in ds["size"]], spacing=ds.get("spacing"), checkpoint_sha256=ckpt["sha256"],
+        checkpoint_path=ckpt["path"], dataset=dict(ds), config=ckpt["config"], family=spec["family"], device=dev,
     )
 
 
-def _latents(n: int, z_dim: int, seed: int, class_index: int, truncation: float | None) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(class_index))
-    z = torch.empty(n, z_dim)
-    if truncation is not None and truncation > 0:
-        torch.nn.init.trunc_normal_(z, 0.0, 1.0, -truncation, truncation, generator=gen)
-    else:
-        z.normal_(generator=gen)
-    return z
+def _check_sampling_args(seed: int, truncation: float | None) -> None:
+    if seed < 0:
+        raise MedganError(f"--seed must be a non-negative integer, got {seed}")
+    if truncation is not None and not (math.isfinite(truncation) and truncation > 0):
+        raise MedganError(f"--truncation must be a positive number, got {truncation}")
+
+
+def _latent_block(z_dim: int, seed: int, class_index: int, block: int, truncation: float | None) -> torch.Tensor:
+    """Latents ``(LATENT_BLOCK, z_dim)`` of samples ``block·L …``: a pure function of the arguments."""
+    # SeedSequence mixes the three integers into a well-spread 63-bit seed (no collisions between
+    # nearby (seed, class, block) triples, unlike seed * K + class).
+    key = int(np.random.SeedSequence([seed, class_index, block]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    gen = torch.Generator().manual_seed(key)
+    z = torch.empty(LATENT_BLOCK, z_dim)
+    if truncation is None:
+        return z.normal_(generator=gen)
+    # The normal truncated to [-t, t] (inverse-CDF sampling): what resampling outside it would give.
+    return torch.nn.init.trunc_normal_(z, 0.0, 1.0, -truncation, truncation, generator=gen)
+
+
+def sample_latents(z_dim: int, n: int, *, seed: int = 0, class_index: int = 0,
+                   truncation: float | None = None) -> torch.Tensor:
+    """The latents ``(n, z_dim)`` of samples ``0 … n-1`` of one class, as :func:`iter_samples` draws them.
+
+    Args:
+        z_dim: latent size.
+        n: how many.
+        seed: the run's seed (non-negative).
+        class_index: the class (0 for an unconditional model).
+        truncation: draw from the standard normal truncated to ``[-t, t]``; ``None`` = off.
+    """
+    _check_sampling_args(seed, truncation)
+    blocks = [_latent_block(z_dim, seed, class_index, b, truncation) for b in range(math.ceil(n / LATENT_BLOCK))]
+    return torch.cat(blocks)[:n] if blocks else torch.empty(0, z_dim)
 
 
 @torch.inference_mode()
 def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed: int = 0, batch_size: int = 256,
                  truncation: float | None = None) -> Iterator[np.ndarray]:
-    """Yield uint8 batches ``(b, C, *spatial)`` of ``n`` samples of one class (``None``: unconditional).
+    """Yield uint8 batches ``(b, C, *spatial)`` of samples ``0 … n-1`` of one class.
 
     Args:
         gen: from :func:`load_generator`.
-        class_index: the class to condition on; must be ``None`` only for unconditional models.
+        class_index: the class to condition on; ``None`` only for unconditional models.
         n: how many samples.
-        seed: fixes the latents, hence the output bytes.
-        batch_size: samples per forward pass (does not change the output).
-        truncation: resample latents outside ``[-t, t]`` (fidelity over diversity); ``None`` = off.
+        seed: fixes the latents, hence the output bytes (non-negative).
+        batch_size: samples per yielded batch (does not change the output; see the module doc).
+        truncation: draw latents from the normal truncated to ``[-t, t]`` (fidelity over
+            diversity); ``None`` = off.
+
+    Raises:
+        MedganError: a non-positive ``n`` or ``batch_size``, a negative seed, a bad truncation, or
+            a class that the model does not have.
     """
     if n <= 0:
-        raise MedganError(f"--n must be positive, got {n}")
+        raise MedganError(f"--n must be a positive number of samples, got {n}")
     if batch_size <= 0:
         raise MedganError(f"--batch-size must be positive, got {batch_size}")
+    _check_sampling_args(seed, truncation)
+    if gen.num_classes > 0 and (class_index is None or not 0 <= class_index < gen.num_classes):
+        raise MedganError(f"class index {class_index} is not one of this model's {gen.num_classes} classes")
     c = 0 if class_index is None else int(class_index)
-    z_all = _latents(n, gen.z_dim, seed, c, truncation)
-    for start in range(0, n, batch_size):
-        z = z_all[start : start + batch_size].to(gen.device)
-        y = torch.full((len(z),), c, dtype=torch.long, device=gen.device) if gen.num_classes > 0 else None
-        x = gen.G(z, y).float()
-        yield torch.clamp(torch.round((x + 1.0) * 127.5), 0, 255).to(torch.uint8).cpu().numpy()
+    fb = forward_block(gen.size)
+    y = torch.full((fb,), c, dtype=torch.long, device=gen.device) if gen.num_classes > 0 else None
+    pending: list[np.ndarray] = []  # computed samples not yet yielded, oldest first
+    held = 0
+    n_blocks = math.ceil(n / LATENT_BLOCK)
+    for block in range(n_blocks):
+        z = _latent_block(gen.z_dim, seed, c, block, truncation).to(gen.device)
+        keep = min(LATENT_BLOCK, n - block * LATENT_BLOCK)  # the last block is padded
+        parts = []
+        for start in range(0, keep, fb):  # every forward pass has the same shape (fb, z_dim)
+            x = gen.G(z[start : start + fb], y).float()  # (fb, C, *spatial) in [-1, 1]
+            parts.append(torch.clamp(torch.round((x + 1.0) * 127.5), 0, 255).to(torch.uint8).cpu().numpy())
+        u8 = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        pending.append(u8[:keep])
+        held += keep
+        while held >= batch_size or (held and block == n_blocks - 1):
+            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            out, rest = joined[:batch_size], joined[batch_size:]
+            pending, held = ([rest] if len(rest) else []), len(rest)
+            yield out
 
 
 def sample_classes(checkpoint: str | Path, n_per_class: int, seed: int = 0, device: str = "auto",
