@@ -190,7 +190,7 @@ def write_markdown(record: dict[str, Any], path: Path) -> None:
         f"{record['model']['trained_on']}; {m['threads']} torch threads on {m['cpu_count']} CPUs "
         f"({m['processor']}), torch {m['torch']}.",
         "",
-        "| what | figure (best undisturbed run) | median of undisturbed runs | median of all runs | images/s | target |",
+        "| what | figure: best run (undisturbed, if any) | median of undisturbed runs | median of all runs | images/s | target |",
         "|---|---|---|---|---|---|",
     ]
     for fmt, res in record["formats"].items():
@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
         run_cli(checkpoint, work / "warmup", "png", 256, 99)  # imports and first-call costs out of the way
         runs: dict[str, list[dict[str, Any]]] = {"png": [], "npz": [], "generate_only": []}
+        context = {"args": args, "gen": gen, "data": data, "model_cfg": model_cfg, "load_at_start": load_at_start,
+                   "load_now": load_now}
         for r in range(args.repeats):
             for what in runs:
                 ok, load, others = wait_for_quiet(args.max_load, args.max_others, args.wait / 3)
@@ -265,15 +267,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runs[what].append(res)
                 print(f"{what} run {r}: wall {res['wall_s']:.2f} s, others {res['others_cores']:.2f} cores, "
                       f"load {load:.2f}", flush=True)
+            # Written after every round, so an interrupted (or endlessly waiting) run still leaves results.
+            record = build_record(runs, quiet, **context)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(record, indent=2) + "\n")
+            write_markdown(record, args.md)
+    print(args.md.read_text())
+    return record
 
+
+def build_record(runs: dict[str, list[dict[str, Any]]], quiet: bool, *, args: argparse.Namespace, gen: Any,
+                 data: str, model_cfg: dict[str, Any], load_at_start: tuple[float, float, float],
+                 load_now: float) -> dict[str, Any]:
+    """The JSON record of the runs so far."""
     every = [r for rs in runs.values() for r in rs]
     loads = [x for r in every for x in (r.get("load_before", r["gate_load"]), r.get("load_after", r["gate_load"]))]
     summary = {what: summarise(rs, args.n, args.max_others) for what, rs in runs.items()}
-    record: dict[str, Any] = {
+    return {
         "benchmark": f"medgan augment: {args.n} samples of class 'malignant' from a BreastMNIST-28² generator",
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n": args.n,
-        "repeats": args.repeats,
+        "repeats": len(runs["png"]),
         "target_png_s": 10.0,
         "formats": {"png": summary["png"], "npz": summary["npz"]},
         "generate_only": summary["generate_only"],
@@ -288,11 +302,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads},
         "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
-    write_markdown(record, args.md)
-    print(args.md.read_text())
-    return record
 
 
 def _cpu_name() -> str:

@@ -97,6 +97,7 @@ def augment(
     batch_size: int = typer.Option(256, "--batch-size", help="Samples per batch (does not change the output)."),
     truncation: float | None = typer.Option(None, "--truncation", help="Draw latents from the normal truncated to [-T, T]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 leaves torch's default)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
     balance: bool = typer.Option(False, "--balance", help="Fill every class up to the largest class of --data."),
     data: str | None = typer.Option(None, "--data", help="The real training set to balance (with --balance)."),
@@ -107,6 +108,7 @@ def augment(
 
     Example: medgan augment --checkpoint runs/cgan_breastmnist --class malignant --n 5000 --out synth/
     """
+    import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -125,11 +127,15 @@ def augment(
         raise MedganError(f"--batch-size must be positive, got {batch_size}")
     if truncation is not None and not (math.isfinite(truncation) and truncation > 0):
         raise MedganError(f"--truncation must be a positive number, got {truncation}")
+    if threads < 0:
+        raise MedganError(f"--threads must be 0 (torch's default) or positive, got {threads}")
     if out.exists() and not out.is_dir():
         raise MedganError("exists and is not a folder", out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise MedganError("folder exists and is not empty (pass --overwrite to replace it)", out)
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     gen = load_generator(checkpoint, device)
     if fmt == "png" and gen.spatial_dims == 3:
         raise MedganError("PNG is 2D only and this checkpoint makes volumes; use --format nifti, dicom or npz")
@@ -144,14 +150,14 @@ def augment(
 
     arguments: dict[str, Any] = {
         "checkpoint": str(checkpoint), "class": class_, "n": n, "out": str(out), "format": fmt, "seed": seed,
-        "batch_size": batch_size, "truncation": truncation, "device": device, "overwrite": overwrite,
-        "balance": balance, "data": data, "balance_to": balance_to,
+        "batch_size": batch_size, "truncation": truncation, "device": device, "threads": threads,
+        "overwrite": overwrite, "balance": balance, "data": data, "balance_to": balance_to,
     }
     extra: dict[str, Any] = {
         "counts": {names[c]: k for c, k in counts.items()}, "total": total, "format": fmt,
         "checkpoint_path": gen.checkpoint_path, "family": gen.family, "device": str(gen.device),
-        "torch_version": _torch_version(), "latent_block": LATENT_BLOCK, "forward_block": forward_block(gen.size),
-        "balance_dataset_sha256": data_sha,
+        "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "latent_block": LATENT_BLOCK, "forward_block": forward_block(gen.size), "balance_dataset_sha256": data_sha,
     }
     bar = Progress(TextColumn("[bold]augment[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), disable=not progress)
@@ -180,12 +186,6 @@ def augment(
     per_class = ", ".join(f"{names[c]}: {k}" for c, k in counts.items())
     typer.echo(f"wrote {total} samples ({per_class}) as {fmt} to {out} in {seconds:.2f} s "
                f"({total / max(seconds, 1e-9):.0f} images/s)")
-
-
-def _torch_version() -> str:
-    import torch
-
-    return str(torch.__version__)
 
 
 def register(app: typer.Typer) -> None:

@@ -87,7 +87,7 @@ def _files(out: Path) -> dict[str, bytes]:
 def test_png_writes_n_images_manifest_and_provenance(toy: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "synth"
     code, stdout, stderr = _augment("--checkpoint", toy["run2d"], "--class", "malignant", "--n", 50,
-                                    "--format", "png", "--seed", 4, "--batch-size", 16, "--out", out)
+                                    "--format", "png", "--seed", 4, "--batch-size", 16, "--threads", 1, "--out", out)
     assert code == 0, stderr
     pngs = sorted(out.rglob("*.png"))
     assert [p.relative_to(out).as_posix() for p in pngs] == [f"malignant/malignant_4_{i:06d}.png" for i in range(50)]
@@ -106,6 +106,7 @@ def test_png_writes_n_images_manifest_and_provenance(toy: dict[str, Path], tmp_p
     assert prov["dataset_sha256"] == load_dataset(toy["data2d"]).info.sha256
     assert prov["config"]["steps"] == 2 and prov["counts"] == {"malignant": 50} and prov["format"] == "png"
     assert prov["arguments"]["n"] == 50 and prov["arguments"]["seed"] == 4 and prov["arguments"]["class"] == "malignant"
+    assert prov["torch_threads"] == 1 and prov["latent_block"] == 64 and prov["forward_block"] == 64
     # The progress bar goes to stderr; stdout ends with the summary: count and images/s.
     assert "augment" in stderr and "50/50" in stderr
     m = FINAL_LINE.match(stdout.strip().splitlines()[-1])
@@ -271,6 +272,7 @@ def test_n_must_be_positive(toy: dict[str, Path], tmp_path: Path, n: int) -> Non
         (["--n", 5, "--class", "all", "--seed", -1], "--seed must be a non-negative integer, got -1"),
         (["--n", 5, "--class", "all", "--batch-size", 0], "--batch-size must be positive, got 0"),
         (["--n", 5, "--class", "all", "--truncation", 0], "--truncation must be a positive number, got 0.0"),
+        (["--n", 5, "--class", "all", "--threads", -1], "--threads must be 0 (torch's default) or positive, got -1"),
     ],
 )
 def test_option_combinations_that_make_no_sense(toy: dict[str, Path], tmp_path: Path, args: list, message: str) -> None:

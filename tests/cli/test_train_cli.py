@@ -104,7 +104,7 @@ def test_sigint_writes_a_checkpoint_and_exits_130(tmp_path):
     while time.time() < deadline and not (log.is_file() and log.stat().st_size > 0):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted: checkpoint written to" in err
     ckpts = list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
