@@ -116,3 +116,19 @@ def test_every_command_has_help_with_an_example():
         result = runner.invoke(app, [*cmd, "--help"])
         assert result.exit_code == 0, cmd
         assert "Example" in result.output, cmd
+
+
+PROGRESSIVE = {"model": {**TINY["model"], "family": "progressive", "g_channels": 2, "d_channels": 2},
+               "steps": None, "progressive": {"target_resolution": 16, "fade_images": 16, "stable_images": 16}}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "text"),
+    [({"target_resolution": 32}, "progressive.target_resolution is 32, but the data is 16"),
+     ({"resolutions": []}, "resolutions"),
+     ({"resolutions": [4, 16, 8]}, "increasing")],
+)
+def test_progressive_schedule_errors(tmp_path, schedule, text):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path), **{**PROGRESSIVE,
+                  "progressive": {**PROGRESSIVE["progressive"], **schedule}})
+    _one_line_error(runner.invoke(app, ["train", str(cfg)]), text)
