@@ -194,6 +194,13 @@ def standing_stats(G: nn.Module, z_dim: int, num_classes: int, batch: int, devic
         m.momentum = momentum
 
 
+def _accumulate(acc: dict[str, torch.Tensor], counts: dict[str, int], stats: dict[str, torch.Tensor]) -> None:
+    """Sum detached stats on the device (no host sync); ``counts`` says how many steps had each."""
+    for key, v in stats.items():
+        acc[key] = acc[key] + v.detach().float() if key in acc else v.detach().float()
+        counts[key] = counts.get(key, 0) + 1
+
+
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
@@ -419,9 +426,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                     augment.p = ada.p
                 images_seen += batch * dist.world_size
                 finite &= torch.isfinite(d_loss.detach())
-                for key, v in d_stats.items():
-                    acc[key] = acc[key] + v.detach().float() if key in acc else v.detach().float()
-                    counts[key] = counts.get(key, 0) + 1
+                _accumulate(acc, counts, d_stats)
 
             # G phase: D is frozen and called unwrapped, so DDP syncs only G's gradients.
             D_raw.requires_grad_(False)
@@ -439,9 +444,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             _ema_update(G_ema, _unwrap(G), min(cfg.ema_decay, (1 + step) / (10 + step)))
             step += 1
             finite &= torch.isfinite(g_loss.detach())
-            for key, v in g_stats.items():
-                acc[key] = acc[key] + v.detach().float() if key in acc else v.detach().float()
-                counts[key] = counts.get(key, 0) + 1
+            _accumulate(acc, counts, g_stats)
             bar.advance(task)
 
             # Intervals: logging, samples, checkpoints (the only places the host waits for the device).
