@@ -51,17 +51,23 @@ def _width(res: int, full: int, base_channels: int, max_channels: int) -> int:
 
 
 class GBlock(nn.Module):
-    """Residual up-block: CBN → ReLU → up ×2 → conv3 → CBN → ReLU → conv3, plus up(conv1(x))."""
+    """Residual up-block: CBN → ReLU → up ×2 → conv3 → CBN → ReLU → conv3, plus up(conv1(x)).
+
+    The convolutions have no bias: each feeds a batch norm (the next CBN, the next block's or the
+    generator's output norm), which subtracts any per-channel constant. A bias there would get a
+    zero gradient and only drift with Adam's normalised noise.
+    """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, num_classes: int) -> None:
         super().__init__()
         self.norm1 = ConditionalBatchNorm(spatial_dims, in_channels, num_classes)
-        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3)
+        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, bias=False)
         self.norm2 = ConditionalBatchNorm(spatial_dims, out_channels, num_classes)
-        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3)
+        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, bias=False)
         self.up = upsample(spatial_dims)
         self.skip: nn.Module = (
-            conv(spatial_dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+            conv(spatial_dims, in_channels, out_channels, 1, bias=False) if in_channels != out_channels
+            else nn.Identity()
         )
 
     def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
