@@ -5,7 +5,9 @@ Augmentation"; Karras et al. 2020, "ADA"): translation, cutout, and colour (brig
 contrast). Each sample gets each op independently with probability ``p``. Everything is vectorised
 over the batch, draws from the global torch RNG on the input's device (so restoring the RNG state
 reproduces a batch exactly), and lets gradients flow to the input (G is trained through it, and R1
-differentiates through it).
+differentiates through it). Under DDP each rank cuts its rows out of one draw for the global
+batch (:func:`medgan.training.distributed.rank_rows`), so the augmentations do not depend on the
+number of processes.
 
 :class:`AdaptiveAugment` is the ADA controller: it watches ``mean(sign(D(real)))`` and nudges ``p``
 up when D grows overconfident on reals and down otherwise. Its ``state_dict`` (``p`` and the
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medgan.networks.layers import check_spatial_dims
+from medgan.training.distributed import all_reduce_mean, rank_rows
 
 __all__ = ["AUGMENT_OPS", "AdaptiveAugment", "AugmentOp", "DiffAugment", "parse_policy"]
 
@@ -143,12 +146,12 @@ class DiffAugment(nn.Module):
 
     def _chosen(self, x: Tensor) -> Tensor:
         """``(B, 1, 1, ...)`` bool: which samples get the op."""
-        chosen = torch.rand(x.shape[0], device=x.device) < self.p
+        chosen = rank_rows(lambda n: torch.rand(n, device=x.device), x.shape[0]) < self.p
         return chosen.reshape((-1,) + (1,) * (x.ndim - 1))
 
     def _uniform(self, x: Tensor, low: float, high: float) -> Tensor:
         """``(B, 1, 1, ...)`` uniform draws in ``[low, high)`` in ``x``'s dtype."""
-        u = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype)
+        u = rank_rows(lambda n: torch.rand((n,) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype), x.shape[0])
         return low + (high - low) * u
 
     def _brightness(self, x: Tensor) -> Tensor:
@@ -167,7 +170,7 @@ class DiffAugment(nn.Module):
         b = x.shape[0]
         spatial = x.shape[2:]
         margins = [int(n * self.translation + 0.5) for n in spatial]
-        shifts = [torch.randint(-m, m + 1, (b,), device=x.device) for m in margins]
+        shifts = [rank_rows(lambda n, m=m: torch.randint(-m, m + 1, (n,), device=x.device), b) for m in margins]
         if not any(margins):
             return x
         # Zero-pad every spatial axis by its margin, then gather each axis at i - shift + margin:
@@ -191,7 +194,7 @@ class DiffAugment(nn.Module):
         inside = torch.ones((b,) + (1,) * (x.ndim - 1), dtype=torch.bool, device=x.device)
         for k, n in enumerate(x.shape[2:]):
             length = int(n * self.cutout + 0.5)
-            centre = torch.randint(0, n, (b, 1), device=x.device)
+            centre = rank_rows(lambda rows, n=n: torch.randint(0, n, (rows, 1), device=x.device), b)
             start = centre - length // 2
             pos = torch.arange(n, device=x.device).unsqueeze(0)  # (1, n)
             hit = (pos >= start) & (pos < start + length)  # (B, n)
@@ -279,7 +282,8 @@ class AdaptiveAugment:
         self._steps += 1
         if self._steps % self.interval != 0:
             return self.p
-        self.rt = float(self._sign_sum.item()) / self._images
+        # Under DDP each rank saw its own real images: average the statistic over ranks first.
+        self.rt = float(all_reduce_mean(self._sign_sum).item()) / self._images
         if self.adaptive:
             direction = (self.rt > self.target) - (self.rt < self.target)  # sign(rt - target)
             p = self.p + direction * self._images / self.speed_images

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from medgan.training.distributed import rank_rows
+
 __all__ = [
     "LOSS_NAMES",
     "GANLoss",
@@ -134,7 +136,8 @@ def gradient_penalty(
     conditional D scores the interpolates with the real labels ``y``. Only D's parameters get
     gradient from the penalty (``real`` and ``fake`` are detached).
     """
-    eps = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
+    eps = rank_rows(lambda n: torch.rand((n,) + (1,) * (real.ndim - 1), device=real.device, dtype=real.dtype),
+                    real.shape[0])
     x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat, y).sum(), x_hat, create_graph=True)
     norm = _per_sample_sq_norm(grad).add(1e-12).sqrt()  # eps keeps the sqrt's gradient finite at 0

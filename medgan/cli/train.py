@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -23,7 +24,13 @@ def train(
 ) -> None:
     """Train a GAN; write samples, metrics, curves and checkpoints into the run folder.
 
+    Ctrl-C (or a scheduler's SIGTERM) finishes the step, writes a checkpoint and exits 130 (143);
+    --resume continues exactly. Several processes or GPUs: launch the same command with torchrun
+    (see docs/scaling.md).
+
     Example: medgan train configs/train/cgan_breastmnist.yaml --out runs/breast --set lr_g=1e-4
+
+    Example: torchrun --nproc_per_node 2 -m medgan train configs/train/cgan_breastmnist.yaml
     """
     from medgan.config import load_config, parse_overrides
     from medgan.training.config import TrainConfig
@@ -46,13 +53,16 @@ def train(
     elif resume is not None:
         overrides["out"] = str(resume if resume.is_dir() else resume.parent.parent)
     cfg = load_config(TrainConfig, config, overrides)
+    is_main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     try:
         result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress)
     except TrainingInterrupted as exc:
-        typer.echo(f"interrupted: checkpoint written to {exc.checkpoint}", err=True)
-        raise typer.Exit(130) from None
-    typer.echo(f"done: {result.step} steps in {result.seconds:.0f} s; run folder {result.run_dir}; "
-               f"checkpoint {result.checkpoint}")
+        if is_main:
+            typer.echo(f"interrupted at step {exc.step}: checkpoint written to {exc.checkpoint}", err=True)
+        raise typer.Exit(128 + exc.signum) from None
+    if is_main:
+        typer.echo(f"done: {result.step} steps in {result.seconds:.0f} s; run folder {result.run_dir}; "
+                   f"checkpoint {result.checkpoint}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,14 +8,29 @@ the rendezvous; :func:`setup` joins the process group (gloo on CPU, NCCL on CUDA
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import Tensor, nn
 
 from medgan.errors import MedganError
 
-__all__ = ["DistInfo", "barrier", "broadcast_object", "resolve_device", "setup", "teardown"]
+__all__ = [
+    "DistInfo",
+    "all_reduce_mean",
+    "any_rank",
+    "barrier",
+    "broadcast_object",
+    "convert_sync_batchnorm",
+    "rank_rows",
+    "resolve_device",
+    "setup",
+    "teardown",
+]
+
+_FLAG_GROUP: object | None = None  # a gloo group for host-side flags (Ctrl-C) when the main backend is NCCL
 
 
 @dataclass(frozen=True)
@@ -67,10 +82,16 @@ def setup(device_arg: str) -> tuple[DistInfo, torch.device]:
     return info, device
 
 
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def teardown() -> None:
     """Leave the process group if this process joined one."""
+    global _FLAG_GROUP
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _FLAG_GROUP = None
 
 
 def barrier() -> None:
@@ -86,3 +107,109 @@ def broadcast_object(obj: object, src: int = 0) -> object:
         dist.broadcast_object_list(box, src=src)
         return box[0]
     return obj
+
+
+def rank_rows(draw: Callable[[int], Tensor], batch: int) -> Tensor:
+    """Random rows for this rank's ``batch``, cut from one draw for the whole global batch.
+
+    Every rank keeps the same RNG stream (same seed, same calls) and draws ``world * batch`` rows,
+    then keeps its own ``batch``: the noise of rank r is rows ``[r * batch, (r + 1) * batch)`` of
+    what a single process at the global batch would draw. So a DDP run sees the same latents and
+    augmentations as a single-process run, whatever the number of processes. ``draw(n)`` must
+    return ``n`` rows. In a world of one this is just ``draw(batch)``.
+    """
+    if not _active():
+        return draw(batch)
+    rank = dist.get_rank()
+    return draw(dist.get_world_size() * batch)[rank * batch : (rank + 1) * batch]
+
+
+def all_reduce_mean(t: Tensor) -> Tensor:
+    """The mean of ``t`` over ranks (a new tensor; identity in a world of one)."""
+    if not _active():
+        return t
+    out = t.detach().clone()
+    dist.all_reduce(out)
+    return out / dist.get_world_size()
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank (identity in a world of one).
+
+    Host-side and cheap: it runs on a gloo group even when training uses NCCL, so asking every step
+    never waits for the GPU.
+    """
+    global _FLAG_GROUP
+    if not _active():
+        return flag
+    if _FLAG_GROUP is None:
+        _FLAG_GROUP = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_FLAG_GROUP)  # type: ignore[arg-type]
+    return bool(t.item())
+
+
+class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics cover the global batch of all ranks, on any device.
+
+    ``torch.nn.SyncBatchNorm`` does this on GPUs only; this is its counterpart for gloo on CPU.
+    The per-channel sum and the sum of squared deviations are summed over ranks with the
+    differentiable functional all-reduce (two passes, as a single process computes
+    them), so forward and backward match one process at the global batch. Outside training, or in
+    a world of one, it is an ordinary batch norm. State-dict keys are those of ``BatchNorm{2,3}d``.
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 3:
+            raise ValueError(f"expected a (B, C, *spatial) input, got {input.dim()}D")
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not (self.training and _active()):
+            return super().forward(input)
+        from torch.distributed import _functional_collectives as collectives
+
+        def all_reduce(t: Tensor) -> Tensor:  # differentiable: the gradient is summed over ranks too
+            return collectives.wait_tensor(collectives.all_reduce(t, "sum", dist.group.WORLD))
+
+        axes = [0, *range(2, input.dim())]
+        shape = [1, -1] + [1] * (input.dim() - 2)
+        count = torch.tensor(float(input.numel() // input.shape[1]), device=input.device)
+        total = all_reduce(torch.cat([input.sum(axes), count.reshape(1)]))
+        n = total[-1]
+        mean = total[:-1] / n
+        centred = input - mean.reshape(shape)
+        var = all_reduce(centred.square().sum(axes)) / n
+        out = centred * torch.rsqrt(var + self.eps).reshape(shape)
+        if self.affine:
+            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                assert self.num_batches_tracked is not None
+                self.num_batches_tracked.add_(1)
+                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                          else self.momentum)
+                self.running_mean.lerp_(mean.detach(), factor)
+                self.running_var.lerp_(var.detach() * n / (n - 1).clamp(min=1), factor)
+        return out
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Make every batch norm in ``module`` use the global batch's statistics under DDP.
+
+    CUDA gets ``torch.nn.SyncBatchNorm``; CPU gets :class:`CrossRankBatchNorm`. Weights and running
+    statistics are the same objects (an optimiser built earlier keeps working), and the state-dict
+    keys stay the same, so checkpoints load either way.
+    """
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CrossRankBatchNorm):
+        new = CrossRankBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                                 module.track_running_stats)
+        # The same Parameter and buffer objects: an optimiser built before the swap still owns them.
+        for name, value in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+            setattr(new, name, value)
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, device))
+    return module

@@ -49,11 +49,17 @@ __all__ = ["TrainingInterrupted", "build_networks", "train"]
 
 
 class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C once a checkpoint has been written; the CLI exits 130."""
+    """Raised after Ctrl-C or SIGTERM once a checkpoint has been written; the CLI exits 128 + signal.
 
-    def __init__(self, checkpoint: Path) -> None:
+    ``checkpoint`` is the file rank 0 wrote (the run folder on other ranks); ``step`` the step it
+    holds; ``signum`` the signal that stopped training (SIGINT unless a scheduler sent SIGTERM).
+    """
+
+    def __init__(self, checkpoint: Path, step: int = 0, signum: int = signal.SIGINT) -> None:
         super().__init__(f"interrupted; checkpoint written to {checkpoint}")
         self.checkpoint = checkpoint
+        self.step = step
+        self.signum = int(signum)
 
 
 @dataclass
@@ -134,9 +140,11 @@ class EpochSampler:
 
 def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: bool) -> Path:
     run_dir = Path(cfg.out)
-    if is_main and not resume and run_dir.is_dir() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise MedganError("run folder exists and is not empty (use --resume to continue it, or --overwrite)", run_dir)
+    occupied = not resume and run_dir.is_dir() and any(run_dir.iterdir())
+    if occupied and not overwrite:  # every rank sees this before rank 0 changes anything
+        raise MedganError("run folder exists and is not empty (use --resume to continue it, or --overwrite)", run_dir)
+    dist_utils.barrier()
+    if is_main and occupied:
         import shutil
 
         shutil.rmtree(run_dir)
@@ -205,6 +213,11 @@ def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
 
+def _latents(batch: int, z_dim: int, device: torch.device) -> torch.Tensor:
+    """This rank's ``(batch, z_dim)`` latents: its rows of one draw for the global batch."""
+    return dist_utils.rank_rows(lambda n: torch.randn(n, z_dim, device=device), batch)
+
+
 def _phase(cfg: TrainConfig, step: int) -> Phase | None:
     return phase_at(step, cfg.progressive) if cfg.progressive is not None else None
 
@@ -264,11 +277,13 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     # Set-up: processes, device, determinism, seeds.
     dist, device = dist_utils.setup(cfg.device)
     _set_determinism(cfg, device)
-    torch.manual_seed(cfg.seed + dist.rank)
-    np.random.seed(cfg.seed + dist.rank)
+    # One RNG stream for all ranks: each draws noise for the global batch and keeps its own rows
+    # (dist_utils.rank_rows), so N processes at batch B train like one process at batch N * B.
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
     import random
 
-    random.seed(cfg.seed + dist.rank)
+    random.seed(cfg.seed)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if device.type == "cuda" and cfg.amp == "bf16" else nullcontext())
 
@@ -322,12 +337,17 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         del ckpt
     last_step = cfg.steps if cfg.steps is not None else total_steps(cfg.progressive)  # type: ignore[arg-type]
 
-    # Distributed: DDP syncs gradients; G_ema and ADA stay identical because their inputs are.
+    # Distributed: DDP averages gradients; G's batch norm uses the statistics of the global batch;
+    # G_ema, ADA and the spectral-norm vectors stay identical on all ranks because their inputs are
+    # (so no buffer broadcast is needed).
     if dist.enabled:
         find_unused = spec["family"] == "progressive"
         ddp_kw: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
-        G = nn.parallel.DistributedDataParallel(G, find_unused_parameters=find_unused, **ddp_kw)
-        D = nn.parallel.DistributedDataParallel(D, find_unused_parameters=find_unused, **ddp_kw)
+        G = dist_utils.convert_sync_batchnorm(G, device)
+        G = nn.parallel.DistributedDataParallel(G, find_unused_parameters=find_unused, forward_sync_buffers=False,
+                                                **ddp_kw)
+        D = nn.parallel.DistributedDataParallel(D, find_unused_parameters=find_unused, forward_sync_buffers=False,
+                                                **ddp_kw)
     D_raw = _unwrap(D)
 
     # Run folder, config and fixed grid latents (their own generator: the training RNG is untouched).
@@ -340,10 +360,23 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     z_grid = torch.randn(rows * cfg.grid_columns, cfg.model.z_dim, generator=grid_gen).to(device)
     y_grid = torch.arange(rows).repeat_interleave(cfg.grid_columns).to(device) if conditional else None
 
+    # Ctrl-C (SIGINT) or a scheduler's SIGTERM: finish the step, checkpoint, stop. Under torchrun
+    # every rank gets the signal; the ranks agree on stopping after each step.
     stop = {"flag": False}
-    prev_handler = signal.getsignal(signal.SIGINT)
-    if dist.is_main or not dist.enabled:
-        signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
+    received = {"signum": int(signal.SIGINT)}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["flag"], received["signum"] = True, signum
+
+    caught = (signal.SIGINT, signal.SIGTERM)
+    prev_handlers = {sig: signal.getsignal(sig) for sig in caught}
+    for sig in caught:
+        signal.signal(sig, on_signal)
+
+    def all_finite() -> bool:
+        if not dist.enabled:
+            return bool(finite)
+        return bool(dist_utils.all_reduce_mean(finite.float()) == 1.0)
 
     def checkpoint(at_step: int) -> Path:
         next_phase = _phase(cfg, at_step)
@@ -414,7 +447,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                 real, y = _real_batch(data_u8, labels if conditional else None, sampler, images_seen, dist, batch,
                                       device, phase, cfg)
                 with autocast:
-                    z = torch.randn(batch, cfg.model.z_dim, device=device)
+                    z = _latents(batch, cfg.model.z_dim, device)
                     with torch.no_grad():
                         fake = G(z, y, **g_kw)
                     d_loss, d_stats = loss.discriminator_loss(d_call, real, fake, y, step * cfg.d_steps + k, aug_fn)
@@ -432,7 +465,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             D_raw.requires_grad_(False)
             d_frozen = functools.partial(D_raw, **g_kw) if g_kw else D_raw
             with autocast:
-                z = torch.randn(batch, cfg.model.z_dim, device=device)
+                z = _latents(batch, cfg.model.z_dim, device)
                 fake = G(z, y, **g_kw)
                 g_loss, g_stats = loss.generator_loss(d_frozen, fake, y, aug_fn)
             opt_G.zero_grad(set_to_none=True)
@@ -446,17 +479,22 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             finite &= torch.isfinite(g_loss.detach())
             _accumulate(acc, counts, g_stats)
             bar.advance(task)
+            if dist.enabled:
+                stop["flag"] = dist_utils.any_rank(stop["flag"])
 
             # Intervals: logging, samples, checkpoints (the only places the host waits for the device).
             at_end = step == last_step
             if step % cfg.log_every == 0 or at_end or stop["flag"]:
-                if not bool(finite):
+                if not all_finite():
                     raise MedganError(
                         f"non-finite loss by step {step}; training stopped. The last good checkpoint is "
                         f"{last_ckpt or 'none (no checkpoint was written yet)'}; try a lower learning rate or r1_gamma > 0"
                     )
                 now = time.perf_counter()
                 record: dict[str, Any] = {"step": step, "images_seen": images_seen}
+                if dist.enabled:  # the logged losses are means over all ranks' batches
+                    keys = sorted(acc)
+                    acc = dict(zip(keys, dist_utils.all_reduce_mean(torch.stack([acc[k] for k in keys])), strict=True))
                 record.update({k: round(float(v) / counts[k], 6) for k, v in acc.items()})
                 record["aug_p"] = round(float(ada.p if ada is not None else augment.p), 6)
                 record["img_per_s"] = round((images_seen - images_at_log) / max(now - t_log, 1e-9), 2)
@@ -471,13 +509,14 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                                                  f"p {record['aug_p']:.2f} {record['img_per_s']:.0f} img/s")
             wants_sample = dist.is_main and (step % cfg.sample_every == 0 or at_end or stop["flag"])
             if wants_sample or step % cfg.checkpoint_every == 0 or at_end or stop["flag"]:
-                standing_stats(G_ema, cfg.model.z_dim, spec["generator"]["num_classes"], batch, device,
+                # The global batch: every rank estimates the same statistics as one process would.
+                standing_stats(G_ema, cfg.model.z_dim, spec["generator"]["num_classes"], batch * dist.world_size, device,
                                cfg.seed + 4242, g_kwargs=g_kw)
             if wants_sample:
                 grid = sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0]))
                 save_grid(grid, run_dir / "samples" / f"step_{step:06d}.png", scale=2 if info.size[0] <= 32 else 1)
             if step % cfg.checkpoint_every == 0 or at_end or stop["flag"]:
-                if not bool(finite):
+                if not all_finite():
                     raise MedganError(f"non-finite loss by step {step}; training stopped; last good checkpoint: {last_ckpt}")
                 rng_states = gather_rng()
                 if dist.is_main:
@@ -487,14 +526,15 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                 break
 
     # Wrap-up: curves, handler, process group.
-    signal.signal(signal.SIGINT, prev_handler)
+    for sig, handler in prev_handlers.items():
+        signal.signal(sig, handler)
     if dist.is_main:
         plot_loss_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "loss_curves.png")
     dist_utils.barrier()
     seconds = time.perf_counter() - t_start
     if stop["flag"]:
         dist_utils.teardown()
-        raise TrainingInterrupted(last_ckpt or run_dir)
+        raise TrainingInterrupted(last_ckpt or run_dir, step, received["signum"])
     dist_utils.teardown()
     return RunResult(run_dir=run_dir, step=step, checkpoint=last_ckpt, seconds=seconds)
 

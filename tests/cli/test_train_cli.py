@@ -94,7 +94,8 @@ def test_resume_from_the_run_folder_alone(tmp_path):
     assert "done: 3 steps" in result.output
 
 
-def test_sigint_writes_a_checkpoint_and_exits_130(tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_writes_a_checkpoint_and_exits_128_plus_signal(tmp_path, sig, code):
     cfg = _config(tmp_path, make_toy_dataset(tmp_path), steps=100000, sample_every=100000)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "medgan", "train", str(cfg), "--no-progress"],
@@ -103,12 +104,26 @@ def test_sigint_writes_a_checkpoint_and_exits_130(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not (log.is_file() and log.stat().st_size > 0):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "interrupted: checkpoint written to" in err
+    assert proc.returncode == code, err
+    assert "interrupted at step" in err and "checkpoint written to" in err
     ckpts = list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
     assert len(ckpts) == 1
+
+
+def test_train_under_torchrun_writes_one_checkpoint_and_one_log(tmp_path):
+    cfg = _config(tmp_path, make_toy_dataset(tmp_path), steps=4, log_every=2, sample_every=4)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "medgan",
+                           "train", str(cfg), "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done: 4 steps") == 1, proc.stdout  # rank 0 reports for both
+    run = tmp_path / "run"
+    assert [p.name for p in (run / "checkpoints").glob("*.pt")] == ["step_000004.pt"]
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000004.png"]
 
 
 def test_every_command_has_help_with_an_example():

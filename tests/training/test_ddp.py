@@ -1,0 +1,101 @@
+"""DDP on CPU (gloo, 2 processes): the same training as one process at the global batch, and exact resume.
+
+Tolerance. The two runs do the same arithmetic in a different order: DDP averages two half-batch
+gradients where one process reduces over the whole batch, and the cross-rank batch norm sums two
+partial statistics. Those float32 rounding differences (about 1e-7 relative) pass through 20 Adam
+steps, whose update ``m / sqrt(v)`` does not shrink them. The bar is therefore 1e-5 absolute on every
+G weight, as the issue asks; the measured maximum is printed by the test when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from medgan.training.loop import train
+from tests.training.ddp_worker import run_rank
+from tests.training.helpers import make_toy_dataset, tiny_config
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
+
+STEPS = 20
+# ADA moves p every D step and R1 runs every other step: the stochastic parts all take part.
+COMMON = [f"steps={STEPS}", "log_every=5", "sample_every=10", "checkpoint_every=10", "threads=1"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(tmp_path, data, out, overrides, tag, resume=False, interrupt_after=0):
+    report = tmp_path / f"report_{tag}"
+    report.mkdir()
+    mp.start_processes(run_rank, args=(2, _free_port(), str(data), str(out), overrides, str(report), resume,
+                                       interrupt_after), nprocs=2, start_method="spawn", join=True)
+    weights = [torch.load(report / f"rank{r}.pt") for r in range(2)]
+    info = [json.loads((report / f"rank{r}.json").read_text()) for r in range(2)]
+    return weights, info
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy_dataset(tmp_path_factory.mktemp("ddp_data"), size=16, n=64)
+
+
+@pytest.fixture(scope="module")
+def single(toy, tmp_path_factory):
+    """One process at batch 8: the reference the 2-rank runs at batch 4 each must reproduce."""
+    out = tmp_path_factory.mktemp("single") / "run"
+    torch.set_num_threads(1)
+    result = train(tiny_config(toy, out, *COMMON, "batch_size=8"), progress=False)
+    ckpt = torch.load(result.checkpoint, weights_only=False)
+    return ckpt, out
+
+
+def test_two_ranks_at_batch_b_train_like_one_process_at_2b(toy, single, tmp_path):
+    ref, _ = single
+    out = tmp_path / "ddp"
+    weights, info = _launch(tmp_path, toy, out, [*COMMON, "batch_size=4"], "ddp")
+    assert [i["step"] for i in info] == [STEPS, STEPS]
+    assert _max_diff(weights[0], weights[1]) == 0.0  # the ranks hold the same G, bit for bit
+    diff = _max_diff(weights[0], ref["G"])
+    assert diff < 1e-5, f"max |G_ddp - G_single| = {diff:.3g}"
+    # Only rank 0 wrote: one metrics log, checkpoints at 10 and 20, the same images seen.
+    ckpts = sorted(p.name for p in (out / "checkpoints").glob("*.pt"))
+    assert ckpts == ["step_000010.pt", "step_000020.pt"]
+    ddp_ckpt = torch.load(out / "checkpoints" / "step_000020.pt", weights_only=False)
+    assert ddp_ckpt["images_seen"] == ref["images_seen"] == STEPS * 2 * 8
+    assert _max_diff(ddp_ckpt["G_ema"], ref["G_ema"]) < 1e-5
+    assert ddp_ckpt["augment"]["p"] == pytest.approx(ref["augment"]["p"], abs=1e-9)  # ADA agreed over ranks
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [5, 10, 15, 20]
+
+
+def test_interrupting_one_rank_stops_both_and_resume_continues_exactly(toy, single, tmp_path):
+    ref, _ = single
+    out = tmp_path / "ddp"
+    overrides = [*COMMON, "batch_size=4"]
+    # SIGINT reaches rank 1 only, after its 7th step: both ranks stop at step 7 and rank 0 checkpoints.
+    weights, info = _launch(tmp_path, toy, out, overrides, "stop", interrupt_after=7)
+    assert info == [{"step": 7, "outcome": "interrupted"}] * 2
+    assert _max_diff(weights[0], weights[1]) == 0.0
+    assert (out / "checkpoints" / "step_000007.pt").is_file()
+    # Resume on 2 ranks: both continue from step 7 and finish at step 20 on the same weights.
+    weights, info = _launch(tmp_path, toy, out, overrides, "resume", resume=True)
+    assert info == [{"step": STEPS, "outcome": "done"}] * 2
+    assert _max_diff(weights[0], weights[1]) == 0.0
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 7, 10, 15, 20]  # no step trained twice or skipped
+    diff = _max_diff(weights[0], ref["G"])
+    assert diff < 1e-5, f"max |G_resumed - G_single| = {diff:.3g}"
