@@ -1,4 +1,4 @@
-"""How fast `medgan augment` writes 5000 BreastMNIST-sized samples, as PNG and as npz.
+"""Figure 4: how fast `medgan augment` writes 5000 BreastMNIST-sized samples, as PNG and as npz.
 
 The generator has the model size of ``configs/train/cgan_breastmnist.yaml`` at 28×28 (grey, two
 classes). Its weights do not change the speed, so unless ``--checkpoint`` is given the script
@@ -16,9 +16,9 @@ other processes took (from /proc/stat). A run is *undisturbed* when others used 
 machine never gets quiet it measures anyway and says so.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/augment_speed.py [--checkpoint RUN] [--n 5000] [--repeats 5]
+    OMP_NUM_THREADS=1 python benchmarks/perf/sampling.py [--checkpoint RUN] [--n 5000] [--repeats 5]
 
-Writes benchmarks/results/augment_speed.json and benchmarks/results/augment_speed.md.
+Writes benchmarks/results/augment_speed.{json,md} and rows of benchmarks/results/perf.md.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,16 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import perfkit
+
+REPO = perfkit.REPO
 CONFIG = REPO / "configs/train/cgan_breastmnist.yaml"
 RESULTS = REPO / "benchmarks/results"
-
-
-def _real_breastmnist() -> Path | None:
-    for folder in [*os.environ.get("MEDGAN_MIRROR", "").split(os.pathsep), str(REPO.parent / "shared/data/medmnist")]:
-        if folder and Path(folder, "breastmnist.npz").is_file():
-            return Path(folder, "breastmnist.npz")
-    return None
 
 
 def _stand_in(root: Path) -> Path:
@@ -73,64 +68,13 @@ def train_generator(work: Path) -> tuple[Path, str]:
     from medgan.training.config import TrainConfig
     from medgan.training.loop import train
 
-    real = _real_breastmnist()
+    real = perfkit.real_npz("breastmnist")
     data = real if real is not None else _stand_in(work)
     overrides = {"data": str(data), "out": str(work / "run"), "steps": 2, "device": "cpu", "threads": 1,
                  "log_every": 1, "sample_every": 2, "checkpoint_every": 2, "batch_size": 16}
     cfg = load_config(TrainConfig, CONFIG, overrides)
     train(cfg, progress=False)
     return work / "run", "breastmnist (real, 28×28)" if real is not None else "random stand-in of BreastMNIST's shape"
-
-
-class CpuMeter:
-    """CPU seconds used by this process and by everything else on the machine, over an interval.
-
-    The 1-minute load average lags by a minute; what other processes did *during* a run is what
-    decides whether the run was undisturbed (with 2 threads on 2 cores, one busy neighbour can
-    make torch's OpenMP threads wait on each other and slow a run several-fold).
-    """
-
-    def __init__(self) -> None:
-        self.t0, self.busy0, self.ours0 = time.perf_counter(), _machine_busy_s(), _own_cpu_s()
-
-    def stop(self) -> dict[str, float]:
-        wall = time.perf_counter() - self.t0
-        ours = _own_cpu_s() - self.ours0
-        others = max(_machine_busy_s() - self.busy0 - ours, 0.0)
-        return {"wall_s": round(wall, 3), "own_cpu_s": round(ours, 2), "others_cpu_s": round(others, 2),
-                "others_cores": round(others / max(wall, 1e-9), 2)}
-
-
-def _machine_busy_s() -> float:
-    """Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_s() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def wait_for_quiet(max_load: float, max_others: float, wait_s: float) -> tuple[bool, float, float]:
-    """Wait until the 1-minute load average is below ``max_load`` and, over 5 s, other processes
-    use less than ``max_others`` cores; return (quiet, load, others' cores)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        meter = CpuMeter()
-        time.sleep(5.0)
-        others = meter.stop()["others_cores"]
-        load = os.getloadavg()[0]
-        if load < max_load and others < max_others:
-            return True, load, others
-        if time.monotonic() >= deadline:
-            return False, load, others
-        print(f"load average {load:.2f} (limit {max_load}), other processes {others:.2f} cores "
-              f"(limit {max_others}); waiting for a quieter machine ...", flush=True)
-        time.sleep(min(25.0, max(deadline - time.monotonic(), 0.0)))
 
 
 def run_cli(checkpoint: Path, out: Path, fmt: str, n: int, seed: int) -> dict[str, Any]:
@@ -142,7 +86,7 @@ def run_cli(checkpoint: Path, out: Path, fmt: str, n: int, seed: int) -> dict[st
     args = ["augment", "--checkpoint", str(checkpoint), "--class", "malignant", "--n", str(n), "--format", fmt,
             "--seed", str(seed), "--out", str(out), "--device", "cpu", "--no-progress"]
     load_before = os.getloadavg()[0]
-    meter = CpuMeter()
+    meter = perfkit.CpuMeter()
     result = CliRunner().invoke(app, args)
     usage = meter.stop()
     if result.exit_code != 0:
@@ -160,7 +104,7 @@ def generate_only(checkpoint: Path, n: int) -> dict[str, float]:
     from medgan.sampling import iter_samples, load_generator
 
     gen = load_generator(checkpoint, "cpu")
-    meter = CpuMeter()
+    meter = perfkit.CpuMeter()
     for _ in iter_samples(gen, 0, n, seed=0, batch_size=256):
         pass
     return meter.stop()
@@ -232,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-others", type=float, default=0.3,
                         help="measure only while other processes use fewer cores than this")
     parser.add_argument("--wait", type=float, default=900, help="seconds to wait for a quiet machine, at most")
+    parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/results/perf.md")
     parser.add_argument("--json", type=Path, default=RESULTS / "augment_speed.json")
     parser.add_argument("--md", type=Path, default=RESULTS / "augment_speed.md")
     args = parser.parse_args(argv)
@@ -251,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gen = load_generator(checkpoint, "cpu")
         model_cfg = yaml.safe_load(CONFIG.read_text())["model"]
 
-        quiet, load_now, _ = wait_for_quiet(args.max_load, args.max_others, args.wait)
+        quiet, load_now, _ = perfkit.wait_for_quiet(args.max_load, args.max_others, args.wait)
         torch.set_num_threads(args.threads)
         run_cli(checkpoint, work / "warmup", "png", 256, 99)  # imports and first-call costs out of the way
         runs: dict[str, list[dict[str, Any]]] = {"png": [], "npz": [], "generate_only": []}
@@ -259,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "load_now": load_now}
         for r in range(args.repeats):
             for what in runs:
-                ok, load, others = wait_for_quiet(args.max_load, args.max_others, args.wait / 3)
+                ok, load, others = perfkit.wait_for_quiet(args.max_load, args.max_others, args.wait / 3)
                 quiet = quiet and ok
                 res = (generate_only(checkpoint, args.n) if what == "generate_only"
                        else run_cli(checkpoint, work / f"{what}_{r}", what, args.n, seed=r))
@@ -273,6 +218,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.json.write_text(json.dumps(record, indent=2) + "\n")
             write_markdown(record, args.md)
     print(args.md.read_text())
+    if not args.no_record:
+        fm = record["formats"]
+        rows = [(f"augment {args.n} × {fmt} 28² (whole command)",
+                 f"{fm[fmt]['figure_s']:.2f} s ({fm[fmt]['figure_images_per_s']:.0f} img/s)") for fmt in fm]
+        g = record["generate_only"]
+        rows.append((f"sample {args.n} 28² in memory (no files)", f"{g['figure_s']:.2f} s ({g['figure_images_per_s']:.0f} img/s)"))
+        perfkit.record("sampling", record, rows, threads=args.threads, quiet=record["load"]["quiet"],
+                       command=perfkit.command_line("sampling.py", argv))
     return record
 
 
@@ -298,20 +251,10 @@ def build_record(runs: dict[str, list[dict[str, Any]]], quiet: bool, *, args: ar
                  "at_start": [round(x, 2) for x in load_at_start], "at_measurement": round(load_now, 2),
                  "min_during": min(loads), "max_during": max(loads),
                  "max_others_cores": max(r["others_cores"] for r in every)},
-        "machine": {"platform": platform.platform(), "processor": _cpu_name(), "python": platform.python_version(),
+        "machine": {"platform": platform.platform(), "processor": perfkit.cpu_name(), "python": platform.python_version(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads},
         "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

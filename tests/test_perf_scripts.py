@@ -1,0 +1,44 @@
+"""The helpers behind benchmarks/perf/: result rows are appended, growth exponents are right."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+PERF = Path(__file__).resolve().parents[1] / "benchmarks" / "perf"
+
+
+@pytest.fixture()
+def perf_modules(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(PERF))
+    import perfkit
+    import scaling
+
+    monkeypatch.setattr(perfkit, "RESULTS", tmp_path)
+    monkeypatch.setattr(perfkit, "PERF_MD", tmp_path / "perf.md")
+    yield perfkit, scaling
+    sys.modules.pop("scaling", None)
+
+
+def test_record_appends_one_row_per_figure_under_one_header(perf_modules, tmp_path):
+    perfkit, _ = perf_modules
+    perfkit.record("demo", {"ratio": 0.97}, [("figure a", "0.97"), ("figure b", "12 s")], threads=2, quiet=True,
+                   command="python benchmarks/perf/demo.py")
+    perfkit.record("demo", {"ratio": 0.91}, [("figure a", "0.91")], threads=1, quiet=False, command="again")
+    lines = (tmp_path / "perf.md").read_text().splitlines()
+    assert sum(line.startswith("| date (UTC)") for line in lines) == 1
+    rows = [line for line in lines if line.startswith("| 20")]
+    assert len(rows) == 3
+    assert "| figure b | 12 s | yes | `python benchmarks/perf/demo.py` |" in rows[1]
+    assert "| 1 | figure a | 0.91 | no | `again` |" in rows[2]
+    saved = json.loads((tmp_path / "perf" / "demo.json").read_text())
+    assert saved["ratio"] == 0.91 and saved["machine"]["threads"] == 1 and saved["command"] == "again"
+
+
+def test_growth_exponent_of_a_power_law_is_recovered(perf_modules):
+    _, scaling = perf_modules
+    points = [{"pixels": p, "s_per_step": 0.01 * p**1.5} for p in (28**3, 32**3, 64**3)]
+    assert scaling.slope(points, "s_per_step") == pytest.approx(1.5)
