@@ -118,14 +118,16 @@ class EpochSampler:
     DDP see exactly the data order of a single process at the global batch size.
     """
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed = n, seed
+    def __init__(self, n: int, seed: int, device: torch.device | str = "cpu") -> None:
+        self.n, self.seed, self.device = n, seed, torch.device(device)
         self._cache: dict[int, torch.Tensor] = {}
 
     def _perm(self, epoch: int) -> torch.Tensor:
+        # Drawn on the CPU (the same order on every device), moved to the device once per epoch, so
+        # picking a batch is a device-side slice: no host-to-device copy, and no sync, per step.
         if epoch not in self._cache:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._cache = {epoch: torch.randperm(self.n, generator=g)}
+            self._cache = {epoch: torch.randperm(self.n, generator=g).to(self.device)}
         return self._cache[epoch]
 
     def indices(self, start: int, count: int) -> torch.Tensor:
@@ -226,7 +228,7 @@ def _real_batch(data_u8: torch.Tensor, labels: torch.Tensor | None, sampler: Epo
                 dist: dist_utils.DistInfo, batch: int, device: torch.device, phase: Phase | None,
                 cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     """This rank's slice of the global batch at ``images_seen``, as floats in [-1, 1] on the device."""
-    idx = sampler.indices(images_seen + dist.rank * batch, batch).to(device)
+    idx = sampler.indices(images_seen + dist.rank * batch, batch)
     real = data_u8[idx].float().div_(127.5).sub_(1.0)  # (B, C, *spatial)
     if phase is not None:
         from medgan.networks.progressive import prepare_real
@@ -295,7 +297,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     info = ds.info
     spec = model_spec(cfg, ds)
     conditional = spec["generator"]["num_classes"] > 0
-    sampler = EpochSampler(n_images, cfg.seed)
+    sampler = EpochSampler(n_images, cfg.seed, device)
 
     # Networks, EMA, optimisers, loss, augmentation.
     G, D = build_networks(spec)

@@ -89,3 +89,17 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["step"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+
+
+def test_epoch_sampler_is_a_pure_function_of_position_and_covers_each_epoch_once():
+    from medgan.training.loop import EpochSampler
+
+    sampler = EpochSampler(10, seed=3)
+    first_two_epochs = sampler.indices(0, 20)
+    for epoch in range(2):
+        assert sorted(first_two_epochs[epoch * 10 : (epoch + 1) * 10].tolist()) == list(range(10))
+    # Any slicing of the positions gives the same indices: resume and DDP ranks see one order.
+    again = EpochSampler(10, seed=3)
+    assert torch.equal(torch.cat([again.indices(p, 3) for p in range(0, 18, 3)] + [again.indices(18, 2)]),
+                       first_two_epochs)
+    assert not torch.equal(EpochSampler(10, seed=4).indices(0, 10), first_two_epochs[:10])
