@@ -170,7 +170,7 @@ class DiffAugment(nn.Module):
         b = x.shape[0]
         spatial = x.shape[2:]
         margins = [int(n * self.translation + 0.5) for n in spatial]
-        shifts = [rank_rows(lambda n, m=m: torch.randint(-m, m + 1, (n,), device=x.device), b) for m in margins]
+        shifts = [_randint(-m, m + 1, b, (), x.device) for m in margins]
         if not any(margins):
             return x
         # Zero-pad every spatial axis by its margin, then gather each axis at i - shift + margin:
@@ -194,7 +194,7 @@ class DiffAugment(nn.Module):
         inside = torch.ones((b,) + (1,) * (x.ndim - 1), dtype=torch.bool, device=x.device)
         for k, n in enumerate(x.shape[2:]):
             length = int(n * self.cutout + 0.5)
-            centre = rank_rows(lambda rows, n=n: torch.randint(0, n, (rows, 1), device=x.device), b)
+            centre = _randint(0, n, b, (1,), x.device)
             start = centre - length // 2
             pos = torch.arange(n, device=x.device).unsqueeze(0)  # (1, n)
             hit = (pos >= start) & (pos < start + length)  # (B, n)
@@ -202,6 +202,11 @@ class DiffAugment(nn.Module):
             shape[2 + k] = n
             inside = inside & hit.reshape(shape)  # broadcasts to (B, 1, *spatial)
         return torch.where(chosen & inside, torch.zeros((), dtype=x.dtype, device=x.device), x)
+
+
+def _randint(low: int, high: int, batch: int, tail: tuple[int, ...], device: torch.device) -> Tensor:
+    """``(batch, *tail)`` integers in ``[low, high)``: this rank's rows of a global-batch draw."""
+    return rank_rows(lambda n: torch.randint(low, high, (n, *tail), device=device), batch)
 
 
 class AdaptiveAugment:

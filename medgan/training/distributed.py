@@ -168,8 +168,11 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(input)
         from torch.distributed import _functional_collectives as collectives
 
+        world = dist.group.WORLD
+        assert world is not None
+
         def all_reduce(t: Tensor) -> Tensor:  # differentiable: the gradient is summed over ranks too
-            return collectives.wait_tensor(collectives.all_reduce(t, "sum", dist.group.WORLD))
+            return collectives.wait_tensor(collectives.all_reduce(t, "sum", world))
 
         axes = [0, *range(2, input.dim())]
         shape = [1, -1] + [1] * (input.dim() - 2)
