@@ -60,8 +60,17 @@ def _pts(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.1f}"
 
 
+def _bound(x: float) -> str:
+    """A CI bound in points: one decimal, or two when one would round a nonzero bound to "0.0"
+    (whose sign decides significance) or print "-0.0"."""
+    text = f"{100 * x:.1f}"
+    if text in ("0.0", "-0.0"):
+        text = f"{100 * x:.2f}" if x != 0 else "0.0"
+    return text
+
+
 def _ci(lo: float, hi: float) -> str:
-    return "n/a" if not (math.isfinite(lo) and math.isfinite(hi)) else f"{100 * lo:.1f} to {100 * hi:.1f}"
+    return "n/a" if not (math.isfinite(lo) and math.isfinite(hi)) else f"{_bound(lo)} to {_bound(hi)}"
 
 
 def _p(p: float) -> str:

@@ -58,3 +58,13 @@ def test_caveats_come_from_the_results() -> None:
     assert "no better than chance" in said[1] and "cover only 1%" in said[2]
     good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
     assert caveats(good, {"coverage": 0.8}, num_classes=2, seeds=5, quick=False) == []
+
+
+def test_a_ci_bound_near_zero_keeps_its_sign_and_never_prints_minus_zero():
+    from medgan.benchmark.report import _ci
+
+    assert _ci(0.0002, 0.061) == "0.02 to 6.1"  # significant: the lower bound shows it is above 0
+    assert _ci(-0.0003, 0.031) == "-0.03 to 3.1"
+    assert _ci(0.0, 0.05) == "0.0 to 5.0"
+    assert _ci(-0.12345, -0.0104) == "-12.3 to -1.0"
+    assert _ci(float("nan"), 0.1) == "n/a"
