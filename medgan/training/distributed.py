@@ -153,9 +153,9 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm whose training statistics cover the global batch of all ranks, on any device.
 
     ``torch.nn.SyncBatchNorm`` does this on GPUs only; this is its counterpart for gloo on CPU.
-    The per-channel sum and the sum of squared deviations are summed over ranks with the
-    differentiable functional all-reduce (two passes, as a single process computes
-    them), so forward and backward match one process at the global batch. Outside training, or in
+    Each rank's count, mean and sum of squared deviations are gathered in one differentiable
+    collective and combined exactly, so forward and backward match one process at the global
+    batch. Outside training, or in
     a world of one, it is an ordinary batch norm. State-dict keys are those of ``BatchNorm{2,3}d``.
     """
 
@@ -171,17 +171,20 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
         world = dist.group.WORLD
         assert world is not None
 
-        def all_reduce(t: Tensor) -> Tensor:  # differentiable: the gradient is summed over ranks too
-            return collectives.wait_tensor(collectives.all_reduce(t, "sum", world))
-
         axes = [0, *range(2, input.dim())]
         shape = [1, -1] + [1] * (input.dim() - 2)
-        count = torch.tensor(float(input.numel() // input.shape[1]), device=input.device)
-        total = all_reduce(torch.cat([input.sum(axes), count.reshape(1)]))
-        n = total[-1]
-        mean = total[:-1] / n
+        # One collective per call: every rank's (count, mean, sum of squared deviations), gathered
+        # and combined exactly (Chan et al.'s parallel variance), differentiably (the backward is
+        # a reduce-scatter, so each rank's input gets the gradient of every rank's loss).
+        count = torch.full((1,), float(input.numel() // input.shape[1]), device=input.device, dtype=input.dtype)
+        local_mean = input.mean(axes)
+        local_m2 = (input - local_mean.reshape(shape)).square().sum(axes)
+        stats = collectives.all_gather_tensor_autograd(torch.cat([count, local_mean, local_m2]).unsqueeze(0), 0, world)
+        counts, means, m2s = stats[:, :1], stats[:, 1 : 1 + input.shape[1]], stats[:, 1 + input.shape[1] :]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (m2s.sum(0) + (counts * (means - mean).square()).sum(0)) / n
         centred = input - mean.reshape(shape)
-        var = all_reduce(centred.square().sum(axes)) / n
         out = centred * torch.rsqrt(var + self.eps).reshape(shape)
         if self.affine:
             out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
