@@ -179,7 +179,8 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
         count = torch.full((1,), float(input.numel() // input.shape[1]), device=input.device, dtype=input.dtype)
         local_mean = input.mean(axes)
         local_m2 = (input - local_mean.reshape(shape)).square().sum(axes)
-        stats = collectives.all_gather_tensor_autograd(torch.cat([count, local_mean, local_m2]).unsqueeze(0), 0, world)
+        stats = collectives.wait_tensor(
+            collectives.all_gather_single_autograd(torch.cat([count, local_mean, local_m2]).unsqueeze(0), 0, world))
         counts, means, m2s = stats[:, :1], stats[:, 1 : 1 + input.shape[1]], stats[:, 1 + input.shape[1] :]
         n = counts.sum()
         mean = (counts * means).sum(0) / n
