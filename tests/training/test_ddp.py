@@ -9,6 +9,7 @@ G weight, as the issue asks; the measured maximum is printed by the test when it
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 
@@ -99,3 +100,24 @@ def test_interrupting_one_rank_stops_both_and_resume_continues_exactly(toy, sing
     assert steps == [5, 7, 10, 15, 20]  # no step trained twice or skipped
     diff = _max_diff(weights[0], ref["G"])
     assert diff < 1e-5, f"max |G_resumed - G_single| = {diff:.3g}"
+
+
+def test_convert_sync_batchnorm_keeps_parameters_keys_and_single_process_behaviour():
+    from medgan.training.distributed import CrossRankBatchNorm, convert_sync_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+    reference = copy.deepcopy(net)
+    params_before = [id(p) for p in net.parameters()]
+    keys_before = list(net.state_dict())
+    converted = convert_sync_batchnorm(net, torch.device("cpu"))
+    assert isinstance(converted[1], CrossRankBatchNorm)
+    assert [id(p) for p in converted.parameters()] == params_before  # an optimiser built earlier still owns them
+    assert list(converted.state_dict()) == keys_before  # checkpoints load either way
+    x = torch.randn(6, 1, 8, 8)
+    # In a world of one it is an ordinary batch norm, in training and in eval mode.
+    assert torch.allclose(converted(x), reference(x))
+    assert torch.equal(converted[1].running_mean, reference[1].running_mean)
+    converted.eval()
+    reference.eval()
+    assert torch.allclose(converted(x), reference(x))
