@@ -22,7 +22,6 @@ __all__ = [
     "all_reduce_mean",
     "any_rank",
     "barrier",
-    "broadcast_object",
     "convert_sync_batchnorm",
     "rank_rows",
     "resolve_device",
@@ -98,15 +97,6 @@ def barrier() -> None:
     """Wait for every rank (a no-op in a world of one)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def broadcast_object(obj: object, src: int = 0) -> object:
-    """Send a picklable object from ``src`` to every rank (identity in a world of one)."""
-    if dist.is_available() and dist.is_initialized():
-        box = [obj]
-        dist.broadcast_object_list(box, src=src)
-        return box[0]
-    return obj
 
 
 def rank_rows(draw: Callable[[int], Tensor], batch: int) -> Tensor:

@@ -215,6 +215,31 @@ def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
 
+class _StopSignals:
+    """Within ``with``: SIGINT and SIGTERM set ``flag`` (and ``signum``) instead of ending the
+    process, so the loop can finish its step and checkpoint. The previous handlers come back on
+    exit, whether training ended, stopped or raised."""
+
+    caught = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.flag, self.signum = False, int(signal.SIGINT)
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.flag, self.signum = True, signum
+
+    def __enter__(self) -> _StopSignals:
+        for sig in self.caught:
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def _latents(batch: int, z_dim: int, device: torch.device) -> torch.Tensor:
     """This rank's ``(batch, z_dim)`` latents: its rows of one draw for the global batch."""
     return dist_utils.rank_rows(lambda n: torch.randn(n, z_dim, device=device), batch)
@@ -364,16 +389,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
 
     # Ctrl-C (SIGINT) or a scheduler's SIGTERM: finish the step, checkpoint, stop. Under torchrun
     # every rank gets the signal; the ranks agree on stopping after each step.
-    stop = {"flag": False}
-    received = {"signum": int(signal.SIGINT)}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop["flag"], received["signum"] = True, signum
-
-    caught = (signal.SIGINT, signal.SIGTERM)
-    prev_handlers = {sig: signal.getsignal(sig) for sig in caught}
-    for sig in caught:
-        signal.signal(sig, on_signal)
+    stop = _StopSignals()
 
     def all_finite() -> bool:
         if not dist.enabled:
@@ -429,7 +445,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     last_ckpt: Path | None = None
     t_log, images_at_log = time.perf_counter(), images_seen
     phase = _phase(cfg, step)
-    with bar:
+    with bar, stop:
         while step < last_step:
             phase = _phase(cfg, step)
             batch = phase.batch_size if phase is not None else cfg.batch_size
@@ -482,11 +498,11 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             _accumulate(acc, counts, g_stats)
             bar.advance(task)
             if dist.enabled:
-                stop["flag"] = dist_utils.any_rank(stop["flag"])
+                stop.flag = dist_utils.any_rank(stop.flag)
 
             # Intervals: logging, samples, checkpoints (the only places the host waits for the device).
             at_end = step == last_step
-            if step % cfg.log_every == 0 or at_end or stop["flag"]:
+            if step % cfg.log_every == 0 or at_end or stop.flag:
                 if not all_finite():
                     raise MedganError(
                         f"non-finite loss by step {step}; training stopped. The last good checkpoint is "
@@ -509,34 +525,32 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                     append_jsonl(run_dir / "metrics.jsonl", record)
                     bar.update(task, description=f"D {record.get('d_loss', 0):.3f} G {record.get('g_loss', 0):.3f} "
                                                  f"p {record['aug_p']:.2f} {record['img_per_s']:.0f} img/s")
-            wants_sample = dist.is_main and (step % cfg.sample_every == 0 or at_end or stop["flag"])
-            if wants_sample or step % cfg.checkpoint_every == 0 or at_end or stop["flag"]:
+            wants_sample = dist.is_main and (step % cfg.sample_every == 0 or at_end or stop.flag)
+            if wants_sample or step % cfg.checkpoint_every == 0 or at_end or stop.flag:
                 # The global batch: every rank estimates the same statistics as one process would.
                 standing_stats(G_ema, cfg.model.z_dim, spec["generator"]["num_classes"], batch * dist.world_size, device,
                                cfg.seed + 4242, g_kwargs=g_kw)
             if wants_sample:
                 grid = sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0]))
                 save_grid(grid, run_dir / "samples" / f"step_{step:06d}.png", scale=2 if info.size[0] <= 32 else 1)
-            if step % cfg.checkpoint_every == 0 or at_end or stop["flag"]:
+            if step % cfg.checkpoint_every == 0 or at_end or stop.flag:
                 if not all_finite():
                     raise MedganError(f"non-finite loss by step {step}; training stopped; last good checkpoint: {last_ckpt}")
                 rng_states = gather_rng()
                 if dist.is_main:
                     last_ckpt = checkpoint(step)
                 dist_utils.barrier()
-            if stop["flag"]:
+            if stop.flag:
                 break
 
-    # Wrap-up: curves, handler, process group.
-    for sig, handler in prev_handlers.items():
-        signal.signal(sig, handler)
+    # Wrap-up: curves, process group.
     if dist.is_main:
         plot_loss_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "loss_curves.png")
     dist_utils.barrier()
     seconds = time.perf_counter() - t_start
-    if stop["flag"]:
+    if stop.flag:
         dist_utils.teardown()
-        raise TrainingInterrupted(last_ckpt or run_dir, step, received["signum"])
+        raise TrainingInterrupted(last_ckpt or run_dir, step, stop.signum)
     dist_utils.teardown()
     return RunResult(run_dir=run_dir, step=step, checkpoint=last_ckpt, seconds=seconds)
 
