@@ -105,7 +105,7 @@ def measure(name: str, rounds: int, threads: int, steps: int | None, work: Path)
     bare_rates: list[float] = []
     others: list[float] = []
     for r in range(1, rounds + 1):
-        cfg = load_config(TrainConfig, REPO / config, [f"data={data}", f"out={run}", f"steps={r * steps}",
+        cfg = load_config(TrainConfig, perfkit.REPO / config, [f"data={data}", f"out={run}", f"steps={r * steps}",
                                                        f"log_every={steps}", "sample_every=1000000",
                                                        "checkpoint_every=1000000", f"threads={threads}",
                                                        "device=cpu"])
@@ -156,8 +156,6 @@ def main(argv: list[str] | None = None) -> int:
                        command=perfkit.command_line("throughput.py", argv))
     return 0
 
-
-REPO = perfkit.REPO
 
 if __name__ == "__main__":
     raise SystemExit(main())
