@@ -60,7 +60,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, n_consistency: int = 1000, n
                         seed: int = 0) -> dict:
     """All figures for one checkpoint, as a JSON-ready dict."""
     from medgan.data.dataset import load_dataset
-    from medgan.sampling import iter_samples, load_generator
+    from medgan.synth.sampling import iter_samples, load_generator
 
     ds = load_dataset(data)
     gen = load_generator(checkpoint, "cpu")

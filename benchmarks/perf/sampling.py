@@ -64,7 +64,7 @@ def _stand_in(root: Path) -> Path:
 
 def train_generator(work: Path) -> tuple[Path, str]:
     """Two training steps of the BreastMNIST config's model; returns the run folder and the data used."""
-    from medgan.config import load_config
+    from medgan.configio import load_config
     from medgan.training.config import TrainConfig
     from medgan.training.loop import train
 
@@ -101,7 +101,7 @@ def run_cli(checkpoint: Path, out: Path, fmt: str, n: int, seed: int) -> dict[st
 
 def generate_only(checkpoint: Path, n: int) -> dict[str, float]:
     """Sample ``n`` images into memory (no files): the generator's share of the time."""
-    from medgan.sampling import iter_samples, load_generator
+    from medgan.synth.sampling import iter_samples, load_generator
 
     gen = load_generator(checkpoint, "cpu")
     meter = perfkit.CpuMeter()
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import yaml
 
-    from medgan.sampling import load_generator
+    from medgan.synth.sampling import load_generator
 
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="augment_speed_") as tmp:

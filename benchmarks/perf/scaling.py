@@ -54,7 +54,7 @@ def measure_one(family: str, dims: int, size: int, threads: int) -> dict[str, An
     """Train a few steps at one setting in this process; return the timings and memory."""
     import torch
 
-    from medgan.config import load_config
+    from medgan.configio import load_config
     from medgan.training.config import TrainConfig
     from medgan.training.loop import train
     from medgan.training.snapshots import read_jsonl

@@ -35,10 +35,11 @@ if TYPE_CHECKING:
 
 def bare_loop_images_per_s(cfg: TrainConfig, steps: int) -> float:
     """The same work as one medgan step, written as plainly as possible."""
-    from medgan.augment import AdaptiveAugment, DiffAugment
     from medgan.data.dataset import load_dataset
-    from medgan.losses import GANLoss
-    from medgan.training.loop import build_networks, model_spec
+    from medgan.networks import build_networks
+    from medgan.training.diffaugment import AdaptiveAugment, DiffAugment
+    from medgan.training.loop import model_spec
+    from medgan.training.loss import GANLoss
 
     ds = load_dataset(cfg.data, size=cfg.data_size)
     data = torch.from_numpy(ds.channel_first("train").copy())
@@ -91,7 +92,7 @@ SETTINGS: dict[str, tuple[str, str, int, int, int]] = {
 
 def measure(name: str, rounds: int, threads: int, steps: int | None, work: Path) -> dict[str, Any]:
     """Interleaved rounds of medgan and the bare loop for one setting."""
-    from medgan.config import load_config
+    from medgan.configio import load_config
     from medgan.training.config import TrainConfig
     from medgan.training.loop import train
     from medgan.training.snapshots import read_jsonl

@@ -5,7 +5,7 @@ Every arm trains the same classifier with the same budget; they differ only in t
 ========================== ============================================================
 ``real``                   the real training split
 ``real+classical``         the same, through :class:`ClassicalAugment` (seeded per run)
-``real+synthetic``         real plus GAN samples (:func:`synthetic_counts` per class)
+``real+synthetic``         real plus GAN samples (per class as :class:`medgan.synth.plan.ClassPlan`)
 ``real+classical+synthetic`` both
 ``synthetic-only``         as many GAN samples per class as the real split has (TSTR)
 ========================== ============================================================
@@ -37,7 +37,6 @@ __all__ = [
     "ArmData",
     "ClassicalAugment",
     "arm_data",
-    "synthetic_counts",
     "take_per_class",
     "uses_classical",
     "uses_synthetic",
@@ -152,28 +151,6 @@ class ClassicalAugment:
             span = (hi - lo).clamp_min(1e-7)
             x = torch.where(apply, ((x - lo) / span).clamp(0, 1).pow(gamma) * span + lo, x)
         return x.clamp(-1.0, 1.0)
-
-
-def synthetic_counts(real_counts: list[int], policy: str, ratio: float = 1.0) -> list[int]:
-    """Synthetic images per class that the ``+synthetic`` arms add.
-
-    Args:
-        real_counts: real training images per class.
-        policy: ``balance`` (fill every class up to the largest) or ``ratio`` (``ratio`` × real).
-        ratio: the multiplier for ``ratio``.
-
-    A class with no real training image gets none: the GAN has never seen it.
-
-    Example:
-        >>> synthetic_counts([147, 399], "balance")
-        [252, 0]
-    """
-    if policy == "balance":
-        top = max(real_counts)
-        return [top - n if n > 0 else 0 for n in real_counts]
-    if policy == "ratio":
-        return [round(ratio * n) for n in real_counts]
-    raise ValueError(f"synthetic policy must be 'balance' or 'ratio', got {policy!r}")
 
 
 def take_per_class(images: np.ndarray, labels: np.ndarray, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from medgan.config import config_to_dict, load_config, parse_overrides, to_dataclass
+from medgan.configio import config_to_dict, load_config, parse_overrides, to_dataclass
 from medgan.errors import MedganError
 
 __all__ = [

@@ -24,10 +24,9 @@ import numpy as np
 
 from medgan.benchmark.config import BenchmarkConfig
 from medgan.benchmark.stats import compare, make_resampler, metric_names, metric_values, summarise
-from medgan.config import config_to_dict
-from medgan.data.dataset import PreparedDataset
+from medgan.configio import config_to_dict
+from medgan.data.dataset import PreparedDataset, class_slugs
 from medgan.errors import MedganError
-from medgan.metrics.evaluate import class_slugs
 from medgan.utils import atomic_file, write_text_atomic
 
 __all__ = ["COMPARISONS", "caveats", "print_summary", "verdict", "write_report"]
@@ -267,7 +266,7 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
     """``medgan.metrics.evaluate`` of a fresh synthetic draw; sample grids and memorisation pairs."""
     from medgan.metrics.evaluate import evaluate_detailed
     from medgan.metrics.report import save_class_grid, save_memorisation_pairs
-    from medgan.sampling import sample_classes
+    from medgan.synth.sampling import sample_classes
 
     names = list(ds.info.class_names)
     images, labels, _ = sample_classes(checkpoint, cfg.fidelity.n_per_class, seed=cfg.fidelity.seed, device=device)
@@ -348,7 +347,7 @@ def write_report(
     """
     from rich.console import Console
 
-    from medgan.training.distributed import resolve_device
+    from medgan.device import resolve_device
 
     names = list(ds.info.class_names)
     slugs = class_slugs(names)

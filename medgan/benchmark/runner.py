@@ -37,18 +37,18 @@ from medgan import __version__
 from medgan.benchmark.arms import (
     ClassicalAugment,
     arm_data,
-    synthetic_counts,
     uses_synthetic,
     write_train_only,
 )
 from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash
-from medgan.config import config_to_dict, load_config, save_config
-from medgan.data.dataset import PreparedDataset, load_dataset, resolve_class
+from medgan.configio import config_to_dict, load_config, save_config
+from medgan.data.dataset import PreparedDataset, describe_images, load_dataset, resolve_class
 from medgan.errors import MedganError
+from medgan.synth.plan import ClassPlan
 from medgan.utils import atomic_dir, file_sha256, write_text_atomic
 
 if TYPE_CHECKING:
-    from medgan.sampling import LoadedGenerator
+    from medgan.synth.sampling import LoadedGenerator
 
 __all__ = ["BenchmarkResult", "JobContext", "check_checkpoint", "parse_only", "run_benchmark", "run_path"]
 
@@ -117,10 +117,6 @@ def parse_only(items: list[str], cfg: BenchmarkConfig) -> list[tuple[str, int]] 
 # Section. The GAN: a given checkpoint, checked; or one trained here on the train split only.
 
 
-def _describe(spatial_dims: int, channels: int, size: list[int]) -> str:
-    return f"{spatial_dims}D, {channels} channel{'s' if channels != 1 else ''}, {'×'.join(map(str, size))}"
-
-
 def check_checkpoint(checkpoint: str | Path, ds: PreparedDataset, device: str = "cpu") -> LoadedGenerator:
     """Load a GAN checkpoint and make sure it can serve this benchmark.
 
@@ -131,12 +127,12 @@ def check_checkpoint(checkpoint: str | Path, ds: PreparedDataset, device: str = 
     Raises:
         MedganError: a shape, class or dataset mismatch (one line saying which).
     """
-    from medgan.sampling import load_generator
+    from medgan.synth.sampling import load_generator
 
     gen = load_generator(checkpoint, device)
     info = ds.info
-    made = _describe(gen.spatial_dims, gen.channels, gen.size)
-    want = _describe(info.spatial_dims, info.channels, list(info.size))
+    made = describe_images([gen.channels, *gen.size])
+    want = describe_images([info.channels, *info.size])
     if made != want:
         raise MedganError(
             f"the checkpoint makes synthetic samples of the wrong shape ({made}); {info.name} images are {want}. "
@@ -144,14 +140,7 @@ def check_checkpoint(checkpoint: str | Path, ds: PreparedDataset, device: str = 
     if gen.num_classes == 0:
         raise MedganError("the checkpoint's generator is unconditional; the benchmark adds samples of given "
                           "classes, so it needs a class-conditional GAN (model.conditional: true)", gen.checkpoint_path)
-    trained_on = gen.dataset.get("sha256", "")
-    same = trained_on == info.sha256 or info.sha256 in str(gen.dataset.get("source", ""))
-    names_match = [n.lower() for n in gen.class_names] == [n.lower() for n in info.class_names]
-    if not same or not names_match:
-        raise MedganError(
-            f"the checkpoint was trained on another dataset ({gen.dataset.get('name')}, sha256 {trained_on[:12]}…, "
-            f"classes {', '.join(gen.class_names)}), not on {info.name} (sha256 {info.sha256[:12]}…); use a "
-            "checkpoint trained on this dataset's train split", gen.checkpoint_path)
+    gen.check_trained_on(info, "the benchmark data")
     return gen
 
 
@@ -268,9 +257,14 @@ def _dataset(ctx: JobContext) -> PreparedDataset:
     return _MEMO[key]
 
 
+def _synthetic_plan(cfg: BenchmarkConfig) -> ClassPlan:
+    """What the ``+synthetic`` arms add per class: the config's policy as a :class:`ClassPlan`."""
+    return ClassPlan(cfg.synthetic.policy, ratio=cfg.synthetic.ratio)
+
+
 def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """This seed's synthetic images: enough of every class for every arm, drawn with sampling seed ``seed``."""
-    from medgan.sampling import iter_samples, load_generator
+    from medgan.synth.sampling import iter_samples, load_generator
 
     if ctx.checkpoint is None:
         raise MedganError("this arm needs synthetic images, but the benchmark has no GAN checkpoint")
@@ -278,7 +272,7 @@ def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, seed: int) -> tuple[np
     real_counts = np.bincount(ds.labels["train"], minlength=k)[:k].tolist()
     need = [0] * k
     if any(uses_synthetic(a) and a != "synthetic-only" for a in cfg.arms):
-        need = synthetic_counts(real_counts, cfg.synthetic.policy, cfg.synthetic.ratio)
+        need = _synthetic_plan(cfg).per_class(real_counts)
     if "synthetic-only" in cfg.arms:
         need = [max(a, b) for a, b in zip(need, real_counts, strict=True)]
     # The file's size and time stand for its content: a retrained checkpoint at the same path is reloaded.
@@ -327,9 +321,9 @@ def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None
     import torch
 
     from medgan.benchmark.stats import confusion_matrix, run_metrics
+    from medgan.device import resolve_device
     from medgan.networks import classifier as nets
     from medgan.training import classifier as clf
-    from medgan.training.distributed import resolve_device
 
     cfg, ds = ctx.cfg, _dataset(ctx)
     info = ds.info
@@ -338,7 +332,7 @@ def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None
     # Section. Data: real train (+ synthetic), real val for epoch selection, real test for the report.
     real = (ds.channel_first("train"), ds.labels["train"])
     real_counts = np.bincount(real[1], minlength=k)[:k].tolist()
-    add = synthetic_counts(real_counts, cfg.synthetic.policy, cfg.synthetic.ratio)
+    add = _synthetic_plan(cfg).per_class(real_counts)
     pool = _synthetic_pool(ctx, ds, seed) if uses_synthetic(arm) else None
     data = arm_data(arm, real, pool, add)
     transform = ClassicalAugment(cfg.classical, info.spatial_dims, seed) if data.classical else None
@@ -545,7 +539,7 @@ def run_benchmark(
         MedganError: a bad target class or checkpoint, a folder holding another benchmark, runs
             missing for ``report_only``, or anything the data and training code refuse.
     """
-    from medgan.training.distributed import resolve_device
+    from medgan.device import resolve_device
 
     out = Path(out if out is not None else cfg.out).expanduser()
     device = str(resolve_device(cfg.device))

@@ -4,7 +4,7 @@
 (mean recall over the classes present), macro AUROC (one-vs-rest, averaged over classes), and per
 class recall, precision and F1 (precision and F1 are 0 for a class never predicted, as sklearn's
 ``zero_division=0``). Keys: ``accuracy``, ``balanced_accuracy``, ``auroc_macro``,
-``recall/<class>``, ``precision/<class>``, ``f1/<class>`` (class names as :func:`class_slugs`).
+``recall/<class>``, ``precision/<class>``, ``f1/<class>`` (class names as :func:`medgan.data.dataset.class_slugs`).
 
 **Confidence intervals** (:func:`summarise`): a two-level, stratified percentile bootstrap. Each of
 ``B`` replicates
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medgan.metrics.evaluate import class_slugs
+from medgan.data.dataset import class_slugs
 
 __all__ = [
     "Resampler",

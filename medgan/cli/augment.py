@@ -2,50 +2,38 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from medgan.errors import MedganError
 
+if TYPE_CHECKING:  # the plan module is light, but the CLI keeps every library import lazy (fast --help)
+    from medgan.synth.plan import ClassPlan
 
-def plan_counts(class_arg: str | None, n: int | None, class_names: list[str], conditional: bool,
-                balance: bool, data: str | None, balance_to: int | None,
-                checkpoint_dataset: dict[str, Any]) -> tuple[dict[int, int], str | None]:
-    """How many samples of each class to write; also the balancing dataset's sha256, if used.
+
+def parse_plan(*, class_arg: str | None, n: int | None, class_names: list[str], conditional: bool,
+               balance: bool, balance_to: int | None, data: str | None) -> ClassPlan:
+    """The per-class plan that the options ask for.
 
     ``--class all --n N`` gives N per class; ``--class X --n N`` gives N of X. ``--balance --data D``
     gives every class what it lacks to reach the largest class of D's training split (or
     ``--balance-to T``; ``--balance-to`` alone implies ``--balance``); with ``--class X`` only X
-    is filled. D must be the dataset the checkpoint was trained on (same sha256).
-
-    Args:
-        class_arg: ``--class``: a name (case-insensitive), an index, ``all`` or ``None``.
-        n: ``--n``.
-        class_names: the checkpoint's class names.
-        conditional: whether the generator takes class labels.
-        balance: ``--balance``.
-        data: ``--data``.
-        balance_to: ``--balance-to``.
-        checkpoint_dataset: the checkpoint's record of its training data (``name``, ``sha256``).
-
-    Returns:
-        ``{class index: count}`` (classes with nothing to write are left out), and the sha256 of
-        ``--data`` when balancing, else ``None``.
+    is filled. D must be the data the checkpoint was trained on (checked by the caller).
 
     Raises:
-        MedganError: for every combination of options that does not make sense, an unknown class
-            (the message lists the valid ones), or a ``--data`` that is not the training data.
+        MedganError: for every combination of options that does not make sense, or an unknown class
+            (the message lists the valid ones).
     """
-    from medgan.data.dataset import class_counts, load_dataset, resolve_class
+    from medgan.data.dataset import resolve_class
+    from medgan.synth.plan import ClassPlan
 
-    def chosen() -> list[int]:
+    def chosen() -> tuple[int, ...] | None:
         if class_arg is None or class_arg.strip().lower() == "all":
-            return list(range(len(class_names)))
-        return [resolve_class(class_arg, class_names)]
+            return None
+        return (resolve_class(class_arg, class_names),)
 
     if balance or balance_to is not None:
         if n is not None:
@@ -56,22 +44,7 @@ def plan_counts(class_arg: str | None, n: int | None, class_names: list[str], co
             raise MedganError("--balance needs a class-conditional checkpoint; this one is unconditional")
         if balance_to is not None and balance_to <= 0:
             raise MedganError(f"--balance-to must be a positive count, got {balance_to}")
-        classes = chosen()
-        ds = load_dataset(data)
-        want = str(checkpoint_dataset.get("sha256") or "")
-        if not want:
-            raise MedganError("the checkpoint does not record its training data's sha256, so --data cannot "
-                              "be checked against it; balancing is refused")
-        if ds.info.sha256 != want:
-            raise MedganError(
-                f"--data is not the dataset this checkpoint was trained on (checkpoint: "
-                f"{checkpoint_dataset.get('name')} sha256 {want[:12]}…; --data: {ds.info.name} sha256 "
-                f"{ds.info.sha256[:12]}…); balance against the training data", data)
-        if ds.info.class_names != class_names:
-            raise MedganError(f"--data has classes {ds.info.class_names}, the checkpoint {class_names}", data)
-        counts = class_counts(ds.labels["train"], len(class_names))
-        target = balance_to if balance_to is not None else max(counts)
-        return {c: target - counts[c] for c in classes if target > counts[c]}, ds.info.sha256
+        return ClassPlan("balance", target=balance_to, classes=chosen())
     if data is not None:
         raise MedganError("--data is only used with --balance or --balance-to")
     if n is None:
@@ -81,10 +54,10 @@ def plan_counts(class_arg: str | None, n: int | None, class_names: list[str], co
     if not conditional:
         if class_arg not in (None, "all"):
             raise MedganError("this checkpoint is unconditional: it cannot make one class; use --class all")
-        return {0: n}, None
+        return ClassPlan("count", n=n, classes=(0,))
     if class_arg is None:
         raise MedganError(f"give --class NAME|INDEX|all (classes: {', '.join(class_names)})")
-    return dict.fromkeys(chosen(), n), None
+    return ClassPlan("count", n=n, classes=chosen())
 
 
 def augment(
@@ -112,21 +85,13 @@ def augment(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from medgan.export import FORMATS, SampleWriter, write_manifest, write_provenance
-    from medgan.sampling import LATENT_BLOCK, forward_block, iter_samples, load_generator
-    from medgan.utils import atomic_dir
+    from medgan.data.dataset import class_counts, load_dataset
+    from medgan.synth.sampling import check_sampling_args, load_generator
+    from medgan.synth.write import check_format, write_synthetic
 
     # Cheap checks first: a typo should not wait for the checkpoint to load.
-    if fmt not in FORMATS:
-        raise MedganError(f"unknown --format '{fmt}' (allowed: {', '.join(FORMATS)})")
-    if n is not None and n <= 0:
-        raise MedganError(f"--n must be a positive number of samples, got {n}")
-    if seed < 0:
-        raise MedganError(f"--seed must be a non-negative integer, got {seed}")
-    if batch_size <= 0:
-        raise MedganError(f"--batch-size must be positive, got {batch_size}")
-    if truncation is not None and not (math.isfinite(truncation) and truncation > 0):
-        raise MedganError(f"--truncation must be a positive number, got {truncation}")
+    check_format(fmt)
+    check_sampling_args(n=n, seed=seed, batch_size=batch_size, truncation=truncation)
     if threads < 0:
         raise MedganError(f"--threads must be 0 (torch's default) or positive, got {threads}")
     if out.exists() and not out.is_dir():
@@ -137,52 +102,33 @@ def augment(
     if threads > 0:
         torch.set_num_threads(threads)
     gen = load_generator(checkpoint, device)
-    if fmt == "png" and gen.spatial_dims == 3:
-        raise MedganError("PNG is 2D only and this checkpoint makes volumes; use --format nifti, dicom or npz")
-    if fmt == "nifti" and gen.spatial_dims == 2 and gen.channels == 3:
-        raise MedganError("NIfTI holds grey images only and this checkpoint makes RGB; use --format png, npz or dicom")
+    check_format(fmt, gen)
     conditional = gen.num_classes > 0
-    names = gen.class_names if conditional else ["sample"]
-    counts, data_sha = plan_counts(class_, n, gen.class_names, conditional, balance, data, balance_to, gen.dataset)
-    total = sum(counts.values())
-    if total == 0:
-        raise MedganError("nothing to write: every class already has the target count")
+    plan = parse_plan(class_arg=class_, n=n, class_names=gen.class_names, conditional=conditional,
+                      balance=balance, balance_to=balance_to, data=data)
+    real_counts, data_sha = None, None
+    if plan.needs_real_counts:
+        assert data is not None
+        ds = load_dataset(data)
+        gen.check_trained_on(ds.info, "--data", data)
+        real_counts, data_sha = class_counts(ds.labels["train"], len(gen.class_names)), ds.info.sha256
+    counts = plan.counts(max(gen.num_classes, 1), real_counts)
 
     arguments: dict[str, Any] = {
         "checkpoint": str(checkpoint), "class": class_, "n": n, "out": str(out), "format": fmt, "seed": seed,
         "batch_size": batch_size, "truncation": truncation, "device": device, "threads": threads,
         "overwrite": overwrite, "balance": balance, "data": data, "balance_to": balance_to,
     }
-    extra: dict[str, Any] = {
-        "counts": {names[c]: k for c, k in counts.items()}, "total": total, "format": fmt,
-        "checkpoint_path": gen.checkpoint_path, "family": gen.family, "device": str(gen.device),
-        "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "latent_block": LATENT_BLOCK, "forward_block": forward_block(gen.size), "balance_dataset_sha256": data_sha,
-    }
     bar = Progress(TextColumn("[bold]augment[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), disable=not progress)
     t0 = time.perf_counter()
-    try:
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            with bar, SampleWriter(tmp, fmt=fmt, class_names=names, spatial_dims=gen.spatial_dims,  # type: ignore[arg-type]
-                                   checkpoint_sha256=gen.checkpoint_sha256, dataset_name=str(gen.dataset.get("name")),
-                                   spacing=gen.spacing) as writer:
-                task = bar.add_task("", total=total)
-                for c, k in counts.items():
-                    start = 0
-                    for batch in iter_samples(gen, c if conditional else None, k, seed=seed,
-                                              batch_size=batch_size, truncation=truncation):
-                        writer.write(batch, [c] * len(batch), seeds=seed, indices=range(start, start + len(batch)))
-                        start += len(batch)
-                        bar.advance(task, len(batch))
-            write_manifest(tmp, writer.manifest)
-            write_provenance(tmp, checkpoint_sha256=gen.checkpoint_sha256, config=gen.config,
-                             dataset_sha256=gen.dataset.get("sha256"), arguments=arguments, extra=extra)
-    except OSError as exc:
-        # atomic_dir has removed the temporary folder; a replaced --out still holds its old content.
-        raise MedganError(f"could not write the samples: {exc.strerror or exc}; the partial output was removed",
-                          out) from None
+    with bar:
+        task = bar.add_task("", total=sum(counts.values()))
+        total = write_synthetic(gen, counts, out, fmt=fmt, seed=seed, batch_size=batch_size, truncation=truncation,
+                                overwrite=overwrite, arguments=arguments, extra={"balance_dataset_sha256": data_sha},
+                                on_batch=lambda k: bar.advance(task, k))
     seconds = time.perf_counter() - t0
+    names = gen.class_names if conditional else ["sample"]
     per_class = ", ".join(f"{names[c]}: {k}" for c, k in counts.items())
     typer.echo(f"wrote {total} samples ({per_class}) as {fmt} to {out} in {seconds:.2f} s "
                f"({total / max(seconds, 1e-9):.0f} images/s)")

@@ -45,9 +45,9 @@ def evaluate_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from medgan.data.dataset import load_dataset
+    from medgan.data.dataset import class_slugs, load_dataset
     from medgan.errors import MedganError
-    from medgan.metrics.evaluate import check_compatible, class_slugs, evaluate_detailed, load_synthetic
+    from medgan.metrics.evaluate import check_compatible, evaluate_detailed, load_synthetic
     from medgan.metrics.features import feature_cache_path, get_feature_extractor
     from medgan.metrics.report import rich_tables, save_class_grid, save_memorisation_pairs, summary_markdown
     from medgan.networks.classifier import ARCHS

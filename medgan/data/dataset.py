@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ __all__ = [
     "DatasetInfo",
     "PreparedDataset",
     "class_counts",
+    "class_slugs",
+    "describe_images",
     "load_dataset",
     "resolve_dataset_path",
     "save_prepared",
@@ -121,6 +124,26 @@ def resolve_class(name_or_index: str | int, class_names: list[str]) -> int:
         return int(text)
     valid = ", ".join(f"{i}: {c}" for i, c in enumerate(class_names))
     raise MedganError(f"unknown class '{name_or_index}' (valid: {valid})")
+
+
+def class_slugs(class_names: Sequence[str]) -> list[str]:
+    """File- and key-safe class names, unique: the one slug rule (folders, file names, metric keys).
+
+    Example:
+        >>> class_slugs(["Normal, benign", "malignant", "?", "malignant"])
+        ['normal_benign', 'malignant', 'class2', 'malignant_3']
+    """
+    slugs: list[str] = []
+    for i, name in enumerate(class_names):
+        slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or f"class{i}"
+        slugs.append(slug if slug not in slugs else f"{slug}_{i}")
+    return slugs
+
+
+def describe_images(shape: Sequence[int]) -> str:
+    """One image's ``(C, *spatial)`` shape in words: ``(1, 28, 28)`` -> ``"2D, 1 channel, 28×28"``."""
+    channels, spatial = int(shape[0]), [int(s) for s in shape[1:]]
+    return f"{len(spatial)}D, {channels} channel{'s' if channels != 1 else ''}, {'×'.join(map(str, spatial))}"
 
 
 def to_channel_first(images: np.ndarray, channels: int) -> np.ndarray:

@@ -18,7 +18,6 @@ FID every N training steps.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgan.data.dataset import PreparedDataset, check_split_arrays, to_channel_first
+from medgan.data.dataset import (
+    PreparedDataset,
+    check_split_arrays,
+    class_slugs,
+    describe_images,
+    to_channel_first,
+)
 from medgan.errors import MedganError
+from medgan.synth.sampling import load_generator, sample_classes
+from medgan.training.checkpoint import RunFolder
 
 if TYPE_CHECKING:
     from medgan.metrics.features import FeatureExtractor
@@ -38,7 +45,6 @@ __all__ = [
     "Evaluation",
     "SyntheticSet",
     "check_compatible",
-    "class_slugs",
     "evaluate",
     "evaluate_detailed",
     "load_synthetic",
@@ -83,21 +89,6 @@ class Evaluation:
     extractor_info: dict[str, Any] = field(default_factory=dict)
 
 
-def class_slugs(class_names: list[str]) -> list[str]:
-    """File- and key-safe class names: ``"normal, benign"`` -> ``"normal_benign"`` (unique)."""
-    slugs: list[str] = []
-    for i, name in enumerate(class_names):
-        slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or str(i)
-        slugs.append(slug if slug not in slugs else f"{slug}_{i}")
-    return slugs
-
-
-def _describe(shape: tuple[int, ...]) -> str:
-    """``(C, *spatial)`` -> ``"2D, 1 channel, 28×28"``."""
-    channels, spatial = shape[0], shape[1:]
-    return f"{len(spatial)}D, {channels} channel{'s' if channels != 1 else ''}, {'×'.join(map(str, spatial))}"
-
-
 def check_compatible(
     real_images: np.ndarray,
     real_labels: np.ndarray,
@@ -133,8 +124,8 @@ def check_compatible(
             )
     if real_images.shape[1:] != synthetic_images.shape[1:]:
         raise MedganError(
-            f"real and synthetic images differ: real are {_describe(real_images.shape[1:])}, synthetic are "
-            f"{_describe(synthetic_images.shape[1:])}; they must match in dimensionality, channels and size"
+            f"real and synthetic images differ: real are {describe_images(real_images.shape[1:])}, synthetic are "
+            f"{describe_images(synthetic_images.shape[1:])}; they must match in dimensionality, channels and size"
         )
     need = k + 1 if knn else 2
     rule = f"k+1 = {need} (k={k})" if knn else "2 (FID and KID)"
@@ -401,31 +392,19 @@ def _subsample_per_class(labels: np.ndarray, n_per_class: int, seed: int) -> np.
 
 
 def _is_checkpoint(path: Path) -> bool:
-    return path.suffix == ".pt" or (path.is_dir() and (path / "checkpoints").is_dir())
+    return path.suffix == ".pt" or (path.is_dir() and RunFolder.is_run(path))
 
 
 def _sample_checkpoint(path: Path, real: PreparedDataset, n_per_class: int, seed: int, device: str) -> SyntheticSet:
-    try:
-        from medgan.sampling import sample_classes  # type: ignore[attr-defined]
-    except ImportError:
-        raise MedganError(
-            "evaluating a checkpoint needs medgan.sampling.sample_classes, which is not available in this "
-            "installation; export samples with `medgan augment --format npz` and pass the npz instead",
-            path,
-        ) from None
-    images, labels, names = sample_classes(path, n_per_class=n_per_class, seed=seed, device=device)
-    if not names:
+    gen = load_generator(path, device)
+    if gen.num_classes == 0:
         raise MedganError(
             "the checkpoint's generator is unconditional; medgan evaluate compares class by class, so "
             "export its samples with labels, or evaluate in Python with evaluate(real, (images, None))",
             path,
         )
-    if [n.lower() for n in names] != [n.lower() for n in real.info.class_names]:
-        raise MedganError(
-            f"the checkpoint's classes ({', '.join(names)}) differ from the real dataset's "
-            f"({', '.join(real.info.class_names)})",
-            path,
-        )
+    gen.check_trained_on(real.info, "--real", path)
+    images, labels, _ = sample_classes(gen, n_per_class=n_per_class, seed=seed)
     return SyntheticSet(np.asarray(images), np.asarray(labels).reshape(-1).astype(np.int64), f"checkpoint:{path}")
 
 
@@ -443,7 +422,7 @@ def load_synthetic(
         path: an npz with ``train_images`` / ``train_labels`` (what ``medgan augment --format npz``
             writes; other keys are ignored), a prepared dataset folder or npz (its train split), a
             checkpoint ``.pt`` or a run folder with ``checkpoints/`` (sampled here through
-            ``medgan.sampling.sample_classes``).
+            :func:`medgan.synth.sampling.sample_classes`; it must have been trained on ``real``).
         real: the real dataset, whose layout (channels, 2D/3D) interprets the npz arrays.
         n_per_class: for a checkpoint, samples per class (default 500); for a file, keep at most
             this many per class (a seeded random subset).
@@ -476,7 +455,7 @@ def load_synthetic(
     if images.shape[1:] != want:
         raise MedganError(
             f"synthetic images have per-image shape {tuple(images.shape[1:])} but the real images "
-            f"({_describe(real.channel_first('train').shape[1:])}) have {tuple(want)}; real and synthetic must "
+            f"({describe_images(real.channel_first('train').shape[1:])}) have {tuple(want)}; real and synthetic must "
             "match in dimensionality, channels and size",
             npz,
         )

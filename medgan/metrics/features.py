@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from medgan.data.dataset import PreparedDataset
+from medgan.data.scaling import to_model_input, to_uint8
 from medgan.errors import MedganError
 from medgan.networks.classifier import ARCHS, FeatureNet, build_classifier
-from medgan.training.classifier import classifier_scores, predict_proba, to_model_input, train_classifier
+from medgan.training.classifier import classifier_scores, predict_proba, train_classifier
 from medgan.utils import atomic_file, file_sha256, write_text_atomic
 
 __all__ = [
@@ -281,7 +282,7 @@ class _InceptionFeatures(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"Inception features are 2D only; got a batch of shape {tuple(x.shape)}")
-        u8 = ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)  # the wrapper wants uint8
+        u8 = to_uint8(x)  # the wrapper wants uint8
         if u8.shape[1] == 1:
             u8 = u8.expand(-1, 3, *u8.shape[2:])  # grey -> RGB
         return self.inception(u8).reshape(len(x), -1)

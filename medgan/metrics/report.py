@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medgan.metrics.evaluate import PER_CLASS_METRICS, class_slugs
+from medgan.data.dataset import class_slugs
+from medgan.metrics.evaluate import PER_CLASS_METRICS
 from medgan.utils import atomic_file
 
 if TYPE_CHECKING:

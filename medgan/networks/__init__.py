@@ -20,6 +20,7 @@ __all__ = [
     "NetworkFamily",
     "build_discriminator",
     "build_generator",
+    "build_networks",
 ]
 
 NetworkFamily = Literal["cgan", "progressive"]
@@ -55,3 +56,13 @@ def build_discriminator(family: NetworkFamily, **kwargs: Any) -> nn.Module:
         >>> D = build_discriminator("cgan", in_channels=1, num_classes=2, size=28)
     """
     return _network_class(family, 2)(**kwargs)
+
+
+def build_networks(spec: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    """G and D from a model spec ``{"family", "generator": kwargs, "discriminator": kwargs}``.
+
+    The spec is what :func:`medgan.training.loop.model_spec` computes and a checkpoint stores
+    (``ckpt["model"]``), so training and sampling rebuild the same networks.
+    """
+    family = spec["family"]
+    return build_generator(family, **spec["generator"]), build_discriminator(family, **spec["discriminator"])

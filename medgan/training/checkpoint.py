@@ -14,26 +14,117 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from medgan.data.dataset import DatasetInfo
 from medgan.errors import MedganError
 from medgan.utils import atomic_file, file_sha256, write_text_atomic
 
 __all__ = [
+    "RunFolder",
+    "check_trained_on",
     "find_checkpoint",
     "get_rng_state",
     "list_checkpoints",
     "load_checkpoint",
     "save_checkpoint",
     "set_rng_state",
+    "trained_on",
 ]
 
 FORMAT = "medgan-checkpoint-1"
 _STEP = re.compile(r"^step_(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The layout of a training run folder; the only place that knows it.
+
+    Layout::
+
+        ROOT/config.yaml               the resolved TrainConfig
+        ROOT/checkpoints/step_NNNNNN.pt (+ .sha256 sidecar)
+        ROOT/samples/step_NNNNNN.png   G_ema grids
+        ROOT/metrics.jsonl             one record per log interval
+        ROOT/loss_curves.png
+
+    Example:
+        >>> RunFolder.containing("runs/a/checkpoints/step_000100.pt").root
+        PosixPath('runs/a')
+    """
+
+    root: Path
+
+    @classmethod
+    def containing(cls, path: str | Path) -> RunFolder:
+        """The run folder ``path`` is, or the one its checkpoint file lies in."""
+        p = Path(path)
+        return cls(p if p.is_dir() else p.parent.parent)
+
+    @staticmethod
+    def is_run(path: str | Path) -> bool:
+        """Whether ``path`` is a run folder (it has ``checkpoints/``)."""
+        return (Path(path) / "checkpoints").is_dir()
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def loss_curves(self) -> Path:
+        return self.root / "loss_curves.png"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:06d}.pt"
+
+    def sample_grid(self, step: int) -> Path:
+        return self.samples / f"step_{step:06d}.png"
+
+
+def trained_on(record: dict[str, Any], class_names: list[str], info: DatasetInfo) -> bool:
+    """Whether a checkpoint whose dataset record is ``record`` was trained on ``info``'s dataset.
+
+    The one rule: the same file (sha256), or a copy of its train split that records the file's
+    sha256 as its ``source`` (what the benchmark trains its GAN on), with the same class names
+    (case-insensitive). ``medgan train`` trains on the train split only, so both are the same images.
+    """
+    trained = str(record.get("sha256") or "")
+    same = (bool(trained) and trained == info.sha256) or (bool(info.sha256) and info.sha256 in str(record.get("source") or ""))
+    return same and [n.lower() for n in class_names] == [n.lower() for n in info.class_names]
+
+
+def check_trained_on(record: dict[str, Any], class_names: list[str], info: DatasetInfo, what: str = "the data",
+                     path: str | Path | None = None) -> None:
+    """Raise unless :func:`trained_on`; ``what`` names the refused data (``--data``, ``data``).
+
+    Raises:
+        MedganError: the checkpoint was trained on another dataset (the message gives both names,
+            sha256 prefixes and class names).
+    """
+    if trained_on(record, class_names, info):
+        return
+    raise MedganError(
+        f"{what} is not the dataset this checkpoint was trained on (checkpoint: {record.get('name')} sha256 "
+        f"{str(record.get('sha256') or '')[:12]}…, classes {', '.join(class_names)}; {what}: {info.name} sha256 "
+        f"{info.sha256[:12]}…, classes {', '.join(info.class_names)}); use a checkpoint trained on this "
+        "dataset's train split", path)
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -112,7 +203,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Periodic checkpoints of a run folder, oldest first."""
-    folder = Path(run_dir) / "checkpoints"
+    folder = RunFolder(Path(run_dir)).checkpoints
     if not folder.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP.match(p.name))]

@@ -2,7 +2,8 @@
 
 Images come in as uint8 arrays ``(N, C, *spatial)`` (the channel-first layout of
 :meth:`medgan.data.dataset.PreparedDataset.channel_first`) and are scaled batch by batch to the
-network convention of the whole project, ``x = u8 / 127.5 - 1`` (:func:`to_model_input`).
+network convention of the whole project by :func:`medgan.data.scaling.to_model_input`
+(re-exported here for the metrics that train classifiers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from torch import nn
 
+from medgan.data.scaling import to_model_input
+
 __all__ = [
     "ArrayPair",
     "classifier_scores",
@@ -31,14 +34,6 @@ ArrayPair = tuple[np.ndarray, np.ndarray]
 """``(uint8 images (N, C, *spatial), integer labels (N,))``."""
 
 ClassWeighting = Literal["balanced"] | None
-
-
-def to_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 ``(N, C, *spatial)`` -> float32 in ``[-1, 1]`` (``u8 / 127.5 - 1``), on the same device."""
-    x = torch.as_tensor(images)
-    if x.dtype != torch.uint8:
-        raise ValueError(f"expected uint8 images, got {x.dtype}")
-    return x.float().div_(127.5).sub_(1.0)
 
 
 def _check_pair(name: str, pair: ArrayPair) -> tuple[np.ndarray, np.ndarray]:

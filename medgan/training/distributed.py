@@ -1,4 +1,4 @@
-"""Device choice and ``torch.distributed`` set-up for runs launched with ``torchrun``.
+"""``torch.distributed`` set-up for runs launched with ``torchrun``.
 
 medgan uses PyTorch's own engine: ``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and
 the rendezvous; :func:`setup` joins the process group (gloo on CPU, NCCL on CUDA). A plain
@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from medgan.errors import MedganError
+from medgan.device import resolve_device
 
 __all__ = [
     "DistInfo",
@@ -24,7 +24,6 @@ __all__ = [
     "barrier",
     "convert_sync_batchnorm",
     "rank_rows",
-    "resolve_device",
     "setup",
     "teardown",
 ]
@@ -47,23 +46,6 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks CUDA when present (this process's local GPU under torchrun), else CPU.
-
-    Raises:
-        MedganError: ``cuda`` asked for but not available, or an unknown device string.
-    """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise MedganError("--device cuda was asked for, but torch sees no CUDA GPU (install a CUDA build of torch)")
-        return torch.device(device if ":" in device else f"cuda:{local_rank}")
-    if device == "cpu":
-        return torch.device("cpu")
-    raise MedganError(f"unknown device '{device}' (allowed: auto, cpu, cuda, cuda:N)")
 
 
 def setup(device_arg: str) -> tuple[DistInfo, torch.device]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +23,15 @@ import torch
 from torch import nn
 
 from medgan import __version__
-from medgan.config import config_to_dict, save_config
+from medgan.configio import config_to_dict, save_config
 from medgan.data.dataset import PreparedDataset, load_dataset
+from medgan.data.scaling import to_model_input
 from medgan.errors import MedganError
+from medgan.networks import build_networks
 from medgan.training import distributed as dist_utils
 from medgan.training.checkpoint import (
+    RunFolder,
+    check_trained_on,
     get_rng_state,
     load_checkpoint,
     prune_checkpoints,
@@ -38,14 +42,14 @@ from medgan.training.config import TrainConfig
 from medgan.training.schedule import Phase, phase_at, total_steps
 from medgan.training.snapshots import (
     append_jsonl,
-    make_grid,
     plot_loss_curves,
     read_jsonl,
+    sample_grid,
     save_grid,
-    to_uint8,
+    standing_stats,
 )
 
-__all__ = ["TrainingInterrupted", "build_networks", "train"]
+__all__ = ["TrainingInterrupted", "train"]
 
 
 class TrainingInterrupted(Exception):
@@ -60,6 +64,12 @@ class TrainingInterrupted(Exception):
         self.checkpoint = checkpoint
         self.step = step
         self.signum = int(signum)
+
+
+Evaluator = Callable[[nn.Module, dict[str, Any]], dict[str, float]]
+"""``(G_ema, stage kwargs of G) -> metrics``: called on rank 0 every ``fid_every`` steps; the metrics
+join that step's ``metrics.jsonl`` record. The caller injects it (``medgan train`` passes
+:func:`medgan.metrics.training_fid.fid_evaluator`), so the loop never imports the metrics layer."""
 
 
 @dataclass
@@ -103,13 +113,6 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
     return {"family": m.family, "generator": g, "discriminator": d}
 
 
-def build_networks(spec: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
-    """G and D from a :func:`model_spec` dict."""
-    from medgan.networks import build_discriminator, build_generator
-
-    return build_generator(spec["family"], **spec["generator"]), build_discriminator(spec["family"], **spec["discriminator"])
-
-
 class EpochSampler:
     """Maps global image positions to dataset indices: one seeded permutation per epoch.
 
@@ -151,8 +154,9 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: b
 
         shutil.rmtree(run_dir)
     if is_main:
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        layout = RunFolder(run_dir)
+        layout.samples.mkdir(parents=True, exist_ok=True)
+        layout.checkpoints.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
@@ -174,34 +178,6 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     torch._foreach_lerp_(ema_p, src_p, 1.0 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)
-
-
-@torch.no_grad()
-def standing_stats(G: nn.Module, z_dim: int, num_classes: int, batch: int, device: torch.device, seed: int,
-                   n_batches: int = 8, g_kwargs: dict[str, Any] | None = None) -> None:
-    """Re-estimate G's batch-norm statistics for its current weights ("standing statistics").
-
-    G_ema's weights are an average, so the running statistics copied from G do not match them and
-    its eval-mode samples come out washed out. A few forward passes in train mode, with a
-    cumulative average and latents from a dedicated generator (the training RNG is untouched),
-    give statistics that fit. Networks without batch norm are left as they are.
-    """
-    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the passes below
-    gen = torch.Generator().manual_seed(seed)
-    G.train()
-    for _ in range(n_batches):
-        z = torch.randn(batch, z_dim, generator=gen).to(device)
-        y = torch.randint(0, num_classes, (batch,), generator=gen).to(device) if num_classes > 0 else None
-        G(z, y, **(g_kwargs or {}))
-    G.eval()
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
 
 
 def _accumulate(acc: dict[str, torch.Tensor], counts: dict[str, int], stats: dict[str, torch.Tensor]) -> None:
@@ -254,7 +230,7 @@ def _real_batch(data_u8: torch.Tensor, labels: torch.Tensor | None, sampler: Epo
                 cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     """This rank's slice of the global batch at ``images_seen``, as floats in [-1, 1] on the device."""
     idx = sampler.indices(images_seen + dist.rank * batch, batch)
-    real = data_u8[idx].float().div_(127.5).sub_(1.0)  # (B, C, *spatial)
+    real = to_model_input(data_u8[idx])  # (B, C, *spatial)
     if phase is not None:
         from medgan.networks.progressive import prepare_real
 
@@ -265,27 +241,8 @@ def _real_batch(data_u8: torch.Tensor, labels: torch.Tensor | None, sampler: Epo
     return real, (labels[idx] if labels is not None else None)
 
 
-@torch.no_grad()
-def sample_grid(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, rows: int, phase: Phase | None,
-                target_size: int) -> np.ndarray:
-    """G_ema samples as a uint8 grid, one row per class; progressive stages upsampled to the target."""
-    kwargs = {"stage": phase.stage, "alpha": phase.alpha} if phase is not None else {}
-    was_training = G.training
-    G.eval()
-    imgs = G(z, y, **kwargs).float()
-    G.train(was_training)
-    if imgs.shape[-1] != target_size:
-        factor = max(1, round(target_size / imgs.shape[-1]))
-        imgs = imgs.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
-        if imgs.ndim == 5:
-            imgs = imgs.repeat_interleave(factor, -3)
-    u8 = to_uint8(imgs)
-    per_row = len(u8) // rows
-    return make_grid([u8[i * per_row : (i + 1) * per_row] for i in range(rows)])
-
-
 def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool = False,
-          progress: bool = True) -> RunResult:
+          progress: bool = True, evaluator: Evaluator | None = None) -> RunResult:
     """Train a GAN as ``cfg`` says; write the run folder; return where it ended.
 
     Args:
@@ -294,12 +251,16 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             augmentation state, RNG states and step are restored).
         overwrite: replace a non-empty run folder instead of refusing.
         progress: show a Rich progress bar.
+        evaluator: what ``fid_every`` runs (see :data:`Evaluator`); needed when ``fid_every > 0``.
 
     Raises:
         MedganError: bad data, config or checkpoint; a non-finite loss.
         TrainingInterrupted: after Ctrl-C, once a checkpoint has been written.
     """
     t_start = time.perf_counter()
+    if cfg.fid_every and evaluator is None:
+        raise ValueError("fid_every > 0 needs an evaluator: pass evaluator=medgan.metrics.training_fid.fid_evaluator(cfg) "
+                         "(medgan train does)")
 
     # Set-up: processes, device, determinism, seeds.
     dist, device = dist_utils.setup(cfg.device)
@@ -331,8 +292,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     betas = (cfg.betas[0], cfg.betas[1])
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
-    from medgan.augment import AdaptiveAugment, DiffAugment
-    from medgan.losses import GANLoss
+    from medgan.training.diffaugment import AdaptiveAugment, DiffAugment
+    from medgan.training.loss import GANLoss
 
     loss = GANLoss(cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, gp_weight=cfg.gp_weight)
     augment = DiffAugment(policy=tuple(cfg.augment.policy), spatial_dims=info.spatial_dims, p=cfg.augment.p).to(device)
@@ -345,10 +306,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     step, images_seen = 0, 0
     if resume is not None:
         ckpt = load_checkpoint(resume, map_location=device)
-        if ckpt["dataset"]["sha256"] != info.sha256:
-            raise MedganError(
-                f"checkpoint was trained on dataset {ckpt['dataset']['name']} (sha256 {ckpt['dataset']['sha256'][:12]}…), "
-                f"not on {info.name} (sha256 {info.sha256[:12]}…)", ckpt["path"])
+        check_trained_on(ckpt["dataset"], ckpt["class_names"], info, "data", ckpt["path"])
         if ckpt["model"] != spec:
             raise MedganError("checkpoint's model does not match this config (family, sizes or classes differ)", ckpt["path"])
         G.load_state_dict(ckpt["G"])
@@ -379,8 +337,9 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
 
     # Run folder, config and fixed grid latents (their own generator: the training RNG is untouched).
     run_dir = _prepare_run_dir(cfg, resume is not None, overwrite, dist.is_main)
+    layout = RunFolder(run_dir)
     if dist.is_main:
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, layout.config)
     dist_utils.barrier()
     rows = info.num_classes if conditional else 1
     grid_gen = torch.Generator().manual_seed(cfg.seed + 12345)
@@ -414,7 +373,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                         "spacing": info.spacing, "source": info.source},
             "model": spec,
         }
-        path = save_checkpoint(state, run_dir / "checkpoints" / f"step_{at_step:06d}.pt")
+        path = save_checkpoint(state, layout.checkpoint(at_step))
         prune_checkpoints(run_dir, cfg.keep_checkpoints)
         return path
 
@@ -518,11 +477,11 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                 record["img_per_s"] = round((images_seen - images_at_log) / max(now - t_log, 1e-9), 2)
                 if phase is not None:
                     record["stage"], record["alpha"], record["resolution"] = phase.stage, round(phase.alpha, 6), phase.resolution
-                if cfg.fid_every and (step % cfg.fid_every == 0 or at_end) and dist.is_main:
-                    record["fid"] = _fid(G_ema, ds, cfg, spec, g_kw, device)
+                if evaluator is not None and cfg.fid_every and (step % cfg.fid_every == 0 or at_end) and dist.is_main:
+                    record.update(evaluator(G_ema, g_kw))
                 acc, counts, t_log, images_at_log = {}, {}, now, images_seen
                 if dist.is_main:
-                    append_jsonl(run_dir / "metrics.jsonl", record)
+                    append_jsonl(layout.metrics, record)
                     bar.update(task, description=f"D {record.get('d_loss', 0):.3f} G {record.get('g_loss', 0):.3f} "
                                                  f"p {record['aug_p']:.2f} {record['img_per_s']:.0f} img/s")
             wants_sample = dist.is_main and (step % cfg.sample_every == 0 or at_end or stop.flag)
@@ -532,7 +491,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                                cfg.seed + 4242, g_kwargs=g_kw)
             if wants_sample:
                 grid = sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0]))
-                save_grid(grid, run_dir / "samples" / f"step_{step:06d}.png", scale=2 if info.size[0] <= 32 else 1)
+                save_grid(grid, layout.sample_grid(step), scale=2 if info.size[0] <= 32 else 1)
             if step % cfg.checkpoint_every == 0 or at_end or stop.flag:
                 if not all_finite():
                     raise MedganError(f"non-finite loss by step {step}; training stopped; last good checkpoint: {last_ckpt}")
@@ -545,7 +504,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
 
     # Wrap-up: curves, process group.
     if dist.is_main:
-        plot_loss_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "loss_curves.png")
+        plot_loss_curves(read_jsonl(layout.metrics), layout.loss_curves)
     dist_utils.barrier()
     seconds = time.perf_counter() - t_start
     if stop.flag:
@@ -553,26 +512,3 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         raise TrainingInterrupted(last_ckpt or run_dir, step, stop.signum)
     dist_utils.teardown()
     return RunResult(run_dir=run_dir, step=step, checkpoint=last_ckpt, seconds=seconds)
-
-
-def _fid(G_ema: nn.Module, ds: PreparedDataset, cfg: TrainConfig, spec: dict[str, Any],
-         g_kw: dict[str, Any], device: torch.device) -> float:
-    """FID of G_ema samples against the real training split, in the domain feature space."""
-    from medgan.metrics import evaluate
-
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 777)
-    n_cls = max(spec["generator"]["num_classes"], 1)
-    per = math.ceil(cfg.fid_samples / n_cls)
-    imgs, labs = [], []
-    with torch.no_grad():
-        for c in range(n_cls):
-            z = torch.randn(per, cfg.model.z_dim, generator=gen).to(device)
-            y = torch.full((per,), c, device=device, dtype=torch.long) if spec["generator"]["num_classes"] else None
-            imgs.append(to_uint8(G_ema(z, y, **g_kw)))
-            labs.append(np.full(per, c))
-    synth = np.concatenate(imgs)
-    if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: FID is not defined yet
-        return float("nan")
-    conditional = spec["generator"]["num_classes"] > 0
-    metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid",), per_class=conditional)
-    return float(metrics["fid"])

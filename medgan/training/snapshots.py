@@ -11,16 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
+from medgan.data.scaling import to_uint8_array
+from medgan.training.schedule import Phase
 from medgan.utils import atomic_file
 
-__all__ = ["append_jsonl", "central_slices", "make_grid", "plot_loss_curves", "read_jsonl", "save_grid"]
-
-
-def to_uint8(x: Any) -> np.ndarray:
-    """Images in [-1, 1] (tensor or array) to uint8 [0, 255]."""
-    arr = x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float32)
-    return np.clip(np.rint((arr + 1.0) * 127.5), 0, 255).astype(np.uint8)
+__all__ = [
+    "append_jsonl",
+    "central_slices",
+    "make_grid",
+    "plot_loss_curves",
+    "read_jsonl",
+    "sample_grid",
+    "save_grid",
+    "standing_stats",
+]
 
 
 def central_slices(volume: np.ndarray) -> np.ndarray:
@@ -123,3 +130,50 @@ def plot_loss_curves(records: list[dict[str, Any]], path: str | Path) -> Path | 
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return Path(path)
+
+
+@torch.no_grad()
+def standing_stats(G: nn.Module, z_dim: int, num_classes: int, batch: int, device: torch.device, seed: int,
+                   n_batches: int = 8, g_kwargs: dict[str, Any] | None = None) -> None:
+    """Re-estimate G's batch-norm statistics for its current weights ("standing statistics").
+
+    G_ema's weights are an average, so the running statistics copied from G do not match them and
+    its eval-mode samples come out washed out. A few forward passes in train mode, with a
+    cumulative average and latents from a dedicated generator (the training RNG is untouched),
+    give statistics that fit. Networks without batch norm are left as they are.
+    """
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the passes below
+    gen = torch.Generator().manual_seed(seed)
+    G.train()
+    for _ in range(n_batches):
+        z = torch.randn(batch, z_dim, generator=gen).to(device)
+        y = torch.randint(0, num_classes, (batch,), generator=gen).to(device) if num_classes > 0 else None
+        G(z, y, **(g_kwargs or {}))
+    G.eval()
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
+@torch.no_grad()
+def sample_grid(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, rows: int, phase: Phase | None,
+                target_size: int) -> np.ndarray:
+    """G_ema samples as a uint8 grid, one row per class; progressive stages upsampled to the target."""
+    kwargs = {"stage": phase.stage, "alpha": phase.alpha} if phase is not None else {}
+    was_training = G.training
+    G.eval()
+    imgs = G(z, y, **kwargs).float()
+    G.train(was_training)
+    if imgs.shape[-1] != target_size:
+        factor = max(1, round(target_size / imgs.shape[-1]))
+        imgs = imgs.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
+        if imgs.ndim == 5:
+            imgs = imgs.repeat_interleave(factor, -3)
+    u8 = to_uint8_array(imgs)
+    per_row = len(u8) // rows
+    return make_grid([u8[i * per_row : (i + 1) * per_row] for i in range(rows)])

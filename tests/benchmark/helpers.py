@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from medgan.config import save_config
+from medgan.configio import save_config
 from medgan.data.dataset import DatasetInfo, save_prepared
 from tests.training.helpers import tiny_config
 

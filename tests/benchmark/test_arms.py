@@ -11,21 +11,13 @@ import torch
 from medgan.benchmark.arms import (
     ClassicalAugment,
     arm_data,
-    synthetic_counts,
     take_per_class,
     write_train_only,
 )
 from medgan.benchmark.config import ClassicalConfig
 from medgan.data.dataset import load_dataset
+from medgan.synth.plan import ClassPlan
 from tests.benchmark.helpers import toy_dataset
-
-
-def test_synthetic_counts_balance_and_ratio() -> None:
-    assert synthetic_counts([147, 399], "balance") == [252, 0]
-    assert synthetic_counts([10, 0, 30], "balance") == [20, 0, 0]  # a class the GAN never saw gets none
-    assert synthetic_counts([147, 399], "ratio", 0.5) == [74, 200]  # round(73.5) is 74 (to even)
-    with pytest.raises(ValueError, match="balance"):
-        synthetic_counts([1, 2], "double")
 
 
 def _pool(counts: list[int], shape: tuple[int, ...] = (1, 4, 4)) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +29,7 @@ def _pool(counts: list[int], shape: tuple[int, ...] = (1, 4, 4)) -> tuple[np.nda
 def test_each_arm_gets_its_training_data() -> None:
     real = (np.zeros((8, 1, 4, 4), np.uint8), np.array([0, 0, 1, 1, 1, 1, 1, 1]))
     pool = _pool([6, 6])
-    add = synthetic_counts([2, 6], "balance")
+    add = ClassPlan("balance").per_class([2, 6])
     assert add == [4, 0]
 
     plain = arm_data("real", real, None, add)

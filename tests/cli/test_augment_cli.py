@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from medgan.cli.augment import plan_counts
+from medgan.cli.augment import parse_plan
 from medgan.cli.main import app
 from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
 from medgan.errors import MedganError
@@ -189,6 +189,19 @@ def test_balance_to_a_count(toy: dict[str, Path], tmp_path: Path) -> None:
         "--out", only)
     assert [r["class_name"] for r in _manifest(only)] == ["normal, benign"] * counts[1]
     assert len(list((only / "normal_benign").glob("*.png"))) == counts[1]
+
+
+def test_a_gan_the_benchmark_trained_balances_its_dataset(toy: dict[str, Path], tmp_path: Path) -> None:
+    # The benchmark trains its GAN on a train-only copy (another sha256, the full file's sha256 as
+    # its source); the one "trained on this dataset" rule accepts it for the full dataset.
+    from medgan.benchmark.arms import write_train_only
+
+    torch.set_num_threads(1)
+    copy = write_train_only(load_dataset(toy["data2d"]), tmp_path / "gan_data")
+    run = train(tiny_config(copy, tmp_path / "gan", "steps=1"), progress=False).run_dir
+    stdout = _ok("--checkpoint", run, "--balance", "--data", toy["data2d"], "--format", "npz", "--out", tmp_path / "s")
+    need = TRAIN_COUNTS[1] - TRAIN_COUNTS[0]
+    assert f"wrote {need} samples (malignant: {need}) as npz" in stdout
 
 
 def test_balancing_against_another_dataset_is_refused(toy: dict[str, Path], tmp_path: Path) -> None:
@@ -379,13 +392,17 @@ def test_help_has_an_example() -> None:
     assert "Example: medgan augment --checkpoint" in result.stdout
 
 
-def test_plan_counts_for_unconditional_models() -> None:
-    assert plan_counts(None, 7, NAMES, False, False, None, None, {}) == ({0: 7}, None)
-    assert plan_counts("all", 7, NAMES, False, False, None, None, {}) == ({0: 7}, None)
+def test_parse_plan_for_unconditional_models() -> None:
+    def plan(class_arg, n, balance=False, data=None):
+        return parse_plan(class_arg=class_arg, n=n, class_names=NAMES, conditional=False, balance=balance,
+                          balance_to=None, data=data)
+
+    assert plan(None, 7).counts(1) == {0: 7}
+    assert plan("all", 7).counts(1) == {0: 7}
     with pytest.raises(MedganError, match="this checkpoint is unconditional: it cannot make one class"):
-        plan_counts("malignant", 7, NAMES, False, False, None, None, {})
+        plan("malignant", 7)
     with pytest.raises(MedganError, match="--balance needs a class-conditional checkpoint"):
-        plan_counts(None, None, NAMES, False, True, "x", None, {})
+        plan(None, None, balance=True, data="x")
 
 
 def test_balance_real_breastmnist(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def test_target_class_not_in_the_dataset(env: SimpleNamespace, tmp_path: Path) -
 def test_checkpoint_trained_on_another_dataset(env: SimpleNamespace, tmp_path: Path) -> None:
     other = gan_checkpoint(env.root, toy_dataset(env.root, seed=1, bright=150))
     config = bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml)
-    _one_line_error(_invoke(config, "--checkpoint", other), "trained on another dataset")
+    _one_line_error(_invoke(config, "--checkpoint", other), "the benchmark data is not the dataset this checkpoint was trained on")
 
 
 def test_checkpoint_with_samples_of_the_wrong_shape(env: SimpleNamespace, tmp_path: Path) -> None:

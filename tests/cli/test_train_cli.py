@@ -83,7 +83,7 @@ def test_resume_on_another_dataset(tmp_path):
     assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
     other = make_toy_dataset(tmp_path / "other", seed=3)
     result = runner.invoke(app, ["train", str(cfg), "--resume", str(tmp_path / "run"), "--data", str(other), "--steps", "4"])
-    _one_line_error(result, "checkpoint was trained on dataset toy")
+    _one_line_error(result, "data is not the dataset this checkpoint was trained on (checkpoint: toy")
 
 
 def test_resume_from_the_run_folder_alone(tmp_path):

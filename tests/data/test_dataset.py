@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
+from medgan.data.dataset import DatasetInfo, class_slugs, describe_images, load_dataset, save_prepared
 from medgan.errors import MedganError
 from medgan.utils import file_sha256
 from tests.conftest import real_npz
@@ -175,3 +175,19 @@ def test_prepared_folder_round_trip_and_tamper_check(tmp_path: Path) -> None:
     (out / "dataset.json").write_text(json.dumps(sidecar))
     with pytest.raises(MedganError, match=r"sha256 of dataset.npz does not match its sidecar"):
         load_dataset(out)
+
+
+def test_class_slugs_are_file_safe_and_unique() -> None:
+    # One rule for folders, file names and metric keys (it was written twice; the two gave "class2"
+    # and "2" for a name with no letters; "class2" is kept: a bare number reads as a label index).
+    assert class_slugs(["Normal, benign", "malignant", "?", "malignant"]) == [
+        "normal_benign", "malignant", "class2", "malignant_3",
+    ]
+    assert class_slugs(["malignant", "normal, benign", "Normal Benign", "", "x/y"]) == [
+        "malignant", "normal_benign", "normal_benign_2", "class3", "x_y",
+    ]
+
+
+def test_describe_images() -> None:
+    assert describe_images((1, 28, 28)) == "2D, 1 channel, 28×28"
+    assert describe_images([3, 4, 5, 6]) == "3D, 3 channels, 4×5×6"

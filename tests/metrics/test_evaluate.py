@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-import types
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from medgan.data.dataset import PreparedDataset
 from medgan.errors import MedganError
 from medgan.metrics import evaluate, evaluate_detailed, get_feature_extractor, load_synthetic
-from medgan.metrics.evaluate import check_compatible, class_slugs
+from medgan.metrics.evaluate import check_compatible
 from tests.metrics._toy import make_toy_dataset
 
 
@@ -88,12 +88,6 @@ def test_check_compatible_errors(toy: PreparedDataset, images: np.ndarray, label
         check_compatible(toy.channel_first("train"), toy.labels["train"], images, labels, ["dark", "bright"], k=3)
 
 
-def test_class_slugs() -> None:
-    assert class_slugs(["malignant", "normal, benign", "Normal Benign", "", "x/y"]) == [
-        "malignant", "normal_benign", "normal_benign_2", "3", "x_y",
-    ]
-
-
 def _write(path: Path, **arrays: np.ndarray) -> Path:
     np.savez(path, **arrays)  # type: ignore[arg-type]
     return path
@@ -134,45 +128,55 @@ def test_load_synthetic_missing_and_unreadable(toy: PreparedDataset, tmp_path: P
         load_synthetic(tmp_path / "junk.npz", toy)
 
 
-def test_checkpoint_without_sampling_module(toy: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ckpt = tmp_path / "step_100.pt"
-    ckpt.write_bytes(b"")
-    monkeypatch.setitem(sys.modules, "medgan.sampling", None)  # import fails as if not written yet
-    with pytest.raises(MedganError, match=r"medgan\.sampling"):
-        load_synthetic(ckpt, toy)
+def _fake_generator(toy: PreparedDataset, class_names: list[str], num_classes: int, dataset_sha256: str):
+    from medgan.synth.sampling import LoadedGenerator
+
+    return LoadedGenerator(
+        G=torch.nn.Identity(), class_names=class_names, num_classes=num_classes, z_dim=4, spatial_dims=2, channels=1,
+        size=[8, 8], spacing=None, checkpoint_sha256="0" * 64, checkpoint_path="ckpt.pt",
+        dataset={"name": "toy", "sha256": dataset_sha256}, config={}, family="resnet", device=torch.device("cpu"),
+    )
 
 
 def test_checkpoint_goes_through_sample_classes(toy: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluate_mod = importlib.import_module("medgan.metrics.evaluate")  # the package re-exports evaluate()
+
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     calls: list[tuple] = []
 
-    def sample_classes(path, n_per_class, seed, device):
-        calls.append((Path(path), n_per_class, seed, device))
-        labels = np.repeat(np.arange(2), n_per_class)
-        return np.full((len(labels), 1, 8, 8), 128, np.uint8), labels, ["dark", "bright"]
+    def load_generator(path, device):
+        calls.append((Path(path), device))
+        return _fake_generator(toy, ["dark", "bright"], 2, toy.info.sha256)
 
-    monkeypatch.setitem(sys.modules, "medgan.sampling", types.SimpleNamespace(sample_classes=sample_classes))
+    def sample_classes(gen, n_per_class, seed):
+        calls.append((n_per_class, seed))
+        labels = np.repeat(np.arange(2), n_per_class)
+        return np.full((len(labels), 1, 8, 8), 128, np.uint8), labels, gen.class_names
+
+    monkeypatch.setattr(evaluate_mod, "load_generator", load_generator)
+    monkeypatch.setattr(evaluate_mod, "sample_classes", sample_classes)
     syn = load_synthetic(run, toy, n_per_class=5, seed=3)
-    assert calls == [(run, 5, 3, "cpu")]
+    assert calls == [(run, "cpu"), (5, 3)]
     assert syn.images.shape == (10, 1, 8, 8) and syn.source.startswith("checkpoint:")
 
-    def wrong_classes(path, n_per_class, seed, device):
-        return np.zeros((2, 1, 8, 8), np.uint8), np.array([0, 1]), ["cat", "dog"]
-
-    monkeypatch.setitem(sys.modules, "medgan.sampling", types.SimpleNamespace(sample_classes=wrong_classes))
+    # The one "trained on this dataset" rule: other classes, or another dataset, are refused.
+    monkeypatch.setattr(evaluate_mod, "load_generator",
+                        lambda path, device: _fake_generator(toy, ["cat", "dog"], 2, toy.info.sha256))
     with pytest.raises(MedganError, match="classes"):
+        load_synthetic(run, toy)
+    monkeypatch.setattr(evaluate_mod, "load_generator",
+                        lambda path, device: _fake_generator(toy, ["dark", "bright"], 2, "ab" * 32))
+    with pytest.raises(MedganError, match="--real is not the dataset this checkpoint was trained on"):
         load_synthetic(run, toy)
 
 
 def test_unconditional_checkpoint_is_refused(toy: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluate_mod = importlib.import_module("medgan.metrics.evaluate")  # the package re-exports evaluate()
+
     ckpt = tmp_path / "step_1.pt"
     ckpt.write_bytes(b"")
-
-    def unconditional(path, n_per_class, seed, device):
-        return np.zeros((4, 1, 8, 8), np.uint8), np.zeros(4, np.int64), []
-
-    monkeypatch.setitem(sys.modules, "medgan.sampling", types.SimpleNamespace(sample_classes=unconditional))
+    monkeypatch.setattr(evaluate_mod, "load_generator", lambda path, device: _fake_generator(toy, [], 0, toy.info.sha256))
     with pytest.raises(MedganError, match="unconditional"):
         load_synthetic(ckpt, toy)
 

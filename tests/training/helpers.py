@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medgan.config import load_config
+from medgan.configio import load_config
 from medgan.data.dataset import DatasetInfo, save_prepared
 from medgan.training.config import TrainConfig
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from medgan.data.scaling import to_model_input
 from medgan.networks.classifier import build_classifier
-from medgan.training.classifier import classifier_scores, predict_proba, to_model_input, train_classifier
+from medgan.training.classifier import classifier_scores, predict_proba, train_classifier
 
 
 @pytest.fixture(autouse=True)

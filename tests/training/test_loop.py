@@ -61,7 +61,7 @@ def test_resume_refuses_a_run_on_another_dataset(tmp_path):
     data = make_toy_dataset(tmp_path)
     other = make_toy_dataset(tmp_path / "o", seed=1)
     train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
-    with pytest.raises(MedganError, match="checkpoint was trained on dataset"):
+    with pytest.raises(MedganError, match="data is not the dataset this checkpoint was trained on"):
         train(tiny_config(other, tmp_path / "run", "steps=4"), resume=tmp_path / "run", progress=False)
 
 
@@ -73,15 +73,15 @@ def test_non_empty_run_folder_is_refused_without_resume(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    import medgan.losses
+    import medgan.training.loss
 
-    original = medgan.losses.GANLoss.discriminator_loss
+    original = medgan.training.loss.GANLoss.discriminator_loss
 
     def poisoned(self, D, real, fake, y, step, *args, **kwargs):
         loss, stats = original(self, D, real, fake, y, step, *args, **kwargs)
         return (loss * float("nan") if step >= 10 else loss), stats  # D step 10 = G step 5 (d_steps=2)
 
-    monkeypatch.setattr(medgan.losses.GANLoss, "discriminator_loss", poisoned)
+    monkeypatch.setattr(medgan.training.loss.GANLoss, "discriminator_loss", poisoned)
     data = make_toy_dataset(tmp_path)
     cfg = tiny_config(data, tmp_path / "run", "steps=8", "checkpoint_every=2", "log_every=2")
     with pytest.raises(MedganError, match=r"non-finite loss by step 6.*last good checkpoint is .*step_000004\.pt"):

@@ -73,7 +73,7 @@ def test_bad_stage_lists_are_refused(tmp_path, item, text):
 
 
 def test_progressive_checkpoint_samples_through_the_shared_sampler(tmp_path):
-    from medgan.sampling import iter_samples, load_generator
+    from medgan.synth.sampling import iter_samples, load_generator
 
     data = make_toy_dataset(tmp_path)
     train(_cfg(data, tmp_path / "run"), progress=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medgan.config import load_config
+from medgan.configio import load_config
 from medgan.errors import MedganError
 from medgan.training.schedule import (
     Phase,

@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 import yaml
 
-from medgan.config import config_to_dict, load_config, parse_overrides, save_config
+from medgan.configio import config_to_dict, load_config, parse_overrides, save_config
 from medgan.errors import MedganError
 
 

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medgan.augment import DiffAugment
-from medgan.losses import (
+from medgan.networks import Discriminator
+from medgan.training.diffaugment import DiffAugment
+from medgan.training.loss import (
     LOSS_NAMES,
     GANLoss,
     d_hinge,
@@ -18,7 +19,6 @@ from medgan.losses import (
     g_nonsaturating,
     gradient_penalty,
 )
-from medgan.networks import Discriminator
 
 
 class LinearD(nn.Module):

@@ -28,11 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from medgan.data.dataset import DatasetInfo
+from medgan.data.scaling import to_uint8
+from medgan.device import resolve_device
 from medgan.errors import MedganError
+from medgan.networks import build_networks
+from medgan.training.checkpoint import check_trained_on, load_checkpoint, trained_on
 
 __all__ = [
     "LATENT_BLOCK",
     "LoadedGenerator",
+    "check_sampling_args",
     "forward_block",
     "iter_samples",
     "load_generator",
@@ -97,6 +103,19 @@ class LoadedGenerator:
     family: str
     device: torch.device
 
+    def trained_on(self, info: DatasetInfo) -> bool:
+        """Whether this generator was trained on the dataset ``info`` describes.
+
+        The one rule for "was this checkpoint trained on this data" (augment ``--balance``,
+        ``evaluate`` on a checkpoint, the benchmark's ``--checkpoint``; training's resume applies
+        the same :func:`medgan.training.checkpoint.trained_on` to the raw checkpoint).
+        """
+        return trained_on(self.dataset, self.class_names, info)
+
+    def check_trained_on(self, info: DatasetInfo, what: str = "the data", path: str | Path | None = None) -> None:
+        """Raise unless :meth:`trained_on`; ``what`` names the refused data in the message (``--data``)."""
+        check_trained_on(self.dataset, self.class_names, info, what, path or self.checkpoint_path)
+
 
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
     """Verify and load a checkpoint (file or run folder) and rebuild its G_ema.
@@ -110,9 +129,6 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
             whose weights do not fit its model; a progressive run that has not yet reached its
             target resolution.
     """
-    from medgan.training.checkpoint import load_checkpoint
-    from medgan.training.distributed import resolve_device
-    from medgan.training.loop import build_networks
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
@@ -127,10 +143,7 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
         raise MedganError(f"the checkpoint's generator cannot be rebuilt ({exc.__class__.__name__})",
                           ckpt["path"]) from None
     if spec["family"] == "progressive":
-        from medgan.networks.progressive import ProgressiveGenerator
-
-        assert isinstance(G, ProgressiveGenerator)
-        stages = G.num_stages
+        stages = int(G.num_stages)  # a ProgressiveGenerator
         stage, alpha = int(ckpt.get("stage", stages - 1)), float(ckpt.get("alpha", 1.0))
         if stage < stages - 1 or alpha < 1.0:
             raise MedganError(
@@ -147,9 +160,20 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
     )
 
 
-def _check_sampling_args(seed: int, truncation: float | None) -> None:
+def check_sampling_args(*, n: int | None = None, seed: int = 0, batch_size: int = 1,
+                        truncation: float | None = None) -> None:
+    """The one check of sampling arguments (the CLI calls it before loading a checkpoint).
+
+    Raises:
+        MedganError: a non-positive ``n`` or ``batch_size``, a negative ``seed``, or a
+            ``truncation`` that is not a positive number; the message names the CLI option.
+    """
+    if n is not None and n <= 0:
+        raise MedganError(f"--n must be a positive number of samples, got {n}")
     if seed < 0:
         raise MedganError(f"--seed must be a non-negative integer, got {seed}")
+    if batch_size <= 0:
+        raise MedganError(f"--batch-size must be positive, got {batch_size}")
     if truncation is not None and not (math.isfinite(truncation) and truncation > 0):
         raise MedganError(f"--truncation must be a positive number, got {truncation}")
 
@@ -178,7 +202,7 @@ def sample_latents(z_dim: int, n: int, *, seed: int = 0, class_index: int = 0,
         class_index: the class (0 for an unconditional model).
         truncation: draw from the standard normal truncated to ``[-t, t]``; ``None`` = off.
     """
-    _check_sampling_args(seed, truncation)
+    check_sampling_args(seed=seed, truncation=truncation)
     blocks = [_latent_block(z_dim, seed, class_index, b, truncation) for b in range(math.ceil(n / LATENT_BLOCK))]
     return torch.cat(blocks)[:n] if blocks else torch.empty(0, z_dim)
 
@@ -201,11 +225,7 @@ def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed:
         MedganError: a non-positive ``n`` or ``batch_size``, a negative seed, a bad truncation, or
             a class that the model does not have.
     """
-    if n <= 0:
-        raise MedganError(f"--n must be a positive number of samples, got {n}")
-    if batch_size <= 0:
-        raise MedganError(f"--batch-size must be positive, got {batch_size}")
-    _check_sampling_args(seed, truncation)
+    check_sampling_args(n=n, seed=seed, batch_size=batch_size, truncation=truncation)
     if gen.num_classes > 0 and (class_index is None or not 0 <= class_index < gen.num_classes):
         raise MedganError(f"class index {class_index} is not one of this model's {gen.num_classes} classes")
     c = 0 if class_index is None else int(class_index)
@@ -220,7 +240,7 @@ def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed:
         parts = []
         for start in range(0, keep, fb):  # every forward pass has the same shape (fb, z_dim)
             x = gen.G(z[start : start + fb], y).float()  # (fb, C, *spatial) in [-1, 1]
-            parts.append(torch.clamp(torch.round((x + 1.0) * 127.5), 0, 255).to(torch.uint8).cpu().numpy())
+            parts.append(to_uint8(x).cpu().numpy())
         u8 = parts[0] if len(parts) == 1 else np.concatenate(parts)
         pending.append(u8[:keep])
         held += keep
@@ -231,10 +251,14 @@ def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed:
             yield out
 
 
-def sample_classes(checkpoint: str | Path, n_per_class: int, seed: int = 0, device: str = "auto",
+def sample_classes(checkpoint: str | Path | LoadedGenerator, n_per_class: int, seed: int = 0, device: str = "auto",
                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``n_per_class`` samples of every class: ``(images u8 (N, C, *spatial), labels (N,), class_names)``."""
-    gen = load_generator(checkpoint, device)
+    """``n_per_class`` samples of every class: ``(images u8 (N, C, *spatial), labels (N,), class_names)``.
+
+    ``checkpoint`` is a checkpoint file, a run folder, or a generator already loaded (then ``device``
+    is not used).
+    """
+    gen = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, device)
     classes = range(gen.num_classes) if gen.num_classes > 0 else [None]
     images, labels = [], []
     for c in classes:

@@ -148,7 +148,7 @@ class GANLoss:
     """The adversarial objective of each training phase, with optional R1, gradient penalty and drift.
 
     ``D`` is any callable ``(x, y) -> (B,)`` logits; for a progressive D bind the stage first, e.g.
-    ``functools.partial(D, stage=s, alpha=a)``. ``augment`` (e.g. :class:`medgan.augment.DiffAugment`)
+    ``functools.partial(D, stage=s, alpha=a)``. ``augment`` (e.g. :class:`medgan.training.diffaugment.DiffAugment`)
     is applied to real and fake images before D, and must be differentiable.
 
     Args:

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from medgan.augment import AUGMENT_OPS, AdaptiveAugment, DiffAugment, parse_policy
+from medgan.training.diffaugment import AUGMENT_OPS, AdaptiveAugment, DiffAugment, parse_policy
 
 POLICIES = ["translation", "cutout", "color", "translation,cutout,color"]
 

@@ -1,4 +1,4 @@
-"""Tests for medgan.export: the PNG / npz / NIfTI / DICOM writers, the manifest and provenance."""
+"""Tests for medgan.synth.export: the PNG / npz / NIfTI / DICOM writers, the manifest and provenance."""
 
 from __future__ import annotations
 
@@ -19,12 +19,11 @@ from pydicom.uid import UID, generate_uid
 import medgan
 from medgan.data.dataset import load_dataset, to_channels_last
 from medgan.errors import MedganError
-from medgan.export import (
+from medgan.synth.export import (
     FORMATS,
     SC_IMAGE_STORAGE,
     ManifestRow,
     SampleWriter,
-    class_slugs,
     manifest_rows,
     write_manifest,
     write_provenance,
@@ -67,12 +66,6 @@ def _read_series(folder: Path) -> list[pydicom.Dataset]:
 
 
 # Names, formats and errors.
-
-
-def test_class_slugs_are_file_safe_and_unique() -> None:
-    assert class_slugs(["Normal, benign", "malignant", "?", "malignant"]) == [
-        "normal_benign", "malignant", "class2", "malignant_3",
-    ]
 
 
 def test_formats_and_errors(tmp_path: Path) -> None:

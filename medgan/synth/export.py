@@ -6,7 +6,7 @@ seed and sample index. It writes into a folder that the caller builds with
 :func:`medgan.utils.atomic_dir` and renames at the end. Nothing is read from any training file:
 DICOM headers are built from scratch out of the arguments, so no patient value can leak.
 
-Layout of an output folder (``<slug>`` is the class name made file-safe, see :func:`class_slugs`)::
+Layout of an output folder (``<slug>`` is the class name made file-safe, see :func:`medgan.data.dataset.class_slugs`)::
 
     png    <slug>/<slug>_<seed>_<index:06d>.png
     nifti  <slug>/<slug>_<seed>_<index:06d>.nii.gz
@@ -37,6 +37,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from medgan.data.dataset import class_slugs
 from medgan.errors import MedganError
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "ExportFormat",
     "ManifestRow",
     "SampleWriter",
-    "class_slugs",
     "manifest_rows",
     "nifti_array_affine",
     "write_manifest",
@@ -73,25 +73,6 @@ class ManifestRow:
     class_index: int
     seed: int
     sample_index: int
-
-
-def class_slugs(class_names: Sequence[str]) -> list[str]:
-    """File-safe, unique folder names for the classes.
-
-    Lower case, runs of anything but ``[a-z0-9]`` become ``_``; an empty result becomes
-    ``class<i>``, and a clash gets ``_<i>`` appended.
-
-    Example:
-        >>> class_slugs(["Normal, benign", "malignant", "?"])
-        ['normal_benign', 'malignant', 'class2']
-    """
-    slugs: list[str] = []
-    for i, name in enumerate(class_names):
-        slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or f"class{i}"
-        if slug in slugs:
-            slug = f"{slug}_{i}"
-        slugs.append(slug)
-    return slugs
 
 
 def _check_format(fmt: str, spatial_dims: int, channels: int | None = None) -> None:

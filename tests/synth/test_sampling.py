@@ -1,4 +1,4 @@
-"""Tests for medgan.sampling: batch-size-free output, latents, truncation, checkpoint loading."""
+"""Tests for medgan.synth.sampling: batch-size-free output, latents, truncation, checkpoint loading."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from medgan import sampling
+from medgan.synth import sampling
 from medgan.errors import MedganError
 from medgan.networks import build_generator
-from medgan.sampling import (
+from medgan.synth.sampling import (
     LATENT_BLOCK,
     LoadedGenerator,
     forward_block,

@@ -1,0 +1,59 @@
+"""FID while a GAN trains: the evaluator that ``medgan train`` injects into the training loop.
+
+The loop (:mod:`medgan.training.loop`) sits below the metrics layer and never imports it; it calls
+whatever :data:`~medgan.training.loop.Evaluator` its caller hands it every ``fid_every`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medgan.data.dataset import PreparedDataset, load_dataset
+from medgan.data.scaling import to_uint8_array
+from medgan.metrics.evaluate import evaluate
+from medgan.training.config import TrainConfig
+from medgan.training.loop import Evaluator
+
+__all__ = ["fid_evaluator"]
+
+
+def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None) -> Evaluator:
+    """An evaluator that logs ``fid``: G_ema samples against the real training split, in the domain feature space.
+
+    Args:
+        cfg: the run's config (data, seed, latent size, ``fid_samples``, conditional or not).
+        dataset: the training data, if already loaded (default: loaded on first use from ``cfg.data``).
+
+    Example:
+        >>> train(cfg, evaluator=fid_evaluator(cfg))
+    """
+    loaded: list[PreparedDataset] = [dataset] if dataset is not None else []
+
+    def fid_now(G_ema: nn.Module, g_kw: dict[str, Any]) -> dict[str, float]:
+        if not loaded:
+            loaded.append(load_dataset(cfg.data, size=cfg.data_size))
+        ds = loaded[0]
+        num_classes = ds.info.num_classes if cfg.model.conditional else 0
+        device = next(G_ema.parameters()).device
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 777)
+        n_cls = max(num_classes, 1)
+        per = math.ceil(cfg.fid_samples / n_cls)
+        imgs, labs = [], []
+        with torch.no_grad():
+            for c in range(n_cls):
+                z = torch.randn(per, cfg.model.z_dim, generator=gen).to(device)
+                y = torch.full((per,), c, device=device, dtype=torch.long) if num_classes else None
+                imgs.append(to_uint8_array(G_ema(z, y, **g_kw)))
+                labs.append(np.full(per, c))
+        synth = np.concatenate(imgs)
+        if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: FID is not defined yet
+            return {"fid": float("nan")}
+        metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid",), per_class=num_classes > 0)
+        return {"fid": float(metrics["fid"])}
+
+    return fid_now
