@@ -7,6 +7,7 @@ checkpoints can name the architecture. The progressive family is imported only w
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any, Literal, get_args
 
 from torch import nn
@@ -16,44 +17,62 @@ from medgan.networks.cgan import Discriminator, Generator
 __all__ = [
     "NETWORK_FAMILIES",
     "Discriminator",
+    "FamilyName",
     "Generator",
     "NetworkFamily",
     "build_discriminator",
     "build_generator",
     "build_networks",
+    "canonical_family",
 ]
 
-NetworkFamily = Literal["cgan", "progressive"]
+NetworkFamily = Literal["residual", "progressive"]
+"""``residual``: a residual G and a projection D at full resolution from the first step;
+``progressive``: G and D grow from a small resolution to the full one (both are class-conditional)."""
 NETWORK_FAMILIES: tuple[str, ...] = get_args(NetworkFamily)
+FamilyName = Literal[NetworkFamily, "cgan"]
+"""What a config or checkpoint may name: a family, or ``cgan``, the old name of ``residual``."""
+_OLD_NAMES = {"cgan": "residual"}
+
+
+def canonical_family(family: str) -> str:
+    """The family's current name; ``cgan`` becomes ``residual`` with a :class:`FutureWarning`."""
+    if family in _OLD_NAMES:
+        new = _OLD_NAMES[family]
+        warnings.warn(f"model family '{family}' is now called '{new}'; '{family}' will stop working in a later "
+                      f"release (set model.family: {new})", FutureWarning, stacklevel=2)
+        return new
+    return family
 
 # family -> (module, generator class, discriminator class)
 _FAMILIES: dict[str, tuple[str, str, str]] = {
-    "cgan": ("medgan.networks.cgan", "Generator", "Discriminator"),
+    "residual": ("medgan.networks.cgan", "Generator", "Discriminator"),
     "progressive": ("medgan.networks.progressive", "ProgressiveGenerator", "ProgressiveDiscriminator"),
 }
 
 
 def _network_class(family: str, which: int) -> type[nn.Module]:
+    family = canonical_family(family)
     if family not in _FAMILIES:
         raise ValueError(f"unknown network family {family!r}; allowed: {', '.join(NETWORK_FAMILIES)}")
     entry = _FAMILIES[family]
     return getattr(importlib.import_module(entry[0]), entry[which])
 
 
-def build_generator(family: NetworkFamily, **kwargs: Any) -> nn.Module:
-    """Construct the generator of ``family`` (``"cgan"`` or ``"progressive"``) with ``kwargs``.
+def build_generator(family: FamilyName, **kwargs: Any) -> nn.Module:
+    """Construct the generator of ``family`` (``"residual"`` or ``"progressive"``) with ``kwargs``.
 
     Example:
-        >>> G = build_generator("cgan", z_dim=64, num_classes=2, size=28)
+        >>> G = build_generator("residual", z_dim=64, num_classes=2, size=28)
     """
     return _network_class(family, 1)(**kwargs)
 
 
-def build_discriminator(family: NetworkFamily, **kwargs: Any) -> nn.Module:
-    """Construct the discriminator of ``family`` (``"cgan"`` or ``"progressive"``) with ``kwargs``.
+def build_discriminator(family: FamilyName, **kwargs: Any) -> nn.Module:
+    """Construct the discriminator of ``family`` (``"residual"`` or ``"progressive"``) with ``kwargs``.
 
     Example:
-        >>> D = build_discriminator("cgan", in_channels=1, num_classes=2, size=28)
+        >>> D = build_discriminator("residual", in_channels=1, num_classes=2, size=28)
     """
     return _network_class(family, 2)(**kwargs)
 

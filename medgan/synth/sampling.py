@@ -32,7 +32,7 @@ from medgan.data.dataset import DatasetInfo
 from medgan.data.scaling import to_uint8
 from medgan.device import resolve_device
 from medgan.errors import MedganError
-from medgan.networks import build_networks
+from medgan.networks import build_networks, canonical_family
 from medgan.training.checkpoint import check_trained_on, load_checkpoint, trained_on
 
 __all__ = [
@@ -84,7 +84,7 @@ class LoadedGenerator:
         checkpoint_path: the checkpoint file that was loaded.
         dataset: the checkpoint's record of its training data (name, sha256, ...).
         config: the training config stored in the checkpoint.
-        family: ``cgan`` or ``progressive``.
+        family: ``residual`` or ``progressive``.
         device: where ``G`` runs.
     """
 
@@ -156,7 +156,8 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
         G=G, class_names=[str(c) for c in ckpt["class_names"]], num_classes=int(g["num_classes"]),
         z_dim=int(g["z_dim"]), spatial_dims=int(ds["spatial_dims"]), channels=int(ds["channels"]),
         size=[int(s) for s in ds["size"]], spacing=ds.get("spacing"), checkpoint_sha256=ckpt["sha256"],
-        checkpoint_path=ckpt["path"], dataset=dict(ds), config=ckpt["config"], family=spec["family"], device=dev,
+        checkpoint_path=ckpt["path"], dataset=dict(ds), config=ckpt["config"], family=canonical_family(spec["family"]),
+        device=dev,
     )
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from medgan.errors import MedganError
+from medgan.networks import FamilyName, canonical_family
+from medgan.training.diffaugment import AUGMENT_OPS
+from medgan.training.loss import LossName
 from medgan.training.schedule import ProgressiveSchedule
 
 __all__ = ["AugmentConfig", "ModelConfig", "TrainConfig"]
@@ -20,7 +23,8 @@ class ModelConfig:
     """Network family and sizes.
 
     Args:
-        family: ``cgan`` (class-conditional GAN) or ``progressive`` (growing GAN).
+        family: ``residual`` (full resolution from the start) or ``progressive`` (growing); both
+            are class-conditional. ``cgan``, the old name of ``residual``, is accepted with a warning.
         conditional: use class labels (``False`` trains an unconditional model).
         z_dim: latent size.
         g_channels: generator width (channels at the highest resolution scale from it).
@@ -29,7 +33,7 @@ class ModelConfig:
         d_max_channels: cap on discriminator channels.
     """
 
-    family: Literal["cgan", "progressive"] = "cgan"
+    family: FamilyName = "residual"
     conditional: bool = True
     z_dim: int = 128
     g_channels: int = 16
@@ -103,7 +107,7 @@ class TrainConfig:
     lr_g: float = 1e-4
     lr_d: float = 4e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
-    loss: Literal["hinge", "nonsaturating", "wgan-gp"] = "hinge"
+    loss: LossName = "hinge"
     d_steps: int = 2
     r1_gamma: float = 0.0
     r1_every: int = 16
@@ -144,13 +148,13 @@ class TrainConfig:
             raise MedganError("config keys 'augment.interval' and 'augment.speed_images' must be positive")
         if self.model.z_dim <= 0 or min(self.model.g_channels, self.model.d_channels) <= 0:
             raise MedganError("config keys 'model.z_dim', 'model.g_channels' and 'model.d_channels' must be positive")
-        allowed = {"translation", "cutout", "color"}
-        bad = [p for p in self.augment.policy if p not in allowed]
+        bad = [p for p in self.augment.policy if p not in AUGMENT_OPS]
         if bad:
-            raise MedganError(f"config key 'augment.policy': unknown op '{bad[0]}' (allowed: {', '.join(sorted(allowed))})")
+            raise MedganError(f"config key 'augment.policy': unknown op '{bad[0]}' (allowed: {', '.join(sorted(AUGMENT_OPS))})")
+        self.model.family = canonical_family(self.model.family)  # type: ignore[assignment]
         if self.model.family == "progressive" and self.progressive is None:
             raise MedganError("config: model.family 'progressive' needs a 'progressive' schedule section")
-        if self.model.family == "cgan" and self.progressive is not None:
+        if self.model.family == "residual" and self.progressive is not None:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
-        if self.model.family == "cgan" and self.steps is None:
-            raise MedganError("config key 'steps' must be set for model.family 'cgan'")
+        if self.model.family == "residual" and self.steps is None:
+            raise MedganError("config key 'steps' must be set for model.family 'residual'")

@@ -27,7 +27,7 @@ from medgan.configio import config_to_dict, save_config
 from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.data.scaling import to_model_input
 from medgan.errors import MedganError
-from medgan.networks import build_networks
+from medgan.networks import build_networks, canonical_family
 from medgan.training import distributed as dist_utils
 from medgan.training.checkpoint import (
     RunFolder,
@@ -90,7 +90,7 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
     if any(int(s) != size for s in info.size):
         raise MedganError(f"medgan's GANs need square images or cubic volumes; this dataset is {info.size}")
     m = cfg.model
-    if m.family == "cgan":
+    if m.family == "residual":
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
@@ -307,7 +307,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     if resume is not None:
         ckpt = load_checkpoint(resume, map_location=device)
         check_trained_on(ckpt["dataset"], ckpt["class_names"], info, "data", ckpt["path"])
-        if ckpt["model"] != spec:
+        if {**ckpt["model"], "family": canonical_family(ckpt["model"]["family"])} != spec:
             raise MedganError("checkpoint's model does not match this config (family, sizes or classes differ)", ckpt["path"])
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])

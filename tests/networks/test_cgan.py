@@ -195,8 +195,8 @@ def test_generator_batchnorm_stats_round_trip() -> None:
 
 
 def test_build_cgan_family() -> None:
-    G = build_generator("cgan", z_dim=16, size=28, **TINY)
-    D = build_discriminator("cgan", size=28, **TINY)
+    G = build_generator("residual", z_dim=16, size=28, **TINY)
+    D = build_discriminator("residual", size=28, **TINY)
     assert isinstance(G, Generator) and isinstance(D, Discriminator)
 
 
@@ -207,10 +207,13 @@ def test_progressive_family_is_built_by_name() -> None:
 
 
 def test_unknown_family_lists_allowed_names() -> None:
-    assert NETWORK_FAMILIES == ("cgan", "progressive")
-    with pytest.raises(ValueError, match="allowed: cgan, progressive"):
+    assert NETWORK_FAMILIES == ("residual", "progressive")
+    # The old name of the residual family still builds it, with a warning that names the new one.
+    with pytest.warns(FutureWarning, match="now called 'residual'"):
+        assert isinstance(build_generator("cgan", z_dim=16, size=28, **TINY), Generator)
+    with pytest.raises(ValueError, match="allowed: residual, progressive"):
         build_generator("stylegan", size=28)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="allowed: cgan, progressive"):
+    with pytest.raises(ValueError, match="allowed: residual, progressive"):
         build_discriminator("stylegan", size=28)  # type: ignore[arg-type]
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from medgan.synth import sampling
 from medgan.errors import MedganError
 from medgan.networks import build_generator
+from medgan.synth import sampling
 from medgan.synth.sampling import (
     LATENT_BLOCK,
     LoadedGenerator,
@@ -30,13 +30,13 @@ def _loaded(spatial_dims: int, num_classes: int = 2) -> LoadedGenerator:
     """A small randomly initialised cgan generator, as load_generator would hand it over."""
     torch.manual_seed(0)
     size = 16 if spatial_dims == 2 else 8
-    G = build_generator("cgan", z_dim=16, num_classes=num_classes, out_channels=1, size=size,
+    G = build_generator("residual", z_dim=16, num_classes=num_classes, out_channels=1, size=size,
                         spatial_dims=spatial_dims, base_channels=4, max_channels=16)
     G.eval().requires_grad_(False)
     return LoadedGenerator(
         G=G, class_names=[f"c{k}" for k in range(max(num_classes, 2))], num_classes=num_classes, z_dim=16,
         spatial_dims=spatial_dims, channels=1, size=[size] * spatial_dims, spacing=None,
-        checkpoint_sha256="ab" * 32, checkpoint_path="-", dataset={}, config={}, family="cgan",
+        checkpoint_sha256="ab" * 32, checkpoint_path="-", dataset={}, config={}, family="residual",
         device=torch.device("cpu"),
     )
 

@@ -1,0 +1,44 @@
+"""`TrainConfig.validate` directly: the cross-field checks and the family's old name."""
+
+from __future__ import annotations
+
+import pytest
+
+from medgan.errors import MedganError
+from medgan.training.config import TrainConfig
+from medgan.training.schedule import ProgressiveSchedule
+
+
+def test_defaults_are_valid() -> None:
+    cfg = TrainConfig()
+    cfg.validate()
+    assert cfg.model.family == "residual"
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c: setattr(c, "steps", 0), "'steps' must be positive"),
+        (lambda c: setattr(c, "batch_size", 0), "'batch_size' must be positive"),
+        (lambda c: setattr(c, "betas", [0.5]), "'betas' must be two numbers"),
+        (lambda c: setattr(c, "ema_decay", 1.0), "'ema_decay' must be in"),
+        (lambda c: setattr(c.augment, "p", 1.0), "'augment.p' must be in"),
+        (lambda c: setattr(c.augment, "policy", ["flip"]), "unknown op 'flip' \\(allowed: color, cutout, translation\\)"),
+        (lambda c: setattr(c.model, "family", "progressive"), "needs a 'progressive' schedule section"),
+        (lambda c: setattr(c, "progressive", ProgressiveSchedule(target_resolution=32)), "only allowed with model.family 'progressive'"),
+        (lambda c: setattr(c, "steps", None), "'steps' must be set for model.family 'residual'"),
+    ],
+)
+def test_bad_values_name_the_key(change, match: str) -> None:
+    cfg = TrainConfig()
+    change(cfg)
+    with pytest.raises(MedganError, match=match):
+        cfg.validate()
+
+
+def test_the_old_family_name_warns_and_is_renamed() -> None:
+    cfg = TrainConfig()
+    cfg.model.family = "cgan"  # type: ignore[assignment]
+    with pytest.warns(FutureWarning, match="now called 'residual'"):
+        cfg.validate()
+    assert cfg.model.family == "residual"
