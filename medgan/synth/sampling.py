@@ -143,7 +143,11 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
         raise MedganError(f"the checkpoint's generator cannot be rebuilt ({exc.__class__.__name__})",
                           ckpt["path"]) from None
     if spec["family"] == "progressive":
-        stages = int(G.num_stages)  # a ProgressiveGenerator
+        # Imported here because networks/ loads the progressive family only when it is asked for.
+        from medgan.networks.progressive import ProgressiveGenerator
+
+        assert isinstance(G, ProgressiveGenerator)
+        stages = G.num_stages
         stage, alpha = int(ckpt.get("stage", stages - 1)), float(ckpt.get("alpha", 1.0))
         if stage < stages - 1 or alpha < 1.0:
             raise MedganError(
