@@ -44,8 +44,9 @@ def benchmark_command(
     from rich.console import Console
 
     from medgan.benchmark.config import load_benchmark_config
+    from medgan.benchmark.plan import JobPlan
     from medgan.benchmark.report import print_summary
-    from medgan.benchmark.runner import parse_only, run_benchmark
+    from medgan.benchmark.runner import run_benchmark
     from medgan.errors import MedganError
     from medgan.training.loop import TrainingInterrupted
 
@@ -56,17 +57,17 @@ def benchmark_command(
     cfg = load_benchmark_config(config, quick=quick, overrides=overrides)
     if only and report_only:
         raise MedganError("--only and --report-only do not go together")
-    parsed = parse_only(list(only), cfg) if only else None
+    plan = JobPlan.parse(list(only), cfg) if only else JobPlan.everything()
     console = Console(stderr=True)
     folder = out if out is not None else Path(cfg.out)
     try:
-        result = run_benchmark(cfg, out=folder, checkpoint=checkpoint, only=parsed, report_only=report_only,
+        result = run_benchmark(cfg, out=folder, checkpoint=checkpoint, plan=plan, report_only=report_only,
                                overwrite=overwrite, progress=progress, quick=quick, console=console)
     except (KeyboardInterrupt, TrainingInterrupted):
         typer.echo(f"interrupted: finished runs are kept in {folder}; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
     if result.results is None:
-        done = f"{len(result.ran)} run(s) done, {len(result.skipped)} already finished" if parsed != "gan" else "GAN ready"
+        done = f"{len(result.ran)} run(s) done, {len(result.skipped)} already finished" if not plan.gan_only else "GAN ready"
         typer.echo(f"{done}; folder {folder}")
         return
     print_summary(result.results, Console())

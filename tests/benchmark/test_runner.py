@@ -14,7 +14,8 @@ from PIL import Image
 
 from medgan.benchmark.arms import ClassicalAugment
 from medgan.benchmark.config import ARMS, load_benchmark_config
-from medgan.benchmark.runner import check_checkpoint, run_benchmark, run_path
+from medgan.benchmark.plan import JobPlan, run_path
+from medgan.benchmark.runner import check_checkpoint, run_benchmark
 from medgan.data.dataset import load_dataset
 from medgan.errors import MedganError
 from medgan.training import classifier as clf
@@ -80,7 +81,7 @@ def test_arms_differ_only_in_training_data(env: SimpleNamespace, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _spy_classifier(monkeypatch)
     cfg = load_benchmark_config(bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml))
-    result = run_benchmark(cfg, checkpoint=env.ckpt, only=JOBS, progress=False)
+    result = run_benchmark(cfg, checkpoint=env.ckpt, plan=JobPlan.of_runs(JOBS), progress=False)
     assert result.ran == JOBS and result.results is None and len(calls) == len(JOBS)
     runs = dict(zip(JOBS, calls, strict=True))
     ds = load_dataset(env.data)
@@ -199,17 +200,17 @@ def test_cluster_style_parts(env: SimpleNamespace, tmp_path: Path) -> None:
     cfg = load_benchmark_config(bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml,
                                              arms=["real", "real+synthetic"], fidelity={"enabled": False}))
     with pytest.raises(MedganError, match="--only gan"):
-        run_benchmark(cfg, only=[("real+synthetic", 0)], progress=False)
-    assert run_benchmark(cfg, only=[("real", 1)], progress=False).ran == [("real", 1)]  # no GAN needed
+        run_benchmark(cfg, plan=JobPlan.of_runs([("real+synthetic", 0)]), progress=False)
+    assert run_benchmark(cfg, plan=JobPlan.of_runs([("real", 1)]), progress=False).ran == [("real", 1)]  # no GAN needed
     with pytest.raises(MedganError, match=r"3 run\(s\) not finished yet \(real:0, real\+synthetic:0, real\+syn"):
         run_benchmark(cfg, report_only=True, progress=False)
-    run_benchmark(cfg, only="gan", progress=False)
+    run_benchmark(cfg, plan=JobPlan.gan(), progress=False)
     assert (Path(cfg.out) / "gan.json").is_file()
     for job in [("real", 0), ("real+synthetic", 0)]:
-        run_benchmark(cfg, only=[job], progress=False)
+        run_benchmark(cfg, plan=JobPlan.of_runs([job]), progress=False)
     with pytest.raises(MedganError, match=r"1 run\(s\) not finished yet \(real\+synthetic:1\)"):
         run_benchmark(cfg, report_only=True, progress=False)
-    run_benchmark(cfg, only=[("real+synthetic", 1)], progress=False)
+    run_benchmark(cfg, plan=JobPlan.of_runs([("real+synthetic", 1)]), progress=False)
     result = run_benchmark(cfg, report_only=True, progress=False)
     assert result.ran == [] and result.results is not None
 
