@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from medgan.errors import MedganError
-from medgan.synth.export import FORMATS, SampleWriter, write_manifest, write_provenance
+from medgan.synth.export import SampleWriter
+from medgan.synth.manifest import write_manifest, write_provenance
 from medgan.synth.sampling import LATENT_BLOCK, LoadedGenerator, forward_block, iter_samples
+from medgan.synth.writers import FORMATS
 from medgan.utils import atomic_dir
 
 __all__ = ["check_format", "write_synthetic"]
