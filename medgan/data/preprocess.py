@@ -17,6 +17,9 @@ The pipeline, per source (a file or a DICOM series folder):
 Splits are stratified by label and grouped by patient: every slice of a volume, and every image
 of a patient, lands in one split. A CSV manifest may fix the splits itself.
 
+Finding the inputs is :mod:`medgan.data.sources`, the splits :mod:`medgan.data.splits`; this module
+holds the per-image transforms and the command that joins them into a prepared dataset.
+
 Example:
     >>> info = preprocess("scans/", "prepared/", PreprocessOptions(size=64, slices="axial"))
     >>> info.counts["train"]
@@ -26,9 +29,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import math
-import os
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,7 +49,9 @@ from rich.console import Console
 from rich.progress import track
 
 from medgan.data.dataset import SPLITS, DatasetInfo, save_prepared
-from medgan.data.io import Image, image_kind, read_image
+from medgan.data.io import Image, read_image
+from medgan.data.sources import Source, class_names_of, find_sources
+from medgan.data.splits import check_manifest_splits, split_sources
 from medgan.errors import MedganError
 from medgan.utils import atomic_dir
 
@@ -58,12 +60,8 @@ __all__ = [
     "PreparedImage",
     "PreprocessOptions",
     "SliceAxis",
-    "Source",
-    "find_sources",
     "prepare_image",
     "preprocess",
-    "read_manifest",
-    "split_sources",
 ]
 
 Fit = Literal["resize", "crop"]
@@ -130,23 +128,6 @@ class PreprocessOptions:
             raise MedganError(f"--val-frac + --test-frac must be below 1, got {self.val_frac + self.test_frac:g}")
 
 
-@dataclass(frozen=True)
-class Source:
-    """One input: a file, or a DICOM series folder.
-
-    Args:
-        path: the file or folder.
-        label: the class name.
-        split: the split fixed by a CSV manifest, or ``None`` to draw it.
-        patient_id: the patient, for grouping; ``None`` lets the DICOM PatientID (if any) decide.
-    """
-
-    path: Path
-    label: str
-    split: str | None = None
-    patient_id: str | None = None
-
-
 @dataclass
 class _Prepared:
     """One output image: uint8 ``(C, *spatial)`` with C = 1 or 3, and its spacing when known."""
@@ -155,139 +136,6 @@ class _Prepared:
     spacing: tuple[float, ...] | None
     source: int
     slice_index: int | None
-
-
-# Finding the inputs.
-
-
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
-def _class_folder_sources(folder: Path, label: str) -> list[Source]:
-    """Images in one class folder: files directly in it are single images; below it, a folder
-    with two or more DICOM files is one series, and any other image file a single image."""
-    out: list[Source] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        here = Path(root)
-        kinds = {f: image_kind(here / f) for f in sorted(files) if not f.startswith(".") and f.upper() != "DICOMDIR"}
-        dicoms = [f for f, k in kinds.items() if k == "dicom"]
-        series = here != folder and len(dicoms) >= 2
-        if series:
-            out.append(Source(here, label))
-        for f, k in kinds.items():
-            if k is not None and not (series and k == "dicom"):
-                out.append(Source(here / f, label))
-    return out
-
-
-def _natural_key(name: str) -> tuple[int, float | str]:
-    try:
-        return (0, float(name))
-    except ValueError:
-        return (1, name)
-
-
-def read_manifest(csv_path: str | Path, root: str | Path | None = None) -> list[Source]:
-    """Read a CSV manifest with columns ``path,label[,split][,patient_id]``.
-
-    Args:
-        csv_path: the CSV file.
-        root: folder the relative paths start from; by default the CSV's own folder.
-
-    Raises:
-        MedganError: for a missing ``path`` or ``label`` column, an empty cell, an unknown split,
-            or a path that does not exist (the message gives the line number).
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise MedganError("CSV manifest not found", csv_path)
-    base = Path(root) if root is not None else csv_path.parent
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise MedganError(f"not a readable CSV ({exc})", csv_path) from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise MedganError("CSV manifest is empty", csv_path)
-    header = [h.strip().lower() for h in rows[0]]
-    for needed in ("path", "label"):
-        if needed not in header:
-            raise MedganError(
-                f"CSV manifest has no '{needed}' column (columns: {', '.join(header)}; "
-                "expected path,label[,split][,patient_id])",
-                csv_path,
-            )
-    col: dict[str, int] = {n: header.index(n) for n in ("path", "label", "split", "patient_id") if n in header}
-    sources: list[Source] = []
-    for line, row in enumerate(rows[1:], start=2):
-        cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
-        for needed in ("path", "label"):
-            if not cells[needed]:
-                raise MedganError(f"line {line}: empty '{needed}'", csv_path)
-        split = cells.get("split") or None
-        if "split" in col:
-            split = (split or "").lower()
-            if split not in SPLITS:
-                raise MedganError(
-                    f"line {line}: split '{cells.get('split', '')}' is not one of {', '.join(SPLITS)}", csv_path
-                )
-        path = Path(cells["path"]).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.exists():
-            raise MedganError(f"line {line}: {cells['path']} does not exist (looked for {path})", csv_path)
-        sources.append(Source(path, cells["label"], split, cells.get("patient_id") or None))
-    if not sources:
-        raise MedganError("CSV manifest has a header but no rows", csv_path)
-    return sources
-
-
-def find_sources(src: str | Path | None, csv_path: str | Path | None = None) -> list[Source]:
-    """The inputs and their labels: from a CSV manifest, or from one folder per class.
-
-    Args:
-        src: a folder with one sub-folder per class (``SRC/<class>/...``, class names sorted),
-            or a ``.csv`` manifest. With ``csv_path`` given, ``src`` (if any) is the folder the
-            manifest's relative paths start from.
-        csv_path: a CSV manifest (``path,label[,split][,patient_id]``).
-
-    Raises:
-        MedganError: for a missing or empty folder, a folder without class sub-folders, a class
-            folder without images, or a bad manifest.
-    """
-    if csv_path is not None:
-        return read_manifest(csv_path, root=src)
-    if src is None:
-        raise MedganError("give a source folder or a CSV manifest (--csv)")
-    src = Path(src)
-    if src.is_file() and src.suffix.lower() == ".csv":
-        return read_manifest(src)
-    if not src.exists():
-        raise MedganError("no such file or folder", src)
-    if not src.is_dir():
-        raise MedganError("expected a folder of class folders, or a .csv manifest", src)
-    entries = [p for p in src.iterdir() if _visible(p)]
-    if not entries:
-        raise MedganError("folder is empty", src)
-    classes = sorted((p for p in entries if p.is_dir()), key=lambda p: p.name)
-    if not classes:
-        raise MedganError(
-            "no class folders: put images in one folder per class (SRC/<class>/...), "
-            "or pass a CSV manifest with --csv",
-            src,
-        )
-    sources: list[Source] = []
-    for folder in classes:
-        found = _class_folder_sources(folder, folder.name)
-        if not found:
-            raise MedganError(
-                "class folder has no images (looked for DICOM files or series, .nii/.nii.gz, .png/.jpg/.jpeg/.bmp)",
-                folder,
-            )
-        sources.extend(found)
-    return sources
 
 
 # Transforms.
@@ -398,80 +246,6 @@ def prepare_image(image: Image, options: PreprocessOptions, path: Path | None = 
         u8, sp = _fit(sl.contiguous(), options.size, options.fit, in_plane if known else None)
         out.append((u8, sp, k))
     return out
-
-
-# Splits.
-
-
-def _needed(frac: float, n: int) -> int:
-    return 0 if frac <= 0 else max(1, math.floor(frac * n + 0.5))
-
-
-def split_sources(
-    labels: Sequence[int],
-    groups: Sequence[str],
-    class_names: Sequence[str],
-    val_frac: float = 0.1,
-    test_frac: float = 0.2,
-    seed: int = 0,
-    grouped_by_patient: bool = False,
-) -> list[str]:
-    """Assign each source to ``train``, ``val`` or ``test``, stratified by label and grouped.
-
-    Every group (a patient, or a source on its own) goes to exactly one split, so no patient is in
-    two splits. Groups are stratified by their majority label: per class, ``round(frac * n)``
-    groups (at least one when ``frac > 0``) go to test and to val, the rest to train. The draw
-    depends only on ``seed`` and the group names, not on the order of the inputs.
-
-    Args:
-        labels: label index per source.
-        groups: group key per source (sources of one patient share a key).
-        class_names: names by label index, for messages.
-        val_frac: fraction of each class's groups for validation.
-        test_frac: fraction of each class's groups for test.
-        seed: seed of the draw.
-        grouped_by_patient: only changes the wording of errors ("patients" rather than "images").
-
-    Raises:
-        MedganError: when a class has too few groups to give every split at least one.
-    """
-    members: dict[str, list[int]] = defaultdict(list)
-    for i, g in enumerate(groups):
-        members[g].append(i)
-    by_class: dict[int, list[str]] = defaultdict(list)
-    for g in sorted(members):
-        votes = Counter(labels[i] for i in members[g])
-        top = max(votes.values())
-        by_class[min(c for c, v in votes.items() if v == top)].append(g)
-
-    rng = np.random.default_rng(seed)
-    unit = "patients (images are grouped by patient ID)" if grouped_by_patient else "images"
-    need = 1 + (val_frac > 0) + (test_frac > 0)
-    group_split: dict[str, str] = {}
-    for c, name in enumerate(class_names):
-        gs = by_class.get(c, [])
-        n_test, n_val = _needed(test_frac, len(gs)), _needed(val_frac, len(gs))
-        if len(gs) - n_test - n_val < 1:
-            raise MedganError(
-                f"class '{name}' has {len(gs)} {unit}; at least {need} are needed to give each split one "
-                "(add data, or lower --val-frac / --test-frac)"
-            )
-        for rank, j in enumerate(rng.permutation(len(gs))):
-            group_split[gs[j]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-    return [group_split[g] for g in groups]
-
-
-def _check_manifest_splits(sources: Sequence[Source], groups: Sequence[str], csv_hint: Path | None) -> None:
-    seen: dict[str, str] = {}
-    for s, g in zip(sources, groups, strict=True):
-        assert s.split is not None
-        other = seen.setdefault(g, s.split)
-        if other != s.split:
-            who = g.split(":", 1)[1]
-            raise MedganError(
-                f"patient '{who}' is in both {other} and {s.split}; a patient's images must stay in one split",
-                csv_hint,
-            )
 
 
 # The command.
@@ -588,7 +362,7 @@ def preprocess(
 
     with atomic_dir(out, overwrite) as tmp:
         sources = find_sources(src, csv_path)
-        class_names = sorted({s.label for s in sources}, key=_natural_key)
+        class_names = class_names_of(sources)
         labels = [class_names.index(s.label) for s in sources]
         prepared, patients = _read_all(sources, opts, progress)
         spatial_dims = _spatial_dims(prepared, sources)
@@ -597,8 +371,8 @@ def preprocess(
         by_patient = any(p for p in patients)
         groups = [f"patient:{p}" if p else f"source:{i}" for i, p in enumerate(patients)]
         if all(s.split is not None for s in sources):
-            _check_manifest_splits(sources, groups, manifest)
             split_of = [str(s.split) for s in sources]
+            check_manifest_splits(split_of, groups, manifest)
             split_by = "manifest"
         else:
             split_of = split_sources(labels, groups, class_names, opts.val_frac, opts.test_frac, opts.seed,

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from medgan.cli.main import app
 from medgan.data.dataset import load_dataset
-from tests.data.test_preprocess import make_nifti_csv, make_png_tree
+from tests.data.helpers import make_nifti_csv, make_png_tree
 
 runner = CliRunner()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 from collections import defaultdict
@@ -10,98 +9,13 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
-from PIL import Image as PILImage
-from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
 
 from medgan.data.dataset import load_dataset
 from medgan.data.io import Image, read_image
-from medgan.data.preprocess import (
-    PreprocessOptions,
-    find_sources,
-    prepare_image,
-    preprocess,
-    read_manifest,
-    split_sources,
-)
+from medgan.data.preprocess import PreprocessOptions, prepare_image, preprocess
 from medgan.errors import MedganError
-
-CT = Path(get_testdata_file("CT_small.dcm", download=False))
-
-
-# Fixture builders (also used by tests/cli/test_preprocess_cli.py).
-
-
-def make_png_tree(root: Path, per_class: int = 10, classes: tuple[str, ...] = ("benign", "malignant"),
-                  size: tuple[int, int] = (16, 16), rgb_in: str | None = None) -> dict[str, np.ndarray]:
-    """``root/<class>/<i>.png`` grey images spanning 0..255 (min-max scaling leaves them unchanged).
-
-    Returns the written arrays by path relative to ``root``. With ``rgb_in``, that class also gets
-    one RGB image.
-    """
-    rng = np.random.default_rng(0)
-    written = {}
-    for c in classes:
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            a = rng.integers(1, 255, size, dtype=np.uint8)
-            a[0, 0], a[-1, -1] = 0, 255
-            PILImage.fromarray(a).save(root / c / f"img{i:02d}.png")
-            written[f"{c}/img{i:02d}.png"] = a
-    if rgb_in is not None:
-        a = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-        PILImage.fromarray(a).save(root / rgb_in / "colour.png")
-        written[f"{rgb_in}/colour.png"] = a
-    return written
-
-
-def write_series(folder: Path, n: int, patient: str, step: float = 2.5) -> None:
-    """``n`` CT_small slices as one series (slice k: z + k * step, intercept -1024 + 10 k)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    base = pydicom.dcmread(CT)
-    x0, y0, z0 = (float(v) for v in base.ImagePositionPatient)
-    uid = generate_uid()
-    for k in range(n):
-        ds = copy.deepcopy(base)
-        ds.ImagePositionPatient = [x0, y0, z0 + k * step]
-        ds.RescaleIntercept = -1024 + 10 * k
-        ds.PatientID = patient
-        ds.SeriesInstanceUID = uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.save_as(folder / f"{(k * 7) % n:02d}.dcm")  # names not in slice order
-
-
-def make_nifti_csv(root: Path, patients_per_class: int = 4, volumes_per_patient: int = 2,
-                   split_col: bool = False) -> Path:
-    """NIfTI volumes ``(10, 12, 8)`` at 1.5 x 1.5 x 3 mm and a manifest ``path,label,patient_id[,split]``."""
-    rng = np.random.default_rng(1)
-    (root / "vols").mkdir(parents=True, exist_ok=True)
-    affine = np.diag([1.5, 1.5, 3.0, 1.0])
-    rows = []
-    for label in ("healthy", "tumour"):
-        for p in range(patients_per_class):
-            pid = f"{label[0].upper()}{p:02d}"
-            for v in range(volumes_per_patient):
-                name = f"vols/{pid}_{v}.nii.gz"
-                nib.save(nib.Nifti1Image(rng.normal(size=(10, 12, 8)).astype(np.float32), affine), root / name)
-                row = [name, label, pid]
-                if split_col:
-                    row.append(("train", "train", "val", "test")[p % 4])
-                rows.append(row)
-    manifest = root / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "label", "patient_id", *(["split"] if split_col else [])])
-        w.writerows(rows)
-    return manifest
-
-
-def read_sources(out: Path) -> list[dict[str, str]]:
-    with open(out / "sources.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
-
+from tests.data.helpers import CT, make_nifti_csv, make_png_tree, read_sources, write_series
 
 # End to end.
 
@@ -290,85 +204,6 @@ def test_dicom_series_round_trip_through_orientation(tmp_path: Path) -> None:
     expected = np.rint(np.clip((img.array + 1024.0) / 2524.0, 0, 1) * 255)
     np.testing.assert_allclose(u8[0, 62:66], expected, atol=1)  # 4 slices padded to 128: 62 before
     assert u8[0, :62].max() == 0 and u8[0, 66:].max() == 0
-
-
-# Splits.
-
-
-def test_split_is_grouped_stratified_and_deterministic() -> None:
-    rng = np.random.default_rng(0)
-    groups = [f"p{int(g)}" for g in rng.integers(0, 30, 200)]
-    labels = [int(g[1:]) % 3 for g in groups]  # a patient's images share a label
-    splits = split_sources(labels, groups, ["a", "b", "c"], 0.1, 0.2, seed=5)
-    assert splits == split_sources(labels, groups, ["a", "b", "c"], 0.1, 0.2, seed=5)
-    # Reordering the inputs does not change any patient's split.
-    order = rng.permutation(200)
-    shuffled = split_sources([labels[i] for i in order], [groups[i] for i in order], ["a", "b", "c"], 0.1, 0.2, 5)
-    assert {groups[i]: s for i, s in zip(order, shuffled, strict=True)} == dict(zip(groups, splits, strict=True))
-    of_patient = defaultdict(set)
-    for g, s in zip(groups, splits, strict=True):
-        of_patient[g].add(s)
-    assert all(len(s) == 1 for s in of_patient.values())
-    for c in range(3):  # 10 patients per class: 2 test, 1 val, 7 train
-        per = _class_split_counts(groups, labels, splits, c)
-        assert per == {"train": 7, "val": 1, "test": 2}
-    assert splits != split_sources(labels, groups, ["a", "b", "c"], 0.1, 0.2, seed=6)
-
-
-def _class_split_counts(groups: list[str], labels: list[int], splits: list[str], c: int) -> dict[str, int]:
-    seen = {g: s for g, lab, s in zip(groups, labels, splits, strict=True) if lab == c}
-    out = {"train": 0, "val": 0, "test": 0}
-    for s in seen.values():
-        out[s] += 1
-    return out
-
-
-def test_split_too_few() -> None:
-    with pytest.raises(MedganError, match="class 'rare' has 2 images; at least 3 are needed"):
-        split_sources([0, 0, 0, 1, 1], ["a", "b", "c", "d", "e"], ["common", "rare"])
-    assert split_sources([0, 0, 1, 1], ["a", "b", "c", "d"], ["x", "y"], 0.0, 0.5, 0).count("train") == 2
-
-
-# Finding inputs.
-
-
-def test_series_and_single_files_in_class_folders(tmp_path: Path) -> None:
-    write_series(tmp_path / "src" / "a" / "patient1" / "ct", 3, "p1")
-    (tmp_path / "src" / "a" / "xray").mkdir()
-    (tmp_path / "src" / "a" / "xray" / "only.dcm").write_bytes(CT.read_bytes())  # one file: not a series
-    (tmp_path / "src" / "a" / "direct.dcm").write_bytes(CT.read_bytes())
-    (tmp_path / "src" / "a" / "README.txt").write_text("ignored")
-    (tmp_path / "src" / ".hidden").mkdir()
-    found = find_sources(tmp_path / "src")
-    rel = sorted(str(s.path.relative_to(tmp_path / "src")) for s in found)
-    assert rel == ["a/direct.dcm", "a/patient1/ct", "a/xray/only.dcm"]
-    assert {s.label for s in found} == {"a"}
-
-
-def test_manifest_paths_start_at_src_when_given(tmp_path: Path) -> None:
-    make_png_tree(tmp_path / "images", per_class=1)
-    manifest = tmp_path / "lists" / "m.csv"
-    manifest.parent.mkdir()
-    manifest.write_text("path,label,patient_id\nbenign/img00.png,b,P1\nmalignant/img00.png,m,\n")
-    found = find_sources(tmp_path / "images", manifest)
-    assert [s.path for s in found] == [tmp_path / "images/benign/img00.png", tmp_path / "images/malignant/img00.png"]
-    assert [s.patient_id for s in found] == ["P1", None] and [s.split for s in found] == [None, None]
-    with pytest.raises(MedganError, match=r"m\.csv: line 2: benign/img00\.png does not exist"):
-        find_sources(None, manifest)
-
-
-def test_manifest_errors(tmp_path: Path) -> None:
-    (tmp_path / "x.png").write_bytes(b"")
-    bad = tmp_path / "m.csv"
-    bad.write_text("path,label\nx.png,\n")
-    with pytest.raises(MedganError, match="line 2: empty 'label'"):
-        read_manifest(bad)
-    bad.write_text("path,label,split\nx.png,a,holdout\n")
-    with pytest.raises(MedganError, match="line 2: split 'holdout' is not one of train, val, test"):
-        read_manifest(bad)
-    bad.write_text("file,label\nx.png,a\n")
-    with pytest.raises(MedganError, match="no 'path' column"):
-        read_manifest(bad)
 
 
 def test_out_inside_source_and_options_are_refused(tmp_path: Path) -> None:
