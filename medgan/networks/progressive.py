@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Pool
 from torch import nn
 
+from medgan.networks.layers import center_crop, check_spatial_dims, next_pow2, pad_to
+
 __all__ = [
     "PAD_VALUE",
     "EqualizedConv",
@@ -69,17 +71,11 @@ _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 def canvas_size(size: int) -> int:
     """The next power of two at or above ``size`` (the resolution the networks work at)."""
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
-    return 1 << (size - 1).bit_length()
-
-
-def _is_power_of_two(n: int) -> bool:
-    return n >= 1 and n & (n - 1) == 0
+    return next_pow2(size)
 
 
 def _num_stages(size: int, start_resolution: int) -> int:
-    if not _is_power_of_two(start_resolution):
+    if start_resolution < 1 or next_pow2(start_resolution) != start_resolution:
         raise ValueError(f"start_resolution must be a power of two, got {start_resolution}")
     canvas = canvas_size(size)
     if start_resolution > canvas:
@@ -125,6 +121,12 @@ def _check_stage(stage: int | None, alpha: float, num_stages: int) -> int:
     return stage
 
 
+# The resampling stays this family's own: layers.Upsample2x / AvgPool2x give the same forward values
+# up to float rounding (a last-bit difference in AvgPool's sums and in the upsampling gradient), and
+# switching would change trained progressive checkpoints' numerics. Crop, pad and the canvas size
+# are layers.py's.
+
+
 def _upsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
@@ -134,25 +136,6 @@ def _downsample(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
         return x
     spatial_dims = x.dim() - 2
     return Pool[Pool.AVG, spatial_dims](kernel_size=factor)(x)
-
-
-def _center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    # (B, C, *canvas) -> (B, C, *size); (canvas - size) // 2 removed before, the rest after.
-    for dim in range(2, x.dim()):
-        start = (x.shape[dim] - size) // 2
-        x = x.narrow(dim, start, size)
-    return x
-
-
-def _pad_to(x: torch.Tensor, canvas: int, value: float) -> torch.Tensor:
-    # (B, C, *size) -> (B, C, *canvas), the inverse placement of _center_crop.
-    pads: list[int] = []
-    for dim in reversed(range(2, x.dim())):  # F.pad lists the last dimension first
-        extra = canvas - x.shape[dim]
-        pads += [extra // 2, extra - extra // 2]
-    if not any(pads):
-        return x
-    return F.pad(x, pads, mode="constant", value=value)
 
 
 # Building blocks.
@@ -363,8 +346,7 @@ class ProgressiveGenerator(nn.Module):
         output_activation: Literal["tanh", "linear"] = "tanh",
     ) -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        check_spatial_dims(spatial_dims)
         if output_activation not in ("tanh", "linear"):
             raise ValueError(f"output_activation must be 'tanh' or 'linear', got {output_activation!r}")
         if z_dim < 1 or num_classes < 0 or out_channels < 1:
@@ -445,7 +427,7 @@ class ProgressiveGenerator(nn.Module):
             low = _upsample(self._rgb(stage - 1, h_prev))
             out = torch.lerp(low, out, alpha)
         if stage == self._num_stages - 1:
-            out = _center_crop(out, self.size)
+            out = center_crop(out, self.size)
         return out
 
 
@@ -488,8 +470,7 @@ class ProgressiveDiscriminator(nn.Module):
         mbstd_group_size: int = 4,
     ) -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        check_spatial_dims(spatial_dims)
         if in_channels < 1 or num_classes < 0:
             raise ValueError(f"bad widths: in_channels={in_channels}, num_classes={num_classes}")
         self.in_channels = in_channels
@@ -557,7 +538,7 @@ class ProgressiveDiscriminator(nn.Module):
             )
         if self.embed is not None and y is None:
             raise ValueError(f"this discriminator is conditional ({self.num_classes} classes): pass y")
-        x = _pad_to(x, res, PAD_VALUE)  # only the last stage's `size` input is ever smaller
+        x = pad_to(x, res, PAD_VALUE)  # only the last stage's `size` input is ever smaller
         h = _lrelu(self.from_rgb[stage](x))  # (B, C_k, *res_k)
         if stage > 0:
             h = self.blocks[stage - 1](h)  # (B, C_{k-1}, *res_{k-1})
@@ -614,9 +595,9 @@ def prepare_real(
         return x
     full = canvas_size(size)
     res = start_resolution * 2**stage
-    out = _downsample(_pad_to(x, full, PAD_VALUE), full // res)  # (B, C, *res)
+    out = _downsample(pad_to(x, full, PAD_VALUE), full // res)  # (B, C, *res)
     if stage > 0 and alpha < 1.0:
         out = torch.lerp(_upsample(_downsample(out)), out, alpha)
     if last:
-        out = _center_crop(out, size)
+        out = center_crop(out, size)
     return out
