@@ -53,8 +53,11 @@ def test_kid_near_zero_for_same_distribution_and_seeded() -> None:
 
 def test_kid_lowers_the_subset_size_for_small_sets() -> None:
     rng = np.random.default_rng(3)
-    mean, std = kid(rng.normal(size=(12, 3)), rng.normal(size=(7, 3)), subset_size=100)
+    real, fake = rng.normal(size=(12, 3)), rng.normal(size=(7, 3))
+    mean, std = kid(real, fake, subset_size=100)
     assert np.isfinite(mean) and np.isfinite(std)
+    # The subsets drawn are of min(N, M) = 7 samples: the same draws as asking for 7, not 6.
+    assert (mean, std) == kid(real, fake, subset_size=7) != kid(real, fake, subset_size=6)
 
 
 def test_fidelity_metrics_returns_floats() -> None:
