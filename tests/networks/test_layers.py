@@ -1,0 +1,114 @@
+"""medgan.networks.layers: one factory for 2D and 3D, crop / pad, resampling, conditional batch norm."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from medgan.networks.layers import (
+    ConditionalBatchNorm,
+    avg_pool,
+    batch_norm,
+    center_crop,
+    check_spatial_dims,
+    conv,
+    next_pow2,
+    pad_to,
+    upsample,
+)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_conv_and_norm_keep_the_shape_in_2d_and_3d(spatial_dims: int) -> None:
+    x = torch.randn(2, 3, *(6,) * spatial_dims)  # (B, C, *spatial)
+    for layer in (conv(spatial_dims, 3, 5, 3), conv(spatial_dims, 3, 5, 1, bias=False, sn=True)):
+        assert layer(x).shape == (2, 5, *(6,) * spatial_dims)
+    assert isinstance(conv(spatial_dims, 3, 5), nn.Conv2d if spatial_dims == 2 else nn.Conv3d)
+    assert isinstance(batch_norm(spatial_dims, 3), nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d)
+    with pytest.raises(ValueError, match="spatial_dims must be 2 or 3, got 1"):
+        conv(1, 3, 5)
+    assert check_spatial_dims(spatial_dims) == spatial_dims
+
+
+def test_spectral_norm_state_is_in_the_state_dict() -> None:
+    keys = conv(2, 3, 4, sn=True).state_dict().keys()
+    assert any(k.endswith("_u") for k in keys) and any(k.endswith("_v") for k in keys)
+
+
+def test_next_pow2() -> None:
+    assert [next_pow2(n) for n in (1, 2, 3, 28, 32, 33, 64)] == [1, 2, 4, 32, 32, 64, 64]
+    with pytest.raises(ValueError, match="n >= 1"):
+        next_pow2(0)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("size", [5, 6, 7, 8])
+def test_center_crop_undoes_pad_to(spatial_dims: int, size: int) -> None:
+    x = torch.randn(2, 1, *(size,) * spatial_dims)
+    padded = pad_to(x, 11, value=-1.0)
+    assert padded.shape == (2, 1, *(11,) * spatial_dims)
+    assert torch.equal(center_crop(padded, size), x)
+    # The pad is filled with the value, and split (n - size) // 2 before, the rest after.
+    left = (11 - size) // 2
+    assert torch.all(padded[..., :left] == -1.0) and torch.all(padded[..., left + size :] == -1.0)
+    assert int((padded != -1.0).sum()) == int((x != -1.0).sum())  # the input is all there, once
+    assert pad_to(x, size) is x  # nothing to pad
+    with pytest.raises(ValueError, match="cannot pad"):
+        pad_to(x, size - 1)
+    with pytest.raises(ValueError, match="cannot centre-crop"):
+        center_crop(x, size + 1)
+
+
+def test_center_crop_only_crops_the_trailing_spatial_axes() -> None:
+    x = torch.arange(2 * 4 * 4 * 4, dtype=torch.float32).reshape(2, 4, 4, 4)  # (B, C, H, W) with C = 4
+    out = center_crop(x, 2)
+    assert out.shape == (2, 4, 2, 2) and torch.equal(out, x[:, :, 1:3, 1:3])
+    assert center_crop(x, 2, spatial_dims=1).shape == (2, 4, 4, 2)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_upsample_and_avg_pool(spatial_dims: int) -> None:
+    x = torch.randn(2, 3, *(4,) * spatial_dims)
+    up = upsample(spatial_dims)(x)
+    assert up.shape == (2, 3, *(8,) * spatial_dims)
+    # Nearest neighbour: every 2×…×2 block is one input value, and pooling it gives the value back.
+    assert torch.allclose(avg_pool(spatial_dims)(up), x, atol=1e-6)
+    ref = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+    assert torch.equal(up, ref)
+    pooled = avg_pool(spatial_dims)(x)
+    ref_pool = (nn.functional.avg_pool2d if spatial_dims == 2 else nn.functional.avg_pool3d)(x, 2)
+    assert pooled.shape == (2, 3, *(2,) * spatial_dims) and torch.allclose(pooled, ref_pool, atol=1e-6)
+
+
+def test_conditional_batch_norm_uses_the_class_gain_and_bias() -> None:
+    cbn = ConditionalBatchNorm(2, 4, num_classes=3)
+    assert cbn.embed is not None
+    with torch.no_grad():
+        cbn.embed.weight.copy_(torch.tensor([[1.0] * 4 + [0.0] * 4, [2.0] * 4 + [0.5] * 4, [3.0] * 4 + [-1.0] * 4]))
+    x = torch.randn(6, 4, 5, 5)
+    y = torch.tensor([0, 1, 2, 2, 1, 0])
+    normed = nn.functional.batch_norm(x, None, None, training=True, eps=1e-5)  # BatchNorm's default eps
+    out = cbn(x, y)
+    gain = torch.tensor([1.0, 2.0, 3.0])[y].reshape(6, 1, 1, 1)
+    bias = torch.tensor([0.0, 0.5, -1.0])[y].reshape(6, 1, 1, 1)
+    assert torch.allclose(out, normed * gain + bias, atol=1e-5)
+    with pytest.raises(ValueError, match="class labels y are required"):
+        cbn(x)
+    # Unconditional: an ordinary affine batch norm; y is ignored.
+    plain = ConditionalBatchNorm(3, 4, num_classes=0)
+    v = torch.randn(2, 4, 3, 3, 3)
+    assert plain.embed is None and torch.equal(plain(v), plain(v, torch.tensor([5, 7])))
+    with pytest.raises(ValueError, match="num_classes"):
+        ConditionalBatchNorm(2, 4, num_classes=-1)
+
+
+def test_conditional_batch_norm_classes_start_apart() -> None:
+    torch.manual_seed(0)
+    cbn = ConditionalBatchNorm(2, 8, num_classes=2)
+    x = torch.randn(4, 8, 3, 3)
+    a, b = cbn(x, torch.zeros(4, dtype=torch.long)), cbn(x, torch.ones(4, dtype=torch.long))
+    assert not torch.allclose(a, b)  # N(0, 0.02) init: the classes differ from the first step
+    assert cbn.embed is not None
+    gains = cbn.embed.weight[:, :8]
+    assert torch.allclose(gains.mean(), torch.tensor(1.0), atol=0.05)
