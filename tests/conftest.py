@@ -1,9 +1,11 @@
-"""Shared fixtures: seeded RNGs, an isolated MEDGAN_HOME, and the real MedMNIST files when present."""
+"""Shared fixtures: seeded RNGs, an isolated MEDGAN_HOME, one torch thread, and the real MedMNIST files when present."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +57,27 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, session_home: Path) -> None:
         torch.manual_seed(0)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block on one torch thread, then restore the count.
+
+    The test machines share two cores, and OpenMP threads contending for them make small
+    convolutions orders of magnitude slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a whole test module: ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    with one_torch_thread():
+        yield

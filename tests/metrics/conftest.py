@@ -8,28 +8,16 @@ small convolutions orders of magnitude slower.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import torch
 
 from medgan.data.dataset import PreparedDataset, load_dataset
-from tests.conftest import real_npz
+from tests.conftest import one_torch_thread, real_npz
 
 # Few epochs for the 3D net keep the session short; the 2D net uses the CLI's defaults, so that
 # the CLI tests reuse the cached file.
 EPOCHS_3D = 5
-
-
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True, scope="module")

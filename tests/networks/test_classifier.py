@@ -8,13 +8,7 @@ from torch import nn
 
 from medgan.networks.classifier import ARCHS, FeatureNet, SmallCNN, build_classifier
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 CASES = [

@@ -10,13 +10,7 @@ from medgan.data.scaling import to_model_input
 from medgan.networks.classifier import build_classifier
 from medgan.training.classifier import classifier_scores, predict_proba, train_classifier
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def _toy(n: int, seed: int, size: tuple[int, ...] = (8, 8)) -> tuple[np.ndarray, np.ndarray]:
