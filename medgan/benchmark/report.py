@@ -92,6 +92,10 @@ def _clause(c: dict[str, Any], label: str, confidence: float) -> str:
     return f"changed {label} by {d:+.1f} points ({ci}): the interval covers 0, so there is no evidence of a lift"
 
 
+C2ST_CAUTION = 0.8
+"""Above this real-vs-synthetic C2ST AUC the report warns that the arms test a weak GAN."""
+
+
 def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | None, num_classes: int,
             seeds: int, quick: bool) -> list[str]:
     """Warnings that change how the answer should be read, from the results themselves.
@@ -117,6 +121,11 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
                    f"images (balanced accuracy {_pts(tstr['mean'])}%, CI {_ci(tstr['ci_low'], tstr['ci_high'])}; "
                    f"chance {_pts(chance)}%): the GAN's samples carry little class information, so the synthetic "
                    "arms test this GAN, not GAN augmentation in general.")
+    auc = (fidelity or {}).get("c2st/auc")
+    if auc is not None and math.isfinite(auc) and auc > C2ST_CAUTION:
+        out.append(f"A small CNN tells this GAN's samples from real training images with ROC AUC {auc:.2f} "
+                   f"(C2ST; 0.5 = indistinguishable, caution above {C2ST_CAUTION}): the synthetic arms test this "
+                   "weak GAN, not GAN augmentation. Look at samples_<class>.png.")
     coverage = (fidelity or {}).get("coverage")
     if coverage is not None and math.isfinite(coverage) and coverage < 0.25:
         out.append(f"The synthetic images cover only {coverage:.0%} of the real training images (coverage in the "
@@ -510,7 +519,9 @@ def _gan_section(r: dict[str, Any], cfg: BenchmarkConfig, names: list[str]) -> l
     if gan["fidelity"] is None:
         lines += [f"_{gan['fidelity_note'] or 'fidelity not computed'}_", ""]
     else:
-        keys = ["fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
+        keys = ["c2st/auc", "c2st/real_vs_real_auc", *sorted(k for k in gan["fidelity"] if k.startswith("c2st/auc/class_")),
+                "swd/mean", "swd/real_vs_real_mean", "values/near_modes_real", "values/near_modes_synthetic",
+                "fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
                 "memorisation/n_likely_copies", "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]
         lines += [f"Fidelity and memorisation of {cfg.fidelity.n_per_class} fresh samples per class "
                   "(`medgan.metrics.evaluate`, domain feature space; see docs/metrics.md):", "",

@@ -7,7 +7,17 @@
 - the same per class for a labelled synthetic set, ``<metric>/class_<name>``, and ``fid/class_mean``;
 - ``memorisation/*`` against the real test split (:mod:`medgan.metrics.memorisation`);
 - ``domain_classifier/accuracy`` and ``/balanced_accuracy`` of the feature net on real test;
+- ``c2st/*``: the classifier two-sample test on the pixels (:mod:`medgan.metrics.c2st`): ROC AUC
+  of a small CNN telling real train from synthetic, its spread over folds, per class, and the
+  real-vs-real floor (train against the held-out val and test splits);
+- ``swd/*``: multi-scale sliced Wasserstein distance per Laplacian-pyramid level
+  (:mod:`medgan.metrics.swd`), per class, and the real-vs-real floor (``swd/real_vs_real_mean``);
+- ``values/*`` for data whose voxels take essentially two values (binary masks): the share of
+  voxels within 0.1 (of the full range) of those two values, real and synthetic;
 - ``n_real`` and ``n_synthetic``.
+
+The domain-feature metrics (FID, KID, PRDC) live in a space trained to separate the classes, so
+they are blind to texture and artefacts; C2ST and SWD look at the pixels. Read them together.
 
 ``metrics=("fid",)`` (any of :data:`METRIC_FAMILIES`) computes only some families, e.g. for a cheap
 FID every N training steps.
@@ -37,8 +47,10 @@ from medgan.synth.sampling import load_generator, sample_classes
 from medgan.training.checkpoint import RunFolder
 
 if TYPE_CHECKING:
+    from medgan.metrics.c2st import C2STConfig
     from medgan.metrics.features import FeatureExtractor
     from medgan.metrics.memorisation import MemorisationAudit
+    from medgan.metrics.swd import SWDConfig
 
 __all__ = [
     "METRIC_FAMILIES",
@@ -48,11 +60,19 @@ __all__ = [
     "evaluate",
     "evaluate_detailed",
     "load_synthetic",
+    "value_metrics",
 ]
 
-PER_CLASS_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
-METRIC_FAMILIES = ("fid", "kid", "prdc", "memorisation")
-"""What ``metrics=`` can select: FID, KID, precision/recall/density/coverage, the memorisation audit."""
+PER_CLASS_METRICS = (
+    "c2st/auc", "c2st/auc_std", "swd/mean", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
+)
+METRIC_FAMILIES = ("fid", "kid", "prdc", "memorisation", "c2st", "swd", "values")
+"""What ``metrics=`` can select: FID, KID, precision/recall/density/coverage, the memorisation audit,
+the classifier two-sample test, the sliced Wasserstein distance and the value distribution of mask-like data."""
+FEATURE_FAMILIES = frozenset({"fid", "kid", "prdc", "memorisation"})
+"""The families that need the domain feature net."""
+BINARY_COVERAGE = 0.9
+"""Data counts as two-valued (masks) when its two commonest grey levels cover this share of voxels."""
 
 
 @dataclass
@@ -244,6 +264,8 @@ def evaluate_detailed(
     device: str = "cpu",
     feature_epochs: int | None = None,
     progress: Callable[[dict[str, float]], None] | None = None,
+    c2st: C2STConfig | None = None,
+    swd: SWDConfig | None = None,
 ) -> Evaluation:
     """Measure ``synthetic`` against ``real``; the arguments are those of :func:`evaluate`.
 
@@ -270,6 +292,30 @@ def evaluate_detailed(
         syn_y = None if synthetic[1] is None else np.asarray(synthetic[1]).reshape(-1).astype(np.int64)
     check_compatible(real_x, real_y, syn_x, syn_y, names, k=k, per_class=per_class, knn="prdc" in families)
 
+    if extractor is None and dataset is None and families & FEATURE_FAMILIES:
+        raise ValueError("pass extractor= when real is given as arrays (the feature net needs a dataset)")
+    out: dict[str, float] = {"n_real": float(len(real_x)), "n_synthetic": float(len(syn_x))}
+    heldout = _heldout(dataset, reference)
+
+    # Section. Pixel-space metrics: two-sample CNN, sliced Wasserstein, value distribution.
+    classes = names if per_class and syn_y is not None else []
+    if "c2st" in families:
+        from medgan.metrics.c2st import C2STConfig, c2st_metrics
+
+        out.update(c2st_metrics(real_x, real_y, syn_x, syn_y if classes else None, class_slugs(names), heldout,
+                                c2st or C2STConfig(seed=seed, device=device)))
+    if "swd" in families:
+        from medgan.metrics.swd import SWDConfig, swd_metrics
+
+        edge = min(real_x.shape[2:])  # tiny images get a smaller patch than the paper's 7
+        out.update(swd_metrics(real_x, real_y, syn_x, syn_y if classes else None, class_slugs(names), heldout,
+                               swd or SWDConfig(patch=min(7, edge), seed=seed)))
+    if "values" in families:
+        out.update(value_metrics(real_x, syn_x))
+    if not families & FEATURE_FAMILIES:
+        return Evaluation(metrics=out, class_names=names, real_images=real_x, real_labels=real_y,
+                          synthetic_images=syn_x, synthetic_labels=syn_y)
+
     # Section. Feature space.
     if extractor is None:
         if dataset is None:
@@ -283,7 +329,6 @@ def evaluate_detailed(
     syn_f = extractor.extract(syn_x)
 
     # Section. Whole-set metrics, then per class.
-    out: dict[str, float] = {"n_real": float(len(real_x)), "n_synthetic": float(len(syn_x))}
     knobs = {"k": k, "kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "seed": seed}
     out.update(_set_metrics(real_f, syn_f, families, **knobs))
     if per_class and syn_y is not None and families & {"fid", "kid", "prdc"}:
@@ -333,6 +378,8 @@ def evaluate(
     device: str = "cpu",
     feature_epochs: int | None = None,
     progress: Callable[[dict[str, float]], None] | None = None,
+    c2st: C2STConfig | None = None,
+    swd: SWDConfig | None = None,
 ) -> dict[str, float]:
     """Fidelity, diversity and memorisation of ``synthetic`` against ``real``, in the domain feature space.
 
@@ -349,7 +396,7 @@ def evaluate(
             default: the test split of a prepared ``real``. Without one, no audit.
         class_names: names by label index (default: the dataset's, or ``"0"``, ``"1"``, ...).
         metrics: the families to compute, any of :data:`METRIC_FAMILIES` (``"fid"``, ``"kid"``,
-            ``"prdc"``, ``"memorisation"``); default all. ``("fid",)`` is the cheap choice for
+            ``"prdc"``, ``"memorisation"``, ``"c2st"``, ``"swd"``); default all. ``("fid",)`` is the cheap choice for
             logging during training.
         k: the neighbour count of precision / recall / density / coverage.
         per_class: also compute the selected metrics per class (needs synthetic labels).
@@ -361,6 +408,10 @@ def evaluate(
         device: where the feature net runs.
         feature_epochs: feature-net epochs when it is trained here (default 20).
         progress: called after each feature-net training epoch with its history row.
+        c2st: settings of the classifier two-sample test (default :class:`~medgan.metrics.c2st.C2STConfig`
+            with ``seed`` and ``device``).
+        swd: settings of the sliced Wasserstein distance (default :class:`~medgan.metrics.swd.SWDConfig`
+            with ``seed``).
 
     Returns:
         A flat ``dict[str, float]``; the keys are listed in this module's docstring.
@@ -379,8 +430,49 @@ def evaluate(
         real, synthetic, extractor=extractor, reference=reference, class_names=class_names, metrics=metrics,
         k=k, per_class=per_class, percentile=percentile,
         kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed, arch=arch, device=device,
-        feature_epochs=feature_epochs, progress=progress,
+        feature_epochs=feature_epochs, progress=progress, c2st=c2st, swd=swd,
     ).metrics
+
+
+def _heldout(dataset: PreparedDataset | None, reference: tuple[np.ndarray, np.ndarray] | np.ndarray | None) -> np.ndarray | None:
+    """Held-out real images for the pixel metrics' real-vs-real floor: ``reference``, else val + test."""
+    if reference is not None:
+        return np.asarray(reference[0] if isinstance(reference, tuple) else reference)
+    if dataset is None:
+        return None
+    parts = [dataset.channel_first(split) for split in ("val", "test") if len(dataset.labels.get(split, ())) > 0]
+    return np.concatenate(parts) if parts else None
+
+
+def value_metrics(real: np.ndarray, synthetic: np.ndarray, tolerance: float = 0.1) -> dict[str, float]:
+    """For two-valued real data (masks): the share of voxels within ``tolerance`` of those two values.
+
+    Real binary masks score ~1.0; a generator that paints grey blobs scores far lower, however
+    well its shapes match. Returns ``{}`` when the real data is not two-valued
+    (:data:`BINARY_COVERAGE`).
+
+    Args:
+        real: uint8 ``(N, C, *spatial)``.
+        synthetic: uint8 ``(M, C, *spatial)``.
+        tolerance: the distance, as a share of the 0..255 range.
+
+    Returns:
+        ``values/near_modes_real``, ``values/near_modes_synthetic``, ``values/mode_low`` and
+        ``values/mode_high`` (the two grey levels).
+    """
+    counts = np.bincount(np.asarray(real, dtype=np.uint8).reshape(-1), minlength=256)
+    top = np.sort(np.argsort(counts)[-2:])
+    if counts[top].sum() < BINARY_COVERAGE * counts.sum():
+        return {}
+    levels = np.arange(256)
+    close = np.abs(levels[:, None] - top[None, :]).min(axis=1) <= tolerance * 255  # a lookup table by grey level
+    near = lambda x: float(close[np.asarray(x, dtype=np.uint8)].mean())  # noqa: E731
+    return {
+        "values/near_modes_real": near(real),
+        "values/near_modes_synthetic": near(synthetic),
+        "values/mode_low": float(top[0]),
+        "values/mode_high": float(top[1]),
+    }
 
 
 def _subsample_per_class(labels: np.ndarray, n_per_class: int, seed: int) -> np.ndarray:

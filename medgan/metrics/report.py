@@ -33,6 +33,20 @@ __all__ = [
 _READINGS: dict[str, str] = {
     "n_real": "real training images the synthetic set is compared with",
     "n_synthetic": "synthetic images evaluated",
+    "c2st/auc": "a small CNN tells synthetic from real training images with ROC AUC {x} (out of fold); "
+    "0.5 = indistinguishable, 1.0 = every synthetic image recognisable; compare with the real-vs-real floor",
+    "c2st/auc_std": "spread of that AUC over the cross-validation folds",
+    "c2st/n_per_side": "images per side in the two-sample test (balanced)",
+    "c2st/real_vs_real_auc": "the same test, real train against held-out real images: the floor (about 0.5)",
+    "c2st/real_vs_real_auc_std": "its spread over the folds",
+    "swd/mean": "sliced Wasserstein distance (x10^3) between Laplacian-pyramid patches, averaged over "
+    "levels; lower is closer; compare with the real-vs-real floor",
+    "swd/real_vs_real_mean": "the same distance, real train against held-out real images: the floor",
+    "values/near_modes_real": "{pct} of real voxels lie within 0.1 of the data's two values (mask-like data)",
+    "values/near_modes_synthetic": "{pct} of synthetic voxels do; far below the real share means grey, "
+    "not mask-like, output",
+    "values/mode_low": "the lower of the two grey levels of the mask-like real data",
+    "values/mode_high": "the higher of the two",
     "fid": "Fréchet distance between real-train and synthetic feature distributions; lower is closer, "
     "0 is identical; biased upwards at small n, so compare only at equal n",
     "kid_mean": "kernel distance between the feature distributions, unbiased at small n; about 0 when they match",
@@ -60,6 +74,8 @@ def metric_reading(key: str, value: float) -> str:
     """A one-line plain-language reading of one metric value."""
     base, _, cls = key.partition("/class_")
     template = _READINGS.get(key if key in _READINGS else base, "")
+    if not template and base.startswith("swd/level_"):
+        template = f"sliced Wasserstein distance (x10^3) at the {base.removeprefix('swd/level_')}-pixel pyramid level"
     if not math.isfinite(value):
         text = template.format(pct="?", pct1="?", x="?")
     else:

@@ -16,6 +16,7 @@ from torch import nn
 from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.data.scaling import to_uint8_array
 from medgan.metrics.evaluate import evaluate
+from medgan.metrics.swd import SWDConfig
 from medgan.training.config import TrainConfig
 from medgan.training.loop import Evaluator
 
@@ -23,7 +24,7 @@ __all__ = ["fid_evaluator"]
 
 
 def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None) -> Evaluator:
-    """An evaluator that logs ``fid``: G_ema samples against the real training split, in the domain feature space.
+    """An evaluator that logs ``fid`` and ``swd/mean``: G_ema samples against the real training split, in the domain feature space.
 
     Args:
         cfg: the run's config (data, seed, latent size, ``fid_samples``, conditional or not).
@@ -52,8 +53,11 @@ def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None) -> E
                 labs.append(np.full(per, c))
         synth = np.concatenate(imgs)
         if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: FID is not defined yet
-            return {"fid": float("nan")}
-        metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid",), per_class=num_classes > 0)
-        return {"fid": float(metrics["fid"])}
+            return {"fid": float("nan"), "swd/mean": float("nan")}
+        # FID and the pixel-level SWD (cheap); the C2ST trains a CNN per call, so it is left to
+        # `medgan evaluate` and the benchmark.
+        metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid", "swd"), per_class=num_classes > 0,
+                           swd=SWDConfig(seed=cfg.seed))
+        return {"fid": float(metrics["fid"]), "swd/mean": float(metrics["swd/mean"])}
 
     return fid_now

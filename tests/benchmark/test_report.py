@@ -68,3 +68,10 @@ def test_a_ci_bound_near_zero_keeps_its_sign_and_never_prints_minus_zero():
     assert _ci(0.0, 0.05) == "0.0 to 5.0"
     assert _ci(-0.12345, -0.0104) == "-12.3 to -1.0"
     assert _ci(float("nan"), 0.1) == "n/a"
+
+
+def test_a_weak_gan_by_c2st_gets_the_caution() -> None:
+    good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
+    said = caveats(good, {"c2st/auc": 0.93, "coverage": 0.8}, num_classes=2, seeds=5, quick=False)
+    assert len(said) == 1 and "ROC AUC 0.93" in said[0] and "test this weak GAN" in said[0]
+    assert caveats(good, {"c2st/auc": 0.8, "coverage": 0.8}, num_classes=2, seeds=5, quick=False) == []

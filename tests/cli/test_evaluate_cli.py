@@ -21,7 +21,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def _invoke(*args: str | Path):
-    return runner.invoke(app, ["evaluate", *map(str, args)], terminal_width=160)
+    # A short two-sample test: its own tests (tests/metrics/test_c2st.py) check what it detects.
+    cheap = ["--c2st-folds", "2", "--c2st-steps", "20"]
+    return runner.invoke(app, ["evaluate", *map(str, args), *cheap], terminal_width=160)
 
 
 def _npz(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
@@ -48,15 +50,20 @@ def test_end_to_end_on_real_images(tmp_path: Path) -> None:
     assert metrics["precision"] >= 0.6 and metrics["recall"] >= 0.6
     assert metrics["memorisation/fraction"] <= 0.02
     assert {"fid/class_malignant", "coverage/class_normal_benign", "domain_classifier/accuracy"} <= metrics.keys()
+    # Pixel metrics: real test images against real train are near the floor.
+    assert {"c2st/auc", "c2st/auc_std", "c2st/real_vs_real_auc", "c2st/auc/class_malignant", "swd/mean",
+            "swd/level_28", "swd/level_14", "swd/real_vs_real_mean", "swd/mean/class_malignant"} <= metrics.keys()
+    assert 0.0 <= metrics["c2st/auc"] <= 1.0 and metrics["swd/mean"] > 0
     assert record["feature_net"]["arch"] == "cnn" and record["class_names"] == ["malignant", "normal, benign"]
 
     summary = (out / "summary.md").read_text()
-    assert "| metric | value | reading |" in summary and "| class | fid |" in summary
+    assert "| metric | value | reading |" in summary and "| class | c2st/auc |" in summary and "| fid |" in summary
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == PNG and png.stat().st_size < 200_000
 
     # The Rich table on stdout.
     assert "medgan evaluate" in result.output and "memorisation/fraction" in result.output
+    assert "c2st/auc" in result.output and "swd/mean" in result.output
     assert "per class" in result.output and "malignant" in result.output
 
     # A second run into the same folder is refused, then allowed with --overwrite.

@@ -77,8 +77,18 @@ def test_precision_recall_real_vs_real_and_collapse(breast: PreparedDataset, bre
 
 def test_evaluate_3d_end_to_end(adrenal: PreparedDataset, adrenal_fx) -> None:
     test_x, test_y = adrenal.channel_first("test"), adrenal.labels["test"]
-    metrics = evaluate(adrenal, (test_x, test_y), extractor=adrenal_fx)
+    from medgan.metrics.c2st import C2STConfig
+    from medgan.metrics.swd import SWDConfig
+
+    # Short pixel tests (their detection power is tested in test_c2st.py / test_swd.py).
+    metrics = evaluate(adrenal, (test_x, test_y), extractor=adrenal_fx,
+                       c2st=C2STConfig(folds=2, epochs=1, min_steps=0, max_per_side=100),
+                       swd=SWDConfig(max_images=100, directions=128, repeats=1))
     assert all(isinstance(v, float) for v in metrics.values())
+    assert {"c2st/auc", "c2st/real_vs_real_auc", "swd/level_28", "swd/mean"} <= metrics.keys()
+    # Binary masks: every real voxel, train or test, lies at one of the two mask values.
+    assert (metrics["values/mode_low"], metrics["values/mode_high"]) == (0.0, 255.0)
+    assert metrics["values/near_modes_real"] == 1.0 and metrics["values/near_modes_synthetic"] == 1.0
     assert metrics["precision"] >= 0.6 and metrics["recall"] >= 0.6
     assert metrics["memorisation/fraction"] <= 0.02
     assert {"fid/class_normal", "fid/class_hyperplasia", "coverage/class_hyperplasia"} <= metrics.keys()

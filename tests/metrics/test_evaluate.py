@@ -12,8 +12,12 @@ import torch
 from medgan.data.dataset import PreparedDataset
 from medgan.errors import MedganError
 from medgan.metrics import evaluate, evaluate_detailed, get_feature_extractor, load_synthetic
+from medgan.metrics.c2st import C2STConfig
 from medgan.metrics.evaluate import check_compatible
 from tests.metrics._toy import make_toy_dataset
+
+# A short two-sample test: what it detects is tested in test_c2st.py.
+CHEAP = {"c2st": C2STConfig(folds=2, epochs=1, min_steps=0)}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def toy_fx(toy: PreparedDataset, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_keys_and_types(toy: PreparedDataset, toy_fx) -> None:
-    m = evaluate(toy, (toy.channel_first("test"), toy.labels["test"]), extractor=toy_fx)
+    m = evaluate(toy, (toy.channel_first("test"), toy.labels["test"]), extractor=toy_fx, **CHEAP)
     assert all(type(v) is float for v in m.values())
     whole = {"n_real", "n_synthetic", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
     assert whole <= m.keys()
@@ -36,10 +40,14 @@ def test_keys_and_types(toy: PreparedDataset, toy_fx) -> None:
     assert m["fid/class_mean"] == pytest.approx((m["fid/class_dark"] + m["fid/class_bright"]) / 2)
     assert {"memorisation/fraction", "memorisation/threshold", "domain_classifier/accuracy"} <= m.keys()
     assert m["n_real"] == 40.0 and m["n_synthetic"] == 12.0
+    pixel = {"c2st/auc", "c2st/auc_std", "c2st/auc/class_dark", "c2st/real_vs_real_auc", "swd/mean",
+             "swd/mean/class_bright", "swd/real_vs_real_mean"}
+    assert pixel <= m.keys()
+    assert 0.0 <= m["c2st/auc"] <= 1.0 and m["swd/mean"] >= 0.0
 
 
 def test_unconditional_set_has_no_per_class_metrics(toy: PreparedDataset, toy_fx) -> None:
-    m = evaluate(toy, (toy.channel_first("test"), None), extractor=toy_fx)
+    m = evaluate(toy, (toy.channel_first("test"), None), extractor=toy_fx, **CHEAP)
     assert not any("/class_" in k for k in m)
     assert "fid" in m
 
@@ -49,14 +57,14 @@ def test_real_as_arrays_needs_an_extractor(toy: PreparedDataset, toy_fx) -> None
     syn = (toy.channel_first("test"), toy.labels["test"])
     with pytest.raises(ValueError, match="extractor"):
         evaluate(real, syn)
-    no_ref = evaluate(real, syn, extractor=toy_fx, class_names=["dark", "bright"])
+    no_ref = evaluate(real, syn, extractor=toy_fx, class_names=["dark", "bright"], **CHEAP)
     assert "fid/class_dark" in no_ref and "memorisation/fraction" not in no_ref
-    with_ref = evaluate(real, syn, extractor=toy_fx, reference=(toy.channel_first("val"), toy.labels["val"]))
+    with_ref = evaluate(real, syn, extractor=toy_fx, reference=(toy.channel_first("val"), toy.labels["val"]), **CHEAP)
     assert "memorisation/fraction" in with_ref and "fid/class_0" in with_ref
 
 
 def test_detailed_result_carries_the_audit(toy: PreparedDataset, toy_fx) -> None:
-    result = evaluate_detailed(toy, (toy.channel_first("test"), toy.labels["test"]), extractor=toy_fx)
+    result = evaluate_detailed(toy, (toy.channel_first("test"), toy.labels["test"]), extractor=toy_fx, **CHEAP)
     assert result.audit is not None and len(result.audit.distances) == 12
     assert result.class_names == ["dark", "bright"]
     assert result.real_images.shape == (40, 1, 8, 8)
@@ -183,25 +191,25 @@ def test_unconditional_checkpoint_is_refused(toy: PreparedDataset, tmp_path: Pat
 
 def test_metric_families_can_be_selected(toy: PreparedDataset, toy_fx) -> None:
     syn = (toy.channel_first("test"), toy.labels["test"])
-    fid_only = evaluate(toy, syn, extractor=toy_fx, metrics=("fid",))
+    fid_only = evaluate(toy, syn, extractor=toy_fx, **CHEAP, metrics=("fid",))
     assert {k for k in fid_only if not k.startswith(("n_", "domain_classifier/"))} == {
         "fid", "fid/class_dark", "fid/class_bright", "fid/class_mean",
     }
-    full = evaluate(toy, syn, extractor=toy_fx)
+    full = evaluate(toy, syn, extractor=toy_fx, **CHEAP)
     assert fid_only["fid"] == pytest.approx(full["fid"])
-    audit_only = evaluate(toy, syn, extractor=toy_fx, metrics=["memorisation"])
+    audit_only = evaluate(toy, syn, extractor=toy_fx, **CHEAP, metrics=["memorisation"])
     assert "memorisation/fraction" in audit_only and "fid" not in audit_only
     with pytest.raises(ValueError, match="allowed: fid, kid, prdc, memorisation"):
-        evaluate(toy, syn, extractor=toy_fx, metrics=("is",))
+        evaluate(toy, syn, extractor=toy_fx, **CHEAP, metrics=("is",))
 
 
 def test_fid_alone_needs_two_samples_not_k_plus_one(toy: PreparedDataset, toy_fx) -> None:
     x, y = toy.channel_first("test")[[0, 1, 6, 7]], np.array([0, 0, 1, 1])
-    assert np.isfinite(evaluate(toy, (x, y), extractor=toy_fx, metrics=("fid",))["fid/class_dark"])
+    assert np.isfinite(evaluate(toy, (x, y), extractor=toy_fx, **CHEAP, metrics=("fid",))["fid/class_dark"])
     with pytest.raises(MedganError, match=r"k\+1 = 4"):
-        evaluate(toy, (x, y), extractor=toy_fx)
+        evaluate(toy, (x, y), extractor=toy_fx, **CHEAP)
     with pytest.raises(MedganError, match=r"need at least 2 \(FID and KID\) per class"):
-        evaluate(toy, (x[[0, 2, 3]], y[[0, 2, 3]]), extractor=toy_fx, metrics=("fid",))
+        evaluate(toy, (x[[0, 2, 3]], y[[0, 2, 3]]), extractor=toy_fx, **CHEAP, metrics=("fid",))
 
 
 def test_extractors_are_reused_within_a_process(toy: PreparedDataset, toy_fx) -> None:

@@ -1,0 +1,120 @@
+"""C2ST: values, shapes, seeds, errors, and the sanity figures on real images (issue #12)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medgan.metrics.c2st import C2STConfig, TwoSampleCNN, c2st, c2st_metrics, matched_proportions
+from medgan.metrics.degrade import DEGRADATIONS
+from tests.conftest import real_npz
+
+FAST = C2STConfig(folds=3, epochs=8, min_steps=150, max_per_side=200)
+
+
+def smooth_images(n: int, size: int = 16, spatial_dims: int = 2, seed: int = 0) -> np.ndarray:
+    """uint8 ``(n, 1, *[size] * d)``: random blobs, smooth like anatomy, no pixel-level texture."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, *([4] * spatial_dims), generator=g)
+    mode = "bilinear" if spatial_dims == 2 else "trilinear"
+    fine = F.interpolate(coarse, size=[size] * spatial_dims, mode=mode, align_corners=False)
+    return (fine * 200 + 20).round().to(torch.uint8).numpy()
+
+
+def test_identical_distributions_score_near_half_and_noise_near_one() -> None:
+    a, b = smooth_images(120, seed=1), smooth_images(120, seed=2)
+    cfg = C2STConfig(folds=3, epochs=8, min_steps=150)
+    same = c2st(a, b, cfg)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(b + rng.normal(0, 12, b.shape), 0, 255).astype(np.uint8)
+    diff = c2st(a, noisy, cfg)
+    assert 0.35 <= same["auc"] <= 0.65
+    assert diff["auc"] >= 0.9
+    assert same["n_per_side"] == 120.0 and 0.0 <= same["auc_std"] < 0.3
+
+
+def test_3d_volumes_and_seeded_repeatability() -> None:
+    a, b = smooth_images(30, size=8, spatial_dims=3, seed=1), smooth_images(30, size=8, spatial_dims=3, seed=2)
+    cfg = C2STConfig(folds=3, epochs=3, min_steps=0, seed=7)
+    first, second = c2st(a, b, cfg), c2st(a, b, cfg)
+    assert first == second
+    assert c2st(a, b, C2STConfig(folds=3, epochs=3, min_steps=0, seed=8)) != first
+
+
+def test_intensity_histogram_sees_banding() -> None:
+    import torch
+
+    x = torch.from_numpy(smooth_images(2)).float().div(127.5).sub(1)
+    hist = TwoSampleCNN.intensity_histogram(x)
+    assert hist.shape == (2, 256)
+    assert torch.allclose((hist**2).sum(1), torch.ones(2))
+    banded = torch.from_numpy(DEGRADATIONS["quantised_16"](smooth_images(2))).float().div(127.5).sub(1)
+    assert int((TwoSampleCNN.intensity_histogram(banded) > 0).sum(1).max()) <= 16
+
+
+def test_matched_proportions_keeps_real_class_shares() -> None:
+    real = np.array([0] * 30 + [1] * 90)
+    syn = np.array([0] * 50 + [1] * 50)
+    keep_real, keep_syn = matched_proportions(real, syn, seed=0)
+    # Class 1 caps the total at 50 / 0.75 = 66; per class floor(66 * share) = 16 + 49.
+    assert len(keep_real) == len(keep_syn) == 65
+    assert np.bincount(real[keep_real]).tolist() == np.bincount(syn[keep_syn]).tolist() == [16, 49]
+
+
+def test_metric_keys_per_class_and_floor() -> None:
+    real = smooth_images(40, seed=1)
+    labels = np.array([0, 1] * 20)
+    out = c2st_metrics(real, labels, smooth_images(40, seed=2), labels, ["a", "b"], heldout=smooth_images(20, seed=3),
+                       config=C2STConfig(folds=2, epochs=2, min_steps=0))
+    assert {"c2st/auc", "c2st/auc_std", "c2st/n_per_side", "c2st/auc/class_a", "c2st/auc/class_b",
+            "c2st/real_vs_real_auc", "c2st/real_vs_real_auc_std"} <= set(out)
+    assert all(0.0 <= v <= 1.0 for k, v in out.items() if "auc" in k)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 1, 8, 8), np.float32), np.zeros((4, 8, 8), np.uint8)])
+def test_refuses_non_uint8_or_wrong_rank(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        c2st(bad, bad)
+
+
+def test_refuses_mismatched_shapes_and_tiny_sets() -> None:
+    with pytest.raises(ValueError, match="synthetic images"):
+        c2st(smooth_images(10, size=16), smooth_images(10, size=8))
+    with pytest.raises(ValueError, match="at least 5"):
+        c2st(smooth_images(3), smooth_images(10))
+    with pytest.raises(ValueError, match="folds"):
+        C2STConfig(folds=1)
+
+
+@pytest.fixture(scope="module")
+def pneumonia() -> tuple[np.ndarray, np.ndarray]:
+    """Real PneumoniaMNIST: (train, held-out val + test), channel first."""
+    data = np.load(real_npz("pneumoniamnist.npz"))
+    heldout = np.concatenate([data["val_images"], data["test_images"]])
+    return data["train_images"][:, None], heldout[:, None]
+
+
+@pytest.fixture(scope="module")
+def clean_auc(pneumonia: tuple[np.ndarray, np.ndarray]) -> float:
+    """Real train against held-out real images: the floor."""
+    out = c2st(*pneumonia, FAST)
+    assert out["n_per_side"] == 200.0
+    return out["auc"]
+
+
+def test_real_vs_real_floor_is_near_half(clean_auc: float) -> None:
+    assert 0.4 <= clean_auc <= 0.6
+
+
+@pytest.mark.parametrize("name", list(DEGRADATIONS))
+def test_every_degradation_scores_clearly_worse_than_clean(
+    pneumonia: tuple[np.ndarray, np.ndarray], clean_auc: float, name: str
+) -> None:
+    train, heldout = pneumonia
+    clean = clean_auc
+    degraded = c2st(train, DEGRADATIONS[name](heldout), FAST)["auc"]
+    assert degraded >= 0.8, f"{name}: C2ST AUC {degraded:.3f} (clean {clean:.3f})"
+    assert degraded - clean >= 0.25
