@@ -14,7 +14,9 @@ both networks for a GPU.
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -32,6 +34,8 @@ from medgan.networks.layers import (
 )
 
 __all__ = ["Discriminator", "Generator"]
+
+UpsampleMode = Literal["nearest", "linear"]
 
 _BOTTOM = 4  # edge length of the generator's first feature map and the discriminator's last
 
@@ -58,13 +62,15 @@ class GBlock(nn.Module):
     zero gradient and only drift with Adam's normalised noise.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, num_classes: int) -> None:
+    def __init__(
+        self, spatial_dims: int, in_channels: int, out_channels: int, num_classes: int, up: UpsampleMode = "nearest"
+    ) -> None:
         super().__init__()
         self.norm1 = ConditionalBatchNorm(spatial_dims, in_channels, num_classes)
         self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, bias=False)
         self.norm2 = ConditionalBatchNorm(spatial_dims, out_channels, num_classes)
         self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, bias=False)
-        self.up = upsample(spatial_dims)
+        self.up = upsample(spatial_dims) if up == "nearest" else SmoothUpsample(spatial_dims)
         self.skip: nn.Module = (
             conv(spatial_dims, in_channels, out_channels, 1, bias=False) if in_channels != out_channels
             else nn.Identity()
@@ -73,8 +79,41 @@ class GBlock(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
         h = self.conv1(self.up(F.relu(self.norm1(x, y))))
         h = self.conv2(F.relu(self.norm2(h, y)))
-        # A 1×1 conv commutes with nearest upsampling; applying it first is cheaper.
+        # A 1×1 conv commutes with (nearest or linear) upsampling; applying it first is cheaper.
         return h + self.up(self.skip(x))
+
+
+class SmoothUpsample(nn.Module):
+    """×2 (bi/tri)linear upsampling: no copied 2×2 blocks for the next conv to turn into a grid pattern."""
+
+    def __init__(self, spatial_dims: int) -> None:
+        super().__init__()
+        self.mode = "bilinear" if check_spatial_dims(spatial_dims) == 2 else "trilinear"
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2, mode=self.mode, align_corners=False)
+
+
+class MinibatchStd(nn.Module):
+    """Append the mean over features of the per-group standard deviation as one more channel.
+
+    Karras et al. 2018: D sees how varied a group of images is, so a generator that collapses to
+    few modes is easy to reject. Groups of ``group_size`` keep the statistic independent of how a
+    batch is split across processes (DDP), as long as the per-process batch is a multiple of it.
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        b = x.shape[0]
+        g = self.group_size if b % self.group_size == 0 else 1 + (b % 2 == 0)  # 4, else 2 or 1
+        # Contiguous groups: rows [g*k, g*k + g) form group k, whichever process holds them.
+        y = x.reshape(b // g, g, *x.shape[1:])  # (B/G, G, C, *s)
+        std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=tuple(range(1, x.ndim)))  # (B/G,)
+        std = std.repeat_interleave(g).reshape(b, 1, *([1] * (x.ndim - 2))).expand(b, 1, *x.shape[2:])
+        return torch.cat([x, std], dim=1)
 
 
 class Generator(nn.Module):
@@ -92,6 +131,7 @@ class Generator(nn.Module):
         spatial_dims: 2 for images, 3 for volumes.
         base_channels: channels at the finest resolution; doubles per halving of resolution.
         max_channels: cap on the channel count.
+        upsample: ``nearest`` (copies each pixel 2×2) or ``linear`` (bi/trilinear, smoother).
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -108,9 +148,12 @@ class Generator(nn.Module):
         spatial_dims: int = 2,
         base_channels: int = 32,
         max_channels: int = 256,
+        upsample: UpsampleMode = "nearest",
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if upsample not in ("nearest", "linear"):
+            raise ValueError(f"upsample must be 'nearest' or 'linear', got {upsample!r}")
         if z_dim < 1 or out_channels < 1:
             raise ValueError(f"z_dim and out_channels must be >= 1, got {z_dim}, {out_channels}")
         self.z_dim = z_dim
@@ -128,7 +171,7 @@ class Generator(nn.Module):
         self.bottom_channels = widths[0]
         self.fc = nn.Linear(z_dim, widths[0] * _BOTTOM**spatial_dims)
         self.blocks = nn.ModuleList(
-            GBlock(spatial_dims, c_in, c_out, num_classes) for c_in, c_out in itertools.pairwise(widths)
+            GBlock(spatial_dims, c_in, c_out, num_classes, upsample) for c_in, c_out in itertools.pairwise(widths)
         )
         self.out_norm = batch_norm(spatial_dims, widths[-1])
         self.out_conv = conv(spatial_dims, widths[-1], out_channels, 3)
@@ -165,13 +208,13 @@ class DBlock(nn.Module):
     """
 
     def __init__(
-        self, spatial_dims: int, in_channels: int, out_channels: int, first: bool, down: bool = True
+        self, spatial_dims: int, in_channels: int, out_channels: int, first: bool, down: bool = True, sn: bool = True
     ) -> None:
         super().__init__()
         self.first = first
-        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, sn=True)
-        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, sn=True)
-        self.skip = conv(spatial_dims, in_channels, out_channels, 1, sn=True)
+        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, sn=sn)
+        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, sn=sn)
+        self.skip = conv(spatial_dims, in_channels, out_channels, 1, sn=sn)
         self.pool: nn.Module = avg_pool(spatial_dims) if down else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -196,6 +239,9 @@ class Discriminator(nn.Module):
         base_channels: channels of the first (full-resolution) block; doubles per halving of
             resolution, mirroring the generator.
         max_channels: cap on the channel count.
+        spectral_norm: spectral norm on every weight (``False`` leaves the Lipschitz control
+            to R1 alone, as StyleGAN2 does).
+        mbstd: a minibatch-standard-deviation channel before the last block (:class:`MinibatchStd`).
 
     Example:
         >>> D = Discriminator(num_classes=2, size=28)
@@ -211,6 +257,8 @@ class Discriminator(nn.Module):
         spatial_dims: int = 2,
         base_channels: int = 32,
         max_channels: int = 256,
+        spectral_norm: bool = True,
+        mbstd: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -222,21 +270,24 @@ class Discriminator(nn.Module):
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size)
 
+        sn = spectral if spectral_norm else (lambda m: m)
         blocks: list[nn.Module] = []
         c_in, res = in_channels, self.full_size
         while res > _BOTTOM:
             # The block that works at resolution `res` has the generator's width there.
             c_out = _width(res, self.full_size, base_channels, max_channels)
-            blocks.append(DBlock(spatial_dims, c_in, c_out, first=not blocks))
+            blocks.append(DBlock(spatial_dims, c_in, c_out, first=not blocks, sn=spectral_norm))
             c_in, res = c_out, res // 2
+        if mbstd:
+            blocks.append(MinibatchStd())
         # One more block at the bottom resolution, at the generator's widest width.
         c_out = _width(_BOTTOM, self.full_size, base_channels, max_channels)
-        blocks.append(DBlock(spatial_dims, c_in, c_out, first=False, down=False))
+        blocks.append(DBlock(spatial_dims, c_in + int(mbstd), c_out, first=False, down=False, sn=spectral_norm))
         c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.feature_channels = c_in
-        self.fc = spectral(nn.Linear(c_in, 1))
-        self.embed: nn.Module | None = spectral(nn.Embedding(num_classes, c_in)) if num_classes > 0 else None
+        self.fc = sn(nn.Linear(c_in, 1))
+        self.embed: nn.Module | None = sn(nn.Embedding(num_classes, c_in)) if num_classes > 0 else None
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Score images.

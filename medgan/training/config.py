@@ -11,6 +11,7 @@ from typing import Literal
 
 from medgan.errors import MedganError
 from medgan.networks import FamilyName, canonical_family
+from medgan.networks.cgan import UpsampleMode
 from medgan.training.diffaugment import AUGMENT_OPS
 from medgan.training.loss import LossName
 from medgan.training.schedule import ProgressiveSchedule
@@ -31,6 +32,9 @@ class ModelConfig:
         d_channels: discriminator width.
         g_max_channels: cap on generator channels at low resolutions.
         d_max_channels: cap on discriminator channels.
+        g_upsample: the residual generator's upsampling, ``nearest`` or ``linear``.
+        d_spectral_norm: spectral norm on the residual discriminator's weights.
+        d_mbstd: a minibatch-standard-deviation channel in the residual discriminator.
     """
 
     family: FamilyName = "residual"
@@ -40,6 +44,9 @@ class ModelConfig:
     d_channels: int = 16
     g_max_channels: int = 256
     d_max_channels: int = 256
+    g_upsample: UpsampleMode = "nearest"
+    d_spectral_norm: bool = True
+    d_mbstd: bool = False
 
 
 @dataclass
@@ -154,6 +161,9 @@ class TrainConfig:
         self.model.family = canonical_family(self.model.family)  # type: ignore[assignment]
         if self.model.family == "progressive" and self.progressive is None:
             raise MedganError("config: model.family 'progressive' needs a 'progressive' schedule section")
+        residual_only = (self.model.g_upsample != "nearest", not self.model.d_spectral_norm, self.model.d_mbstd)
+        if self.model.family == "progressive" and any(residual_only):
+            raise MedganError("config: model.g_upsample, d_spectral_norm and d_mbstd apply to model.family 'residual' only")
         if self.model.family == "residual" and self.progressive is not None:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:

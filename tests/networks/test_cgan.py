@@ -253,3 +253,32 @@ def test_conditional_batchnorm_uses_per_class_gain_and_bias() -> None:
     out = cbn(x, y)
     torch.testing.assert_close(out[0::2], normalised[0::2])
     torch.testing.assert_close(out[1::2], 2.0 * normalised[1::2] + 3.0)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_linear_upsampling_and_a_plain_d_keep_shapes(spatial_dims: int) -> None:
+    size = 12 if spatial_dims == 3 else 28
+    G = Generator(z_dim=8, num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=8,
+                  upsample="linear")
+    D = Discriminator(num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=8,
+                      spectral_norm=False, mbstd=True)
+    y = torch.tensor([0, 1, 0, 1])
+    x = G(torch.randn(4, 8), y)
+    assert x.shape == (4, 1, *[size] * spatial_dims) and float(x.abs().max()) <= 1.0
+    assert D(x, y).shape == (4,)
+    assert not any(parametrize.is_parametrized(m) for m in D.modules())  # no spectral norm left
+    with pytest.raises(ValueError, match="upsample"):
+        Generator(upsample="cubic")  # type: ignore[arg-type]
+
+
+def test_minibatch_std_groups_do_not_depend_on_how_the_batch_is_split() -> None:
+    from medgan.networks.cgan import MinibatchStd
+
+    x = torch.randn(8, 3, 4, 4)
+    whole = MinibatchStd()(x)
+    halves = torch.cat([MinibatchStd()(x[:4]), MinibatchStd()(x[4:])])  # two DDP ranks of 4
+    assert whole.shape == (8, 4, 4, 4)
+    assert torch.allclose(whole, halves)
+    # The extra channel is the group's mean standard deviation, constant over space.
+    expected = x[:4].std(dim=0, unbiased=False).mean()
+    assert torch.allclose(whole[0, 3], torch.full((4, 4), float(expected)), atol=1e-5)

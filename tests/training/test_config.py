@@ -27,6 +27,8 @@ def test_defaults_are_valid() -> None:
         (lambda c: setattr(c.model, "family", "progressive"), "needs a 'progressive' schedule section"),
         (lambda c: setattr(c, "progressive", ProgressiveSchedule(target_resolution=32)), "only allowed with model.family 'progressive'"),
         (lambda c: setattr(c, "steps", None), "'steps' must be set for model.family 'residual'"),
+        (lambda c: (setattr(c.model, "family", "progressive"), setattr(c, "progressive", ProgressiveSchedule(target_resolution=32)),
+                    setattr(c.model, "d_mbstd", True)), "apply to model.family 'residual' only"),
     ],
 )
 def test_bad_values_name_the_key(change, match: str) -> None:
