@@ -1,17 +1,22 @@
-"""Class consistency and diversity of a trained generator, recomputed from any checkpoint.
+"""Does a trained generator make images a reader cannot tell from real ones, carrying their class?
 
-The two figures the GAN issues set as bars for a run on real data:
+Measures one checkpoint against its real dataset with the figures of the sample-quality issue:
 
-- class consistency: a logistic regression fitted on the real training pixels labels 1000 G_ema
-  samples (drawn in the training split's class proportions); the share it assigns to their
-  conditioning class should be within 15 points of its accuracy on the real test split;
-- diversity: per class, the mean pairwise L2 distance between 500 G_ema samples (pixels in
-  [0, 1]) over the same figure for the real training images of that class; it should be >= 0.6.
-  A collapsed generator fails this even when its class consistency looks good.
+- C2ST: a small CNN's out-of-fold ROC AUC for real train vs synthetic, per class and overall (the
+  synthetic set drawn in the real train split's class counts), with the real-vs-real floor (train
+  against val + test) (:mod:`medgan.metrics.c2st`);
+- SWD: multi-scale sliced Wasserstein distance per Laplacian level (:mod:`medgan.metrics.swd`);
+- TSTR: the benchmark's classifier trained on synthetic images only (the real train split's
+  class counts), selected on real val, tested on real test; balanced accuracy over seeds, next to
+  the same classifier trained on the real train split (the real-only arm);
+- for mask-like data (3D AdrenalMNIST): the share of voxels near the two mask values.
+
+Appends one JSON record per call to ``--out`` (JSON lines) and prints it. The figures table in
+``benchmarks/results/gan_quality.md`` is written from these records.
 
 Usage:
     python benchmarks/gan_quality.py --checkpoint runs/cgan_breastmnist --data breastmnist \
-        --out benchmarks/results/cgan_breastmnist_quality.json
+        --label "default" --out benchmarks/results/gan_quality.jsonl
 """
 
 from __future__ import annotations
@@ -26,95 +31,90 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def mean_pairwise_l2(x: np.ndarray, max_n: int = 500, seed: int = 0) -> float:
-    """Mean L2 distance over all pairs of (at most ``max_n``) flattened images in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    if len(x) > max_n:
-        x = x[rng.choice(len(x), max_n, replace=False)]
-    t = torch.from_numpy(x.reshape(len(x), -1).astype(np.float64))
-    d = torch.cdist(t, t)
-    n = len(t)
-    return float(d.sum() / (n * (n - 1)))
+from medgan.data.dataset import class_slugs, load_dataset
+from medgan.metrics.c2st import C2STConfig, c2st_metrics
+from medgan.metrics.evaluate import value_metrics
+from medgan.metrics.swd import swd_metrics
+from medgan.networks.classifier import build_classifier
+from medgan.synth.sampling import iter_samples, load_generator
+from medgan.training.classifier import classifier_scores, predict_proba, train_classifier
 
 
-def class_consistency(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                      synth_x: np.ndarray, synth_y: np.ndarray) -> dict[str, float]:
-    """Fit pixel logistic regression on real train; score real test and the synthetic samples."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-
-    clf = LogisticRegression(max_iter=3000, C=0.1)
-    clf.fit(train_x.reshape(len(train_x), -1), train_y)
-    pred_test = clf.predict(test_x.reshape(len(test_x), -1))
-    pred_syn = clf.predict(synth_x.reshape(len(synth_x), -1))
-    return {
-        "real_test_accuracy": float((pred_test == test_y).mean()),
-        "real_test_balanced_accuracy": float(balanced_accuracy_score(test_y, pred_test)),
-        "synthetic_consistency": float((pred_syn == synth_y).mean()),
-        "synthetic_balanced_consistency": float(balanced_accuracy_score(synth_y, pred_syn)),
-    }
+def sample_like(gen, counts: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """G_ema samples with ``counts[c]`` images of class ``c``."""
+    images, labels = [], []
+    for c, n in enumerate(counts):
+        for batch in iter_samples(gen, c, n, seed=seed + 1000 * c):
+            images.append(batch)
+            labels.append(np.full(len(batch), c, dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
 
 
-def evaluate_checkpoint(checkpoint: str, data: str, n_consistency: int = 1000, n_diversity: int = 500,
-                        seed: int = 0) -> dict:
-    """All figures for one checkpoint, as a JSON-ready dict."""
-    from medgan.data.dataset import load_dataset
-    from medgan.synth.sampling import iter_samples, load_generator
-
-    ds = load_dataset(data)
-    gen = load_generator(checkpoint, "cpu")
-    if gen.dataset.get("sha256") != ds.info.sha256:
-        raise SystemExit(f"checkpoint was trained on {gen.dataset.get('name')}, not on {data}")
-    to01 = lambda a: a.astype(np.float32) / 255.0  # noqa: E731
-    train_x, train_y = to01(ds.channel_first("train")), ds.labels["train"]
-    test_x, test_y = to01(ds.channel_first("test")), ds.labels["test"]
-    k = ds.info.num_classes
-    freq = np.bincount(train_y, minlength=k) / len(train_y)
-    per_class_n = np.maximum(np.round(freq * n_consistency).astype(int), 1)
-
-    def draw(c: int, n: int, s: int) -> np.ndarray:
-        return to01(np.concatenate(list(iter_samples(gen, c, n, seed=s, batch_size=250))))
-
-    t0 = time.perf_counter()
-    synth = [draw(c, int(per_class_n[c]), seed) for c in range(k)]
-    cons = class_consistency(train_x, train_y, test_x, test_y, np.concatenate(synth),
-                             np.concatenate([np.full(len(s), c) for c, s in enumerate(synth)]))
-    diversity = {}
-    for c, name in enumerate(ds.info.class_names):
-        fake = draw(c, n_diversity, seed + 1)
-        real = train_x[train_y == c]
-        d_fake, d_real = mean_pairwise_l2(fake), mean_pairwise_l2(real)
-        diversity[name] = {"synthetic": d_fake, "real": d_real, "ratio": d_fake / d_real}
-    return {
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": gen.checkpoint_sha256,
-        "dataset": ds.info.name,
-        "dataset_sha256": ds.info.sha256,
-        "class_consistency": cons,
-        "consistency_gap_points": 100 * (cons["real_test_accuracy"] - cons["synthetic_consistency"]),
-        "consistency_pass": abs(cons["real_test_accuracy"] - cons["synthetic_consistency"]) <= 0.15,
-        "diversity": diversity,
-        "diversity_pass": all(v["ratio"] >= 0.6 for v in diversity.values()),
-        "eval_seconds": time.perf_counter() - t0,
-        "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(), "torch": torch.__version__},
-    }
+def classifier_balanced_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seeds: int, epochs: int) -> list[float]:
+    """The benchmark classifier (``cnn``, 40 epochs, balanced loss) trained on ``train``; real-test balanced accuracy per seed."""
+    x = ds.channel_first("train")
+    out = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        net = build_classifier("cnn", x.ndim - 2, x.shape[1], ds.info.num_classes)
+        net, _ = train_classifier(net, train, (ds.channel_first("val"), ds.labels["val"]), epochs=epochs, seed=seed)
+        out.append(classifier_scores(predict_proba(net, ds.channel_first("test")), ds.labels["test"])["balanced_accuracy"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    result = evaluate_checkpoint(args.checkpoint, args.data, seed=args.seed)
-    result["command"] = " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])
-    text = json.dumps(result, indent=2)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a run folder or checkpoint .pt")
+    p.add_argument("--data", required=True, help="registry name or prepared dataset the GAN was trained on")
+    p.add_argument("--data-size", type=int, default=None, help="MedMNIST size (64 for the 64-pixel files)")
+    p.add_argument("--label", default="", help="a name for this variant in the record")
+    p.add_argument("--seeds", type=int, default=3, help="classifier seeds for TSTR and real-only")
+    p.add_argument("--epochs", type=int, default=40, help="classifier epochs")
+    p.add_argument("--c2st-max", type=int, default=1000, help="at most this many images per side in C2ST")
+    p.add_argument("--skip-real-only", action="store_true", help="do not retrain the real-only classifier")
+    p.add_argument("--gan-wall-s", type=float, default=None, help="the GAN's training wall time, for the record")
+    p.add_argument("--out", type=Path, default=None, help="append the JSON record to this JSON-lines file")
+    args = p.parse_args(argv)
+
+    t0 = time.time()
+    ds = load_dataset(args.data, size=args.data_size)
+    gen = load_generator(args.checkpoint, "cpu")
+    gen.check_trained_on(ds.info, "--data", Path(args.checkpoint))
+    real_x, real_y = ds.channel_first("train"), ds.labels["train"]
+    counts = np.bincount(real_y, minlength=ds.info.num_classes).tolist()
+    syn_x, syn_y = sample_like(gen, counts, seed=0)
+    heldout = np.concatenate([ds.channel_first("val"), ds.channel_first("test")])
+    slugs = class_slugs(list(ds.info.class_names))
+
+    record: dict = {
+        "label": args.label,
+        "checkpoint": str(args.checkpoint),
+        "data": ds.info.name,
+    }
+    metrics: dict[str, float] = {}
+    metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout, C2STConfig(max_per_side=args.c2st_max)))
+    metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
+    metrics.update(value_metrics(real_x, syn_x))
+    tstr = classifier_balanced_accuracy((syn_x, syn_y), ds, args.seeds, args.epochs)
+    metrics["tstr/balanced_accuracy"] = float(np.mean(tstr))
+    metrics["tstr/balanced_accuracy_std"] = float(np.std(tstr))
+    if not args.skip_real_only:
+        real_only = classifier_balanced_accuracy((real_x, real_y), ds, args.seeds, args.epochs)
+        metrics["real_only/balanced_accuracy"] = float(np.mean(real_only))
+        metrics["tstr/ratio_to_real_only"] = metrics["tstr/balanced_accuracy"] / metrics["real_only/balanced_accuracy"]
+    record.update({
+        "metrics": metrics,
+        "gan_wall_time_s": args.gan_wall_s,
+        "eval_wall_time_s": round(time.time() - t0, 1),
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.platform()}, torch {torch.__version__}",
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+    })
+    text = json.dumps(record)
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    if args.out is not None:
+        with open(args.out, "a") as f:
+            f.write(text + "\n")
     return 0
 
 
