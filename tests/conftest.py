@@ -1,4 +1,5 @@
-"""Shared fixtures: seeded RNGs, an isolated MEDGAN_HOME, one torch thread, and the real MedMNIST files when present."""
+"""Shared fixtures: seeded RNGs, an isolated MEDGAN_HOME, one torch thread, the real MedMNIST files when present,
+and the toy-dataset builders (four on purpose: each makes the pixels its own tests depend on)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from medgan.data.dataset import DatasetInfo, PreparedDataset, load_dataset, save_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,3 +84,93 @@ def one_thread() -> Iterator[None]:
     """One torch thread for a whole test module: ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
     with one_torch_thread():
         yield
+
+
+# Toy-dataset builders, built in the test and never committed. They are deliberately not merged:
+# each makes different pixels, and the tests that use each one depend on them.
+
+
+def make_banded_toy(root: Path, *, size: int = 16, spatial_dims: int = 2, n: int = 48, channels: int = 1,
+                    num_classes: int = 2, seed: int = 0) -> Path:
+    """A prepared dataset whose classes differ visibly: class k is bright in the k-th band."""
+    rng = np.random.default_rng(seed)
+    shape = (size,) * spatial_dims + ((3,) if channels == 3 else ())
+    images, labels = {}, {}
+    for split, count in (("train", n), ("val", n // 4), ("test", n // 4)):
+        lab = np.arange(count) % num_classes
+        img = rng.integers(0, 60, size=(count, *shape)).astype(np.uint8)
+        band = max(size // num_classes, 1)
+        for i, k in enumerate(lab):
+            img[i, ..., k * band : (k + 1) * band] = 220 if channels == 1 else img[i, ..., k * band : (k + 1) * band]
+        images[split], labels[split] = img, lab
+    info = DatasetInfo(name="toy", class_names=[f"class{k}" for k in range(num_classes)], channels=channels,
+                       spatial_dims=spatial_dims, size=[size] * spatial_dims, source="test", sha256="")
+    out = root / f"toy{spatial_dims}d_{size}"
+    save_prepared(out, images, labels, info)
+    return out
+
+
+def _dark_bright_images(n: int, label: int, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    base = 70 if label == 0 else 180
+    return np.clip(rng.normal(base, 25, size=(n, *size)), 0, 255).astype(np.uint8)
+
+
+def make_dark_bright_toy(folder: Path, size: tuple[int, ...] = (8, 8), n: tuple[int, int, int] = (40, 12, 12),
+                         seed: int = 0) -> PreparedDataset:
+    """``folder/dataset.npz`` + ``dataset.json``: classes ``dark`` and ``bright`` (noise images) in every split."""
+    rng = np.random.default_rng(seed)
+    images, labels = {}, {}
+    for split, count in zip(("train", "val", "test"), n, strict=True):
+        half = count // 2
+        images[split] = np.concatenate([_dark_bright_images(half, 0, size, rng),
+                                        _dark_bright_images(count - half, 1, size, rng)])
+        labels[split] = np.array([0] * half + [1] * (count - half))
+    info = DatasetInfo(name="toy", class_names=["dark", "bright"], channels=1, spatial_dims=len(size),
+                       size=list(size), source="test", sha256="")
+    save_prepared(folder, images, labels, info)
+    return load_dataset(folder)
+
+
+_DISC_TOY_CACHE: dict[str, Path] = {}
+
+
+def make_disc_toy(root: Path, *, size: int = 16, counts: tuple[int, int] = (12, 36), seed: int = 0,
+                  bright: int = 210) -> Path:
+    """An imbalanced two-class prepared dataset: ``lesion`` (a bright disc, the minority) and ``normal``.
+
+    The class signal survives flips and small rotations, so the classical arm stays learnable.
+    Splits: train ``counts``, val 8 + 8, test 10 + 10. Cached per session.
+    """
+    key = f"data:{root}:{size}:{counts}:{seed}:{bright}"
+    if key in _DISC_TOY_CACHE:
+        return _DISC_TOY_CACHE[key]
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2 + 0.5) ** 2 + (xx - size / 2 + 0.5) ** 2 <= (size / 4) ** 2
+    images, labels = {}, {}
+    for split, (n0, n1) in (("train", counts), ("val", (8, 8)), ("test", (10, 10))):
+        lab = np.array([0] * n0 + [1] * n1)
+        img = rng.integers(0, 70, size=(len(lab), size, size)).astype(np.uint8)
+        img[lab == 0] = np.where(disc, bright, img[lab == 0])
+        images[split], labels[split] = img, lab
+    info = DatasetInfo(name="toy", class_names=["lesion", "normal"], channels=1, spatial_dims=2,
+                       size=[size, size], source="test", sha256="")
+    out = root / f"toy_{size}_{seed}_{bright}"
+    save_prepared(out, images, labels, info)
+    _DISC_TOY_CACHE[key] = out
+    return out
+
+
+BREAST_LIKE_NAMES = ["malignant", "normal, benign"]
+BREAST_LIKE_TRAIN_COUNTS = [12, 36]  # the toy's training split, imbalanced like BreastMNIST
+
+
+def make_breast_like_toy(root: Path, name: str, seed: int) -> Path:
+    """A 2D 16² banded toy with BreastMNIST's class names and a 12 : 36 training split."""
+    src = load_dataset(make_banded_toy(root / f"src_{name}", seed=seed))
+    labels = dict(src.labels)
+    labels["train"] = np.repeat([0, 1], BREAST_LIKE_TRAIN_COUNTS)
+    info = DatasetInfo(name=name, class_names=BREAST_LIKE_NAMES, channels=1, spatial_dims=2, size=[16, 16],
+                       source="test", sha256="")
+    save_prepared(root / name, src.images, labels, info)
+    return root / name

@@ -1,44 +1,15 @@
-"""Toy data, tiny GANs and benchmark configs for fast benchmark tests (built in the test, never committed)."""
+"""Tiny GANs and benchmark configs for fast benchmark tests (the toy data is ``tests/conftest.py: make_disc_toy``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from medgan.configio import save_config
-from medgan.data.dataset import DatasetInfo, save_prepared
 from tests.training.helpers import tiny_config
 
 _CACHE: dict[str, Path] = {}
-
-
-def toy_dataset(root: Path, *, size: int = 16, counts: tuple[int, int] = (12, 36), seed: int = 0,
-                bright: int = 210) -> Path:
-    """An imbalanced two-class prepared dataset: ``lesion`` (a bright disc, the minority) and ``normal``.
-
-    The class signal survives flips and small rotations, so the classical arm stays learnable.
-    Splits: train ``counts``, val 8 + 8, test 10 + 10.
-    """
-    key = f"data:{root}:{size}:{counts}:{seed}:{bright}"
-    if key in _CACHE:
-        return _CACHE[key]
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    disc = (yy - size / 2 + 0.5) ** 2 + (xx - size / 2 + 0.5) ** 2 <= (size / 4) ** 2
-    images, labels = {}, {}
-    for split, (n0, n1) in (("train", counts), ("val", (8, 8)), ("test", (10, 10))):
-        lab = np.array([0] * n0 + [1] * n1)
-        img = rng.integers(0, 70, size=(len(lab), size, size)).astype(np.uint8)
-        img[lab == 0] = np.where(disc, bright, img[lab == 0])
-        images[split], labels[split] = img, lab
-    info = DatasetInfo(name="toy", class_names=["lesion", "normal"], channels=1, spatial_dims=2,
-                       size=[size, size], source="test", sha256="")
-    out = root / f"toy_{size}_{seed}_{bright}"
-    save_prepared(out, images, labels, info)
-    _CACHE[key] = out
-    return out
 
 
 def gan_config(root: Path, data: Path) -> Path:

@@ -17,7 +17,7 @@ from medgan.benchmark.arms import (
 from medgan.benchmark.config import ClassicalConfig
 from medgan.data.dataset import load_dataset
 from medgan.synth.plan import ClassPlan
-from tests.benchmark.helpers import toy_dataset
+from tests.conftest import make_disc_toy
 
 
 def _pool(counts: list[int], shape: tuple[int, ...] = (1, 4, 4)) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +83,7 @@ def test_classical_augment_operations() -> None:
 
 
 def test_train_only_copy_has_no_val_or_test_images(tmp_path: Path) -> None:
-    ds = load_dataset(toy_dataset(tmp_path))
+    ds = load_dataset(make_disc_toy(tmp_path))
     copy = load_dataset(write_train_only(ds, tmp_path / "gan_data"))
     assert np.array_equal(copy.images["train"], ds.images["train"])
     assert np.array_equal(copy.labels["train"], ds.labels["train"])

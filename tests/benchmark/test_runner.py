@@ -20,7 +20,8 @@ from medgan.data.dataset import load_dataset
 from medgan.errors import MedganError
 from medgan.training import classifier as clf
 from medgan.training import loop
-from tests.benchmark.helpers import bench_config, gan_checkpoint, gan_config, toy_dataset
+from tests.benchmark.helpers import bench_config, gan_checkpoint, gan_config
+from tests.conftest import make_disc_toy
 
 JOBS = [(arm, seed) for seed in range(2) for arm in ARMS]
 TRAIN_CLASSIFIER = clf.train_classifier  # the real one, whatever a test has patched in
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 def env(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     root = tmp_path_factory.getbasetemp() / "bench_shared"
     root.mkdir(exist_ok=True)
-    data = toy_dataset(root)
+    data = make_disc_toy(root)
     return SimpleNamespace(root=root, data=data, gan_yaml=gan_config(root, data), ckpt=gan_checkpoint(root, data))
 
 

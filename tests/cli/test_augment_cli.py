@@ -19,28 +19,17 @@ from typer.testing import CliRunner
 
 from medgan.cli.augment import parse_plan
 from medgan.cli.main import app
-from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
+from medgan.data.dataset import load_dataset
 from medgan.errors import MedganError
 from medgan.training.checkpoint import find_checkpoint
 from medgan.training.loop import train
 from medgan.utils import file_sha256
-from tests.conftest import real_npz
-from tests.training.helpers import make_toy_dataset, tiny_config
+from tests.conftest import BREAST_LIKE_NAMES as NAMES
+from tests.conftest import BREAST_LIKE_TRAIN_COUNTS as TRAIN_COUNTS
+from tests.conftest import make_banded_toy, make_breast_like_toy, real_npz
+from tests.training.helpers import tiny_config
 
-NAMES = ["malignant", "normal, benign"]
-TRAIN_COUNTS = [12, 36]  # the toy's training split, imbalanced like BreastMNIST
 FINAL_LINE = re.compile(r"^wrote (\d+) samples \((.+)\) as (\w+) to (.+) in \d+\.\d\d s \(\d+ images/s\)$")
-
-
-def _breast_like_toy(root: Path, name: str, seed: int) -> Path:
-    """A 2D 16² toy with BreastMNIST's class names and a 12 : 36 training split."""
-    src = load_dataset(make_toy_dataset(root / f"src_{name}", seed=seed))
-    labels = dict(src.labels)
-    labels["train"] = np.repeat([0, 1], TRAIN_COUNTS)
-    info = DatasetInfo(name=name, class_names=NAMES, channels=1, spatial_dims=2, size=[16, 16], source="test",
-                       sha256="")
-    save_prepared(root / name, src.images, labels, info)
-    return root / name
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +37,9 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two-step training runs: a 2D BreastMNIST-like model and a 3D 8³ one, plus their datasets."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("augment_toy")
-    data2d = _breast_like_toy(root, "breasttoy", seed=0)
-    other = _breast_like_toy(root, "othertoy", seed=1)  # same names and shape, other pixels
-    data3d = make_toy_dataset(root, size=8, spatial_dims=3)
+    data2d = make_breast_like_toy(root, "breasttoy", seed=0)
+    other = make_breast_like_toy(root, "othertoy", seed=1)  # same names and shape, other pixels
+    data3d = make_banded_toy(root, size=8, spatial_dims=3)
     run2d = train(tiny_config(data2d, root / "run2d", "steps=2"), progress=False).run_dir
     run3d = train(tiny_config(data3d, root / "run3d", "steps=2"), progress=False).run_dir
     return {"data2d": data2d, "other": other, "data3d": data3d, "run2d": run2d, "run3d": run3d}

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from medgan.cli.main import app
-from tests.benchmark.helpers import bench_config, gan_checkpoint, gan_config, toy_dataset
+from tests.benchmark.helpers import bench_config, gan_checkpoint, gan_config
+from tests.conftest import make_disc_toy
 
 runner = CliRunner()
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 def env(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     root = tmp_path_factory.getbasetemp() / "bench_shared"
     root.mkdir(exist_ok=True)
-    data = toy_dataset(root)
+    data = make_disc_toy(root)
     return SimpleNamespace(root=root, data=data, gan_yaml=gan_config(root, data), ckpt=gan_checkpoint(root, data))
 
 
@@ -76,13 +77,13 @@ def test_target_class_not_in_the_dataset(env: SimpleNamespace, tmp_path: Path) -
 
 
 def test_checkpoint_trained_on_another_dataset(env: SimpleNamespace, tmp_path: Path) -> None:
-    other = gan_checkpoint(env.root, toy_dataset(env.root, seed=1, bright=150))
+    other = gan_checkpoint(env.root, make_disc_toy(env.root, seed=1, bright=150))
     config = bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml)
     _one_line_error(_invoke(config, "--checkpoint", other), "the benchmark data is not the dataset this checkpoint was trained on")
 
 
 def test_checkpoint_with_samples_of_the_wrong_shape(env: SimpleNamespace, tmp_path: Path) -> None:
-    small = gan_checkpoint(env.root, toy_dataset(env.root, size=8))
+    small = gan_checkpoint(env.root, make_disc_toy(env.root, size=8))
     config = bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml)
     _one_line_error(_invoke(config, "--checkpoint", small), "wrong shape", "8×8", "16×16")
 

@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medgan.cli.main import app
-from tests.conftest import real_npz
-from tests.metrics._toy import make_toy_dataset
+from tests.conftest import make_dark_bright_toy, real_npz
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -75,7 +74,7 @@ def test_end_to_end_on_real_images(tmp_path: Path) -> None:
 
 @pytest.fixture
 def toy(tmp_path: Path):
-    return make_toy_dataset(tmp_path / "toy")
+    return make_dark_bright_toy(tmp_path / "toy")
 
 
 def _assert_one_line_error(result, *fragments: str) -> None:

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from medgan.cli.main import app
-from tests.training.helpers import make_toy_dataset
+from tests.conftest import make_banded_toy
 
 runner = CliRunner()
 
@@ -40,7 +40,7 @@ def _one_line_error(result, text: str) -> None:
 
 
 def test_train_writes_a_run_and_reports(tmp_path):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    cfg = _config(tmp_path, make_banded_toy(tmp_path))
     result = runner.invoke(app, ["train", str(cfg), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "done: 2 steps" in result.output
@@ -48,7 +48,7 @@ def test_train_writes_a_run_and_reports(tmp_path):
 
 
 def test_unknown_config_key(tmp_path):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path), learning_rate=0.1)
+    cfg = _config(tmp_path, make_banded_toy(tmp_path), learning_rate=0.1)
     _one_line_error(runner.invoke(app, ["train", str(cfg)]), "unknown config key 'learning_rate'")
 
 
@@ -58,7 +58,7 @@ def test_unknown_config_key(tmp_path):
      ("model.width=3", "unknown config key 'model.width'"), ("loss=l1", "'loss': 'l1' is not one of")],
 )
 def test_bad_set(tmp_path, item, text):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    cfg = _config(tmp_path, make_banded_toy(tmp_path))
     _one_line_error(runner.invoke(app, ["train", str(cfg), "--set", item]), text)
 
 
@@ -70,7 +70,7 @@ def test_missing_dataset(tmp_path):
 
 
 def test_resume_with_a_wrong_hash(tmp_path):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    cfg = _config(tmp_path, make_banded_toy(tmp_path))
     assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
     sidecar = tmp_path / "run" / "checkpoints" / "step_000002.pt.sha256"
     sidecar.write_text("0" * 64 + "  step_000002.pt\n")
@@ -79,15 +79,15 @@ def test_resume_with_a_wrong_hash(tmp_path):
 
 
 def test_resume_on_another_dataset(tmp_path):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    cfg = _config(tmp_path, make_banded_toy(tmp_path))
     assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
-    other = make_toy_dataset(tmp_path / "other", seed=3)
+    other = make_banded_toy(tmp_path / "other", seed=3)
     result = runner.invoke(app, ["train", str(cfg), "--resume", str(tmp_path / "run"), "--data", str(other), "--steps", "4"])
     _one_line_error(result, "data is not the dataset this checkpoint was trained on (checkpoint: toy")
 
 
 def test_resume_from_the_run_folder_alone(tmp_path):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path))
+    cfg = _config(tmp_path, make_banded_toy(tmp_path))
     assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--steps", "3", "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -96,7 +96,7 @@ def test_resume_from_the_run_folder_alone(tmp_path):
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_writes_a_checkpoint_and_exits_128_plus_signal(tmp_path, sig, code):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path), steps=100000, sample_every=100000)
+    cfg = _config(tmp_path, make_banded_toy(tmp_path), steps=100000, sample_every=100000)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "medgan", "train", str(cfg), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -113,7 +113,7 @@ def test_a_signal_writes_a_checkpoint_and_exits_128_plus_signal(tmp_path, sig, c
 
 
 def test_train_under_torchrun_writes_one_checkpoint_and_one_log(tmp_path):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path), steps=4, log_every=2, sample_every=4)
+    cfg = _config(tmp_path, make_banded_toy(tmp_path), steps=4, log_every=2, sample_every=4)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "medgan",
                            "train", str(cfg), "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
@@ -144,6 +144,6 @@ PROGRESSIVE = {"model": {**TINY["model"], "family": "progressive", "g_channels":
      ({"resolutions": [4, 16, 8]}, "increasing")],
 )
 def test_progressive_schedule_errors(tmp_path, schedule, text):
-    cfg = _config(tmp_path, make_toy_dataset(tmp_path), **{**PROGRESSIVE,
+    cfg = _config(tmp_path, make_banded_toy(tmp_path), **{**PROGRESSIVE,
                   "progressive": {**PROGRESSIVE["progressive"], **schedule}})
     _one_line_error(runner.invoke(app, ["train", str(cfg)]), text)

@@ -14,7 +14,7 @@ from medgan.errors import MedganError
 from medgan.metrics import evaluate, evaluate_detailed, get_feature_extractor, load_synthetic
 from medgan.metrics.c2st import C2STConfig
 from medgan.metrics.evaluate import check_compatible
-from tests.metrics._toy import make_toy_dataset
+from tests.conftest import make_dark_bright_toy
 
 # A short two-sample test: what it detects is tested in test_c2st.py.
 CHEAP = {"c2st": C2STConfig(folds=2, epochs=1, min_steps=0)}
@@ -22,7 +22,7 @@ CHEAP = {"c2st": C2STConfig(folds=2, epochs=1, min_steps=0)}
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
-    return make_toy_dataset(tmp_path_factory.mktemp("toy") / "ds")
+    return make_dark_bright_toy(tmp_path_factory.mktemp("toy") / "ds")
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 
 from medgan.errors import MedganError
 from medgan.metrics.features import feature_cache_path, get_feature_extractor, inception_extractor
-from tests.metrics._toy import make_toy_dataset
+from tests.conftest import make_dark_bright_toy
 
 
 def test_trains_once_then_loads_from_the_cache(tmp_path: Path) -> None:
-    ds = make_toy_dataset(tmp_path / "toy")
+    ds = make_dark_bright_toy(tmp_path / "toy")
     cache = tmp_path / "features"
     epochs_seen: list[float] = []
     fx = get_feature_extractor(
@@ -39,14 +39,14 @@ def test_trains_once_then_loads_from_the_cache(tmp_path: Path) -> None:
 
 
 def test_split_features_are_memoised(tmp_path: Path) -> None:
-    ds = make_toy_dataset(tmp_path / "toy")
+    ds = make_dark_bright_toy(tmp_path / "toy")
     fx = get_feature_extractor(ds, "cnn", epochs=1, cache_dir=tmp_path / "features")
     assert fx.split_features(ds, "train") is fx.split_features(ds, "train")
     assert fx.split_features(ds, "train").shape[0] == 40
 
 
 def test_a_tampered_cache_is_retrained(tmp_path: Path) -> None:
-    ds = make_toy_dataset(tmp_path / "toy")
+    ds = make_dark_bright_toy(tmp_path / "toy")
     cache = tmp_path / "features"
     get_feature_extractor(ds, "cnn", epochs=1, cache_dir=cache)
     path = feature_cache_path(ds.info.sha256, "cnn", cache)
@@ -61,7 +61,7 @@ def test_a_tampered_cache_is_retrained(tmp_path: Path) -> None:
 
 
 def test_3d_feature_space(tmp_path: Path) -> None:
-    ds = make_toy_dataset(tmp_path / "toy3d", size=(8, 8, 8), n=(16, 6, 6))
+    ds = make_dark_bright_toy(tmp_path / "toy3d", size=(8, 8, 8), n=(16, 6, 6))
     fx = get_feature_extractor(ds, "cnn", epochs=2, cache_dir=tmp_path / "features")
     assert fx.extract(ds.channel_first("test")).shape == (6, 64)
 
@@ -72,7 +72,7 @@ def test_default_cache_lives_under_medgan_home(tmp_path: Path, monkeypatch: pyte
 
 
 def test_errors(tmp_path: Path) -> None:
-    ds = make_toy_dataset(tmp_path / "toy")
+    ds = make_dark_bright_toy(tmp_path / "toy")
     with pytest.raises(ValueError, match="allowed: cnn, resnet10, resnet18, densenet121"):
         get_feature_extractor(ds, "inception", cache_dir=tmp_path)
     with pytest.raises(MedganError, match="not found"):

@@ -23,7 +23,8 @@ from medgan.synth.sampling import (
 from medgan.training.checkpoint import load_checkpoint, save_checkpoint
 from medgan.training.loop import train
 from medgan.utils import file_sha256
-from tests.training.helpers import make_toy_dataset, tiny_config
+from tests.conftest import make_banded_toy
+from tests.training.helpers import tiny_config
 
 
 def _loaded(spatial_dims: int, num_classes: int = 2) -> LoadedGenerator:
@@ -186,7 +187,7 @@ def progressive_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     """
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("progressive")
-    data = make_toy_dataset(root, size=8)
+    data = make_banded_toy(root, size=8)
     schedule = ["model.family=progressive", "progressive.target_resolution=8", "progressive.start_resolution=4",
                 "progressive.fade_images=64", "progressive.stable_images=64", "progressive.default_batch_size=16"]
     runs = {}

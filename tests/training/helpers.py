@@ -1,34 +1,11 @@
-"""Small prepared datasets and configs for training tests (built in the test, never committed)."""
+"""A tiny training config for training tests (the toy datasets are built by ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from medgan.configio import load_config
-from medgan.data.dataset import DatasetInfo, save_prepared
 from medgan.training.config import TrainConfig
-
-
-def make_toy_dataset(root: Path, *, size: int = 16, spatial_dims: int = 2, n: int = 48, channels: int = 1,
-                     num_classes: int = 2, seed: int = 0) -> Path:
-    """A prepared dataset whose classes differ visibly: class k is bright in the k-th band."""
-    rng = np.random.default_rng(seed)
-    shape = (size,) * spatial_dims + ((3,) if channels == 3 else ())
-    images, labels = {}, {}
-    for split, count in (("train", n), ("val", n // 4), ("test", n // 4)):
-        lab = np.arange(count) % num_classes
-        img = rng.integers(0, 60, size=(count, *shape)).astype(np.uint8)
-        band = max(size // num_classes, 1)
-        for i, k in enumerate(lab):
-            img[i, ..., k * band : (k + 1) * band] = 220 if channels == 1 else img[i, ..., k * band : (k + 1) * band]
-        images[split], labels[split] = img, lab
-    info = DatasetInfo(name="toy", class_names=[f"class{k}" for k in range(num_classes)], channels=channels,
-                       spatial_dims=spatial_dims, size=[size] * spatial_dims, source="test", sha256="")
-    out = root / f"toy{spatial_dims}d_{size}"
-    save_prepared(out, images, labels, info)
-    return out
 
 
 def tiny_config(data: Path, out: Path, *overrides: str) -> TrainConfig:

@@ -18,8 +18,9 @@ import torch
 import torch.multiprocessing as mp
 
 from medgan.training.loop import train
+from tests.conftest import make_banded_toy
 from tests.training.ddp_worker import run_rank
-from tests.training.helpers import make_toy_dataset, tiny_config
+from tests.training.helpers import tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
 
@@ -51,7 +52,7 @@ def _max_diff(a: dict, b: dict) -> float:
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    return make_toy_dataset(tmp_path_factory.mktemp("ddp_data"), size=16, n=64)
+    return make_banded_toy(tmp_path_factory.mktemp("ddp_data"), size=16, n=64)
 
 
 @pytest.fixture(scope="module")

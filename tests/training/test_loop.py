@@ -10,7 +10,8 @@ import torch
 from medgan.errors import MedganError
 from medgan.training.checkpoint import load_checkpoint
 from medgan.training.loop import train
-from tests.training.helpers import make_toy_dataset, tiny_config
+from tests.conftest import make_banded_toy
+from tests.training.helpers import tiny_config
 
 
 def _assert_states_equal(a, b, where=""):
@@ -29,7 +30,7 @@ def _assert_states_equal(a, b, where=""):
 
 
 def test_run_folder_holds_config_metrics_samples_curves_checkpoint(tmp_path):
-    data = make_toy_dataset(tmp_path)
+    data = make_banded_toy(tmp_path)
     result = train(tiny_config(data, tmp_path / "run"), progress=False)
     run = result.run_dir
     assert (run / "config.yaml").is_file() and (run / "loss_curves.png").is_file()
@@ -47,7 +48,7 @@ def test_run_folder_holds_config_metrics_samples_curves_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_dims):
-    data = make_toy_dataset(tmp_path, size=8 if spatial_dims == 3 else 16, spatial_dims=spatial_dims)
+    data = make_banded_toy(tmp_path, size=8 if spatial_dims == 3 else 16, spatial_dims=spatial_dims)
     full = train(tiny_config(data, tmp_path / "full", "steps=8"), progress=False)
     train(tiny_config(data, tmp_path / "half", "steps=4"), progress=False)
     resumed = train(tiny_config(data, tmp_path / "half", "steps=8"), resume=tmp_path / "half", progress=False)
@@ -58,15 +59,15 @@ def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_di
 
 
 def test_resume_refuses_a_run_on_another_dataset(tmp_path):
-    data = make_toy_dataset(tmp_path)
-    other = make_toy_dataset(tmp_path / "o", seed=1)
+    data = make_banded_toy(tmp_path)
+    other = make_banded_toy(tmp_path / "o", seed=1)
     train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
     with pytest.raises(MedganError, match="data is not the dataset this checkpoint was trained on"):
         train(tiny_config(other, tmp_path / "run", "steps=4"), resume=tmp_path / "run", progress=False)
 
 
 def test_non_empty_run_folder_is_refused_without_resume(tmp_path):
-    data = make_toy_dataset(tmp_path)
+    data = make_banded_toy(tmp_path)
     train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
     with pytest.raises(MedganError, match="run folder exists and is not empty"):
         train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
@@ -82,7 +83,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
         return (loss * float("nan") if step >= 10 else loss), stats  # D step 10 = G step 5 (d_steps=2)
 
     monkeypatch.setattr(medgan.training.loss.GANLoss, "discriminator_loss", poisoned)
-    data = make_toy_dataset(tmp_path)
+    data = make_banded_toy(tmp_path)
     cfg = tiny_config(data, tmp_path / "run", "steps=8", "checkpoint_every=2", "log_every=2")
     with pytest.raises(MedganError, match=r"non-finite loss by step 6.*last good checkpoint is .*step_000004\.pt"):
         train(cfg, progress=False)

@@ -11,7 +11,8 @@ from medgan.errors import MedganError
 from medgan.training.checkpoint import load_checkpoint
 from medgan.training.loop import train
 from medgan.training.schedule import phase_at
-from tests.training.helpers import make_toy_dataset, tiny_config
+from tests.conftest import make_banded_toy
+from tests.training.helpers import tiny_config
 from tests.training.test_loop import _assert_states_equal
 
 # 16² toy, 4 -> 8 -> 16; 16 images per phase at batch 8 = 2 steps per phase:
@@ -28,7 +29,7 @@ def _cfg(data, out, *extra):
 
 
 def test_progressive_run_reaches_the_target_and_logs_stage_and_alpha(tmp_path):
-    data = make_toy_dataset(tmp_path)
+    data = make_banded_toy(tmp_path)
     result = train(_cfg(data, tmp_path / "run", "log_every=1"), progress=False)
     assert result.step == 10
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -44,7 +45,7 @@ def test_progressive_run_reaches_the_target_and_logs_stage_and_alpha(tmp_path):
 
 
 def test_resume_mid_fade_across_a_stage_boundary_is_bitwise_exact(tmp_path):
-    data = make_toy_dataset(tmp_path)
+    data = make_banded_toy(tmp_path)
     cfg_half = _cfg(data, tmp_path / "half", "steps=7")
     assert phase_at(7, cfg_half.progressive).fading  # the resume point falls inside stage 2's fade-in
     full = train(_cfg(data, tmp_path / "full", "steps=12"), progress=False)
@@ -58,7 +59,7 @@ def test_resume_mid_fade_across_a_stage_boundary_is_bitwise_exact(tmp_path):
 
 
 def test_target_resolution_must_match_the_data(tmp_path):
-    data = make_toy_dataset(tmp_path)
+    data = make_banded_toy(tmp_path)
     with pytest.raises(MedganError, match=r"target_resolution is 32, but the data is 16"):
         train(_cfg(data, tmp_path / "run", "progressive.target_resolution=32"), progress=False)
 
@@ -69,13 +70,13 @@ def test_target_resolution_must_match_the_data(tmp_path):
 ])
 def test_bad_stage_lists_are_refused(tmp_path, item, text):
     with pytest.raises(MedganError, match=text):
-        _cfg(make_toy_dataset(tmp_path), tmp_path / "run", item)
+        _cfg(make_banded_toy(tmp_path), tmp_path / "run", item)
 
 
 def test_progressive_checkpoint_samples_through_the_shared_sampler(tmp_path):
     from medgan.synth.sampling import iter_samples, load_generator
 
-    data = make_toy_dataset(tmp_path)
+    data = make_banded_toy(tmp_path)
     train(_cfg(data, tmp_path / "run"), progress=False)
     gen = load_generator(tmp_path / "run", "cpu")
     batch = next(iter_samples(gen, 1, 5, seed=0))
