@@ -14,7 +14,7 @@ from medgan.errors import MedganError
 from medgan.synth.export import SampleWriter
 from medgan.synth.manifest import write_manifest, write_provenance
 from medgan.synth.sampling import LATENT_BLOCK, LoadedGenerator, forward_block, iter_samples
-from medgan.synth.writers import FORMATS
+from medgan.synth.writers import FORMATS, cannot_hold
 from medgan.utils import atomic_dir
 
 __all__ = ["check_format", "write_synthetic"]
@@ -23,16 +23,17 @@ __all__ = ["check_format", "write_synthetic"]
 def check_format(fmt: str, gen: LoadedGenerator | None = None) -> None:
     """Refuse a ``--format`` that is unknown or that cannot hold this generator's samples.
 
+    The rule is :func:`medgan.synth.writers.cannot_hold`; this words it for the command line.
+
     Raises:
         MedganError: an unknown format; PNG for volumes; NIfTI for RGB images.
     """
-    if fmt not in FORMATS:
+    reason = cannot_hold(fmt, None if gen is None else gen.spatial_dims, None if gen is None else gen.channels)
+    if reason == "unknown":
         raise MedganError(f"unknown --format '{fmt}' (allowed: {', '.join(FORMATS)})")
-    if gen is None:
-        return
-    if fmt == "png" and gen.spatial_dims == 3:
+    if reason == "volumes":
         raise MedganError("PNG is 2D only and this checkpoint makes volumes; use --format nifti, dicom or npz")
-    if fmt == "nifti" and gen.spatial_dims == 2 and gen.channels == 3:
+    if reason == "rgb":
         raise MedganError("NIfTI holds grey images only and this checkpoint makes RGB; use --format png, npz or dicom")
 
 

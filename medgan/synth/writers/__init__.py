@@ -13,7 +13,14 @@ Layout of an output folder (``<slug>`` is the class name made file-safe, see :fu
 
 from __future__ import annotations
 
-from medgan.synth.writers.base import FORMATS, ExportFormat, ExportInfo, FormatWriter, check_holds
+from medgan.synth.writers.base import (
+    FORMATS,
+    ExportFormat,
+    ExportInfo,
+    FormatWriter,
+    cannot_hold,
+    check_holds,
+)
 from medgan.synth.writers.dicom import DicomWriter
 from medgan.synth.writers.nifti import NiftiWriter, nifti_array_affine
 from medgan.synth.writers.npz import NpzWriter
@@ -25,6 +32,7 @@ __all__ = [
     "ExportFormat",
     "ExportInfo",
     "FormatWriter",
+    "cannot_hold",
     "check_holds",
     "nifti_array_affine",
 ]

@@ -19,12 +19,40 @@ import numpy as np
 from medgan.data.dataset import class_slugs
 from medgan.errors import MedganError
 
-__all__ = ["FORMATS", "ExportFormat", "ExportInfo", "FormatWriter", "check_holds", "medgan_version"]
+__all__ = [
+    "FORMATS", "ExportFormat", "ExportInfo", "FormatWriter", "Refusal", "cannot_hold", "check_holds", "medgan_version",
+]
 
 ExportFormat = Literal["png", "npz", "nifti", "dicom"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
 _SHA_HEX = re.compile(r"^[0-9a-f]{12,64}$")
+
+
+Refusal = Literal["unknown", "volumes", "rgb"]
+
+
+def cannot_hold(fmt: str, spatial_dims: int | None = None, channels: int | None = None) -> Refusal | None:
+    """The one rule of what each format holds: ``None`` when ``fmt`` can hold the samples, else why not.
+
+    ``"unknown"``: not one of :data:`FORMATS`; ``"volumes"``: PNG for 3D samples; ``"rgb"``: NIfTI for
+    RGB images. With ``spatial_dims`` left out only the name is checked. Callers word the refusal:
+    :func:`check_holds` for arrays, :func:`medgan.synth.write.check_format` for ``--format``.
+
+    Raises:
+        ValueError: ``spatial_dims`` other than 2 or 3.
+    """
+    if fmt not in FORMATS:
+        return "unknown"
+    if spatial_dims is None:
+        return None
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    if fmt == "png" and spatial_dims == 3:
+        return "volumes"
+    if fmt == "nifti" and spatial_dims == 2 and channels == 3:
+        return "rgb"
+    return None
 
 
 def check_holds(fmt: str, spatial_dims: int, channels: int | None = None) -> None:
@@ -34,13 +62,12 @@ def check_holds(fmt: str, spatial_dims: int, channels: int | None = None) -> Non
         MedganError: an unknown format; PNG for volumes; NIfTI for RGB images.
         ValueError: ``spatial_dims`` other than 2 or 3.
     """
-    if fmt not in FORMATS:
+    reason = cannot_hold(fmt, spatial_dims, channels)
+    if reason == "unknown":
         raise MedganError(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)})")
-    if spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-    if fmt == "png" and spatial_dims == 3:
+    if reason == "volumes":
         raise MedganError("PNG is 2D only; use --format nifti, dicom or npz for volumes")
-    if fmt == "nifti" and spatial_dims == 2 and channels == 3:
+    if reason == "rgb":
         raise MedganError("NIfTI holds grey images only; use --format png, dicom or npz for RGB")
 
 
