@@ -9,6 +9,7 @@ range. File formats write one sample per file (or series folder) under ``<slug>/
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from medgan.data.dataset import class_slugs
 from medgan.errors import MedganError
 
 __all__ = [
-    "FORMATS", "ExportFormat", "ExportInfo", "FormatWriter", "Refusal", "cannot_hold", "check_holds", "medgan_version",
+    "FORMATS", "ExportFormat", "ExportInfo", "FormatWriter", "PerFileWriter", "Refusal", "cannot_hold", "check_holds", "medgan_version",
 ]
 
 ExportFormat = Literal["png", "npz", "nifti", "dicom"]
@@ -127,11 +128,11 @@ class ExportInfo:
         )
 
 
-class FormatWriter:
-    """One export in one format, batch by batch. The default writes one file (or folder) per sample.
+class FormatWriter(ABC):
+    """One export in one format, batch by batch.
 
-    Subclasses implement :meth:`write_sample`, or override :meth:`write_batch` and :meth:`close`
-    to collect samples and write them at the end (npz).
+    Per-file formats subclass :class:`PerFileWriter`; a format that collects samples and writes
+    them at the end (npz) implements :meth:`write_batch` and :meth:`close` itself.
 
     Args:
         out_dir: the (temporary) output folder; it exists.
@@ -141,12 +142,29 @@ class FormatWriter:
     def __init__(self, out_dir: Path, info: ExportInfo) -> None:
         self.out_dir = out_dir
         self.info = info
+
+    @abstractmethod
+    def write_batch(self, images: np.ndarray, labels: np.ndarray, seeds: list[int], indices: list[int]) -> list[str]:
+        """Write checked samples ``(B, C, *spatial)``; return per sample the path (relative to ``out_dir``) holding it."""
+
+    def close(self) -> list[str]:
+        """Finish the export; return the files written now (relative to ``out_dir``)."""
+        return []
+
+
+class PerFileWriter(FormatWriter):
+    """A format that writes one file (or folder) per sample, named ``<slug>/<slug>_<seed>_<index>``.
+
+    Subclasses implement :meth:`write_sample`.
+    """
+
+    def __init__(self, out_dir: Path, info: ExportInfo) -> None:
+        super().__init__(out_dir, info)
         self._slugs = info.slugs
         self._made: set[str] = set()  # class folders created so far
         self._names: set[str] = set()  # files written so far, without suffix
 
     def write_batch(self, images: np.ndarray, labels: np.ndarray, seeds: list[int], indices: list[int]) -> list[str]:
-        """Write checked samples ``(B, C, *spatial)``; return per sample the path (relative to ``out_dir``) holding it."""
         files = []
         for img, lab, seed, idx in zip(images, labels, seeds, indices, strict=True):
             slug = self._slugs[lab]
@@ -160,10 +178,6 @@ class FormatWriter:
             files.append(self.write_sample(img, int(lab), int(idx), rel))
         return files
 
+    @abstractmethod
     def write_sample(self, img: np.ndarray, label: int, index: int, rel: str) -> str:
         """Write one sample ``(C, *spatial)`` at ``rel`` plus the format's suffix; return that path."""
-        raise NotImplementedError
-
-    def close(self) -> list[str]:
-        """Finish the export; return the files written now (relative to ``out_dir``)."""
-        return []

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from medgan.synth.writers.base import ExportInfo, FormatWriter, medgan_version
+from medgan.synth.writers.base import ExportInfo, PerFileWriter, medgan_version
 
 __all__ = ["SC_IMAGE_STORAGE", "DicomWriter"]
 
@@ -27,7 +27,7 @@ def _lo(text: str) -> str:
     return re.sub(r"[\\\x00-\x1f]", " ", text)[:64]
 
 
-class DicomWriter(FormatWriter):
+class DicomWriter(PerFileWriter):
     """One DICOM export: a fresh Study, each sample its own Series with its own Frame of Reference."""
 
     def __init__(self, out_dir: Path, info: ExportInfo) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medgan.synth.writers.base import FormatWriter
+from medgan.synth.writers.base import PerFileWriter
 
 __all__ = ["NiftiWriter", "nifti_array_affine"]
 
@@ -34,7 +34,7 @@ def nifti_array_affine(volume: np.ndarray, spacing: Sequence[float]) -> tuple[np
     return data, affine
 
 
-class NiftiWriter(FormatWriter):
+class NiftiWriter(PerFileWriter):
     """``<slug>/<slug>_<seed>_<index:06d>.nii.gz``; the header names the checkpoint."""
 
     def write_sample(self, img: np.ndarray, label: int, index: int, rel: str) -> str:

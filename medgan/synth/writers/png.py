@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from medgan.synth.writers.base import FormatWriter, medgan_version
+from medgan.synth.writers.base import PerFileWriter, medgan_version
 
 __all__ = ["PngWriter"]
 
 
-class PngWriter(FormatWriter):
+class PngWriter(PerFileWriter):
     """``<slug>/<slug>_<seed>_<index:06d>.png``: mode L for one channel, RGB for three."""
 
     def write_sample(self, img: np.ndarray, label: int, index: int, rel: str) -> str:
