@@ -20,13 +20,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "medgan"
 
 # Lower numbers lie underneath; a module may import its own layer or any lower one.
 LAYERS: dict[str, int] = {
-    "errors": 0, "utils": 0, "device": 0, "configio": 0, "data": 0, "__init__": 0,
+    "errors": 0, "utils": 0, "device": 0, "configio": 0, "data": 0, "version": 0,
     "networks": 1,
     "training": 2,
     "synth": 3,
     "metrics": 4,
     "benchmark": 5,
-    "cli": 6, "__main__": 6,
+    "api": 6,
+    "pipeline": 7,
+    "__init__": 8,
+    "cli": 9, "__main__": 9,
 }
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medgan import __version__
+from medgan.version import __version__
 from medgan.benchmark.arms import uses_synthetic, write_train_only
 from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash
 from medgan.benchmark.jobs import JobCache, JobContext, run_jobs

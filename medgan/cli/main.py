@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from medgan import __version__
+from medgan.version import __version__
 from medgan.errors import MedganError
 
 

@@ -176,7 +176,7 @@ def _download(url: str, dest: Path, expected_md5: str, *, progress: bool, timeou
 
 
 def _open(url: str, timeout: float) -> http.client.HTTPResponse:
-    from medgan import __version__
+    from medgan.version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"medgan/{__version__} (Python urllib)"})
     try:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medgan import __version__
+from medgan.version import __version__
 from medgan.configio import config_to_dict, save_config
 from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.data.scaling import to_model_input

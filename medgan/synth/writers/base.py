@@ -74,7 +74,7 @@ def check_holds(fmt: str, spatial_dims: int, channels: int | None = None) -> Non
 
 def medgan_version() -> str:
     """medgan's version, read when a file is written (``medgan`` imports this package lazily)."""
-    from medgan import __version__
+    from medgan.version import __version__
 
     return __version__
 
