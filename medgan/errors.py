@@ -1,4 +1,5 @@
-"""The one exception type that the CLI turns into a one-line message and exit code 2."""
+"""The exceptions the CLI maps to exit codes: :class:`MedganError` (one line, exit 2) and
+:class:`Interrupted` (a signal: one line, exit 128 + the signal number)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,22 @@ class MedganError(Exception):
         self.path = Path(path) if path is not None else None
         text = f"{path}: {message}" if path is not None else message
         super().__init__(text)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the command (see :func:`medgan.utils.stop_on_signals`).
+
+    A :class:`KeyboardInterrupt`, so ``except Exception`` in a library does not swallow it and every
+    ``finally`` on the way out runs (temporary output is removed). The CLI prints one line and exits
+    ``128 + signum``: 130 for Ctrl-C, 143 for SIGTERM (``timeout``, SLURM).
+
+    Args:
+        signum: the signal that stopped the command.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        self.signame = signal.Signals(self.signum).name
+        super().__init__(self.signame)

@@ -7,23 +7,47 @@ other heavy libraries inside the command body, so ``medgan --help`` stays fast.
 
 from __future__ import annotations
 
+import errno
+import signal
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from medgan.version import __version__
 from medgan.errors import MedganError
+from medgan.version import __version__
+
+# OSErrors that say something about the user's machine (a full disk, a read-only folder, a file where
+# a folder should be), not about medgan: one line and exit 2, like a MedganError.
+_ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+)
+_ENVIRONMENT_ERRNOS |= {errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE}
 
 
 class _MedganGroup(TyperGroup):
-    """Click group that turns :class:`MedganError` into a one-line message and exit code 2."""
+    """Click group that turns :class:`MedganError` (and an OSError of the machine: full disk, read-only
+    folder) into a one-line message and exit code 2, and SIGINT / SIGTERM into one line and exit 130 / 143."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        from medgan.utils import stop_on_signals
+
         try:
-            return super().invoke(ctx)
+            with stop_on_signals():
+                return super().invoke(ctx)
         except MedganError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            name = signal.Signals(signum).name
+            typer.echo(f"interrupted ({name}): stopped; temporary output was removed", err=True)
+            raise typer.Exit(128 + signum) from None
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
             raise typer.Exit(2) from None
 
 
