@@ -90,6 +90,10 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
     if any(int(s) != size for s in info.size):
         raise MedganError(f"medgan's GANs need square images or cubic volumes; this dataset is {info.size}")
     m = cfg.model
+    if m.family == "cycle":
+        from medgan.training.cycle import cycle_spec
+
+        return cycle_spec(cfg, info)
     if m.family == "residual":
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
@@ -286,6 +290,12 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     spec = model_spec(cfg, ds)
     conditional = spec["generator"]["num_classes"] > 0
     sampler = EpochSampler(n_images, cfg.seed, device)
+    # The cycle family translates between two domains: its data and its step are medgan.training.cycle's.
+    cycle = None
+    if spec["family"] == "cycle":
+        from medgan.training.cycle import CycleStep
+
+        cycle = CycleStep(cfg, ds, data_u8, labels, device, EpochSampler, distributed=dist.enabled)
 
     # Networks, EMA, optimisers, loss, augmentation.
     G, D = build_networks(spec)
@@ -309,6 +319,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     if resume is not None:
         ckpt = load_checkpoint(resume, map_location=device)
         check_trained_on(ckpt["dataset"], ckpt["class_names"], info, "data", ckpt["path"])
+        if cycle is not None:
+            cycle.check_resume(ckpt)
         if {**ckpt["model"], "family": canonical_family(ckpt["model"]["family"])} != spec:
             raise MedganError("checkpoint's model does not match this config (family, sizes or classes differ)", ckpt["path"])
         G.load_state_dict(ckpt["G"])
@@ -374,6 +386,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                         "spatial_dims": info.spatial_dims, "size": list(info.size),
                         "spacing": info.spacing, "source": info.source},
             "model": spec,
+            **({"cycle": cycle.record()} if cycle is not None else {}),
         }
         path = save_checkpoint(state, layout.checkpoint(at_step))
         prune_checkpoints(run_dir, cfg.keep_checkpoints)
@@ -420,36 +433,48 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             aug_fn = augment if use_aug else None
             d_call = functools.partial(D, **g_kw) if g_kw else D
 
-            # D phase: d_steps updates, each on a fresh slice of the data order.
-            D_raw.requires_grad_(True)
-            for k in range(cfg.d_steps):
-                real, y = _real_batch(data_u8, labels if conditional else None, sampler, images_seen, dist, batch,
-                                      device, phase, cfg)
+            if cycle is not None:
+                # The cycle family: both translators' G phase, then both patch discriminators' D phase
+                # (medgan.training.cycle.CycleStep); one batch of each domain per step.
+                with autocast:
+                    g_loss, d_stats, g_stats = cycle.step(G, D, opt_G, opt_D, images_seen, batch, aug_fn)
+                if ada is not None:
+                    ada.update(d_stats["d_real_sign"], 2 * batch)
+                    augment.p = ada.p
+                images_seen += 2 * batch
+                finite &= torch.isfinite(d_stats["d_loss"])
+                _accumulate(acc, counts, d_stats)
+            else:
+                # D phase: d_steps updates, each on a fresh slice of the data order.
+                D_raw.requires_grad_(True)
+                for k in range(cfg.d_steps):
+                    real, y = _real_batch(data_u8, labels if conditional else None, sampler, images_seen, dist, batch,
+                                          device, phase, cfg)
+                    with autocast:
+                        z = _latents(batch, cfg.model.z_dim, device)
+                        with torch.no_grad():
+                            fake = G(z, y, **g_kw)
+                        d_loss, d_stats = loss.discriminator_loss(d_call, real, fake, y, step * cfg.d_steps + k, aug_fn)
+                    opt_D.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_D.step()
+                    if ada is not None:
+                        ada.update(d_stats["d_real_sign"], batch * dist.world_size)
+                        augment.p = ada.p
+                    images_seen += batch * dist.world_size
+                    finite &= torch.isfinite(d_loss.detach())
+                    _accumulate(acc, counts, d_stats)
+
+                # G phase: D is frozen and called unwrapped, so DDP syncs only G's gradients.
+                D_raw.requires_grad_(False)
+                d_frozen = functools.partial(D_raw, **g_kw) if g_kw else D_raw
                 with autocast:
                     z = _latents(batch, cfg.model.z_dim, device)
-                    with torch.no_grad():
-                        fake = G(z, y, **g_kw)
-                    d_loss, d_stats = loss.discriminator_loss(d_call, real, fake, y, step * cfg.d_steps + k, aug_fn)
-                opt_D.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_D.step()
-                if ada is not None:
-                    ada.update(d_stats["d_real_sign"], batch * dist.world_size)
-                    augment.p = ada.p
-                images_seen += batch * dist.world_size
-                finite &= torch.isfinite(d_loss.detach())
-                _accumulate(acc, counts, d_stats)
-
-            # G phase: D is frozen and called unwrapped, so DDP syncs only G's gradients.
-            D_raw.requires_grad_(False)
-            d_frozen = functools.partial(D_raw, **g_kw) if g_kw else D_raw
-            with autocast:
-                z = _latents(batch, cfg.model.z_dim, device)
-                fake = G(z, y, **g_kw)
-                g_loss, g_stats = loss.generator_loss(d_frozen, fake, y, aug_fn)
-            opt_G.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_G.step()
+                    fake = G(z, y, **g_kw)
+                    g_loss, g_stats = loss.generator_loss(d_frozen, fake, y, aug_fn)
+                opt_G.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_G.step()
 
             # EMA.
             # A short warm-up: early on, G_ema follows G closely instead of averaging the random init.
@@ -492,7 +517,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                 standing_stats(G_ema, cfg.model.z_dim, spec["generator"]["num_classes"], batch * dist.world_size, device,
                                cfg.seed + 4242, g_kwargs=g_kw)
             if wants_sample:
-                grid = sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0]))
+                grid = (cycle.grid(G_ema) if cycle is not None
+                        else sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0])))
                 save_grid(grid, layout.sample_grid(step), scale=2 if info.size[0] <= 32 else 1)
             if step % cfg.checkpoint_every == 0 or at_end or stop.flag:
                 if not all_finite():
