@@ -53,7 +53,7 @@ from medgan.data.io import Image, read_image
 from medgan.data.sources import Source, class_names_of, find_sources
 from medgan.data.splits import check_manifest_splits, split_sources
 from medgan.errors import MedganError
-from medgan.utils import atomic_dir
+from medgan.utils import atomic_dir, check_free_space, check_not_input, check_stop
 
 __all__ = [
     "Fit",
@@ -290,10 +290,26 @@ def _read_all(sources: Sequence[Source], opts: PreprocessOptions, progress: bool
     steps = track(sources, description="Reading images", console=Console(stderr=True),
                   disable=not progress, transient=True)
     for i, s in enumerate(steps):
+        check_stop()  # a Ctrl-C swallowed inside a reader's destructor still stops the run
         image = read_image(s.path, expect_dims=(2, 3))
         patients.append(s.patient_id or image.meta.get("patient_id"))
         prepared.extend(_Prepared(arr, sp, i, k) for arr, sp, k in prepare_image(image, opts, s.path))
     return prepared, patients
+
+
+def _estimate_bytes(sources: Sequence[Source], opts: PreprocessOptions) -> int:
+    """Roughly the size of the prepared dataset, erring large: uncompressed uint8 images plus sources.csv.
+
+    A folder (a DICOM series) or a NIfTI file counts as a volume unless ``--slices`` is given.
+    """
+    total = 0
+    for s in sources:
+        nifti = s.path.name.lower().endswith((".nii", ".nii.gz"))
+        volume = opts.slices is None and (s.path.is_dir() or nifti)
+        images = opts.n_slices if opts.slices is not None else 1
+        channels = opts.channels or (1 if volume else 3)
+        total += images * (opts.size ** (3 if volume else 2) * channels + 256)
+    return total
 
 
 def _spatial_dims(prepared: Sequence[_Prepared], sources: Sequence[Source]) -> int:
@@ -357,11 +373,14 @@ def preprocess(
     else:
         manifest = None
         root = Path(src) if src is not None else Path(".")
-        if root.is_dir() and out.resolve().is_relative_to(root.resolve()):
-            raise MedganError("--out must not be inside the source folder", out)
+    # The source folder is read recursively, so --out may not lie inside it either.
+    scanned = root if manifest is None else None
+    check_not_input(out, {"the CSV manifest": manifest}, folders={"the source folder": scanned})
 
     with atomic_dir(out, overwrite) as tmp:
         sources = find_sources(src, csv_path)
+        check_not_input(out, {f"source {i + 1} of {len(sources)}": s.path for i, s in enumerate(sources)})
+        check_free_space(out, _estimate_bytes(sources, opts), f"a prepared dataset of {len(sources)} sources")
         class_names = class_names_of(sources)
         labels = [class_names.index(s.label) for s in sources]
         prepared, patients = _read_all(sources, opts, progress)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
@@ -26,6 +26,7 @@ __all__ = [
     "ArrayPair",
     "classifier_scores",
     "predict_proba",
+    "steps_per_epoch",
     "to_model_input",
     "train_classifier",
 ]
@@ -54,6 +55,25 @@ def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     if len(chunks) > 1 and len(chunks[-1]) == 1:
         chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
     return chunks
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimisation steps in one pass over ``n`` training images (a trailing batch of one joins the last).
+
+    Example:
+        >>> steps_per_epoch(546, 64), steps_per_epoch(65, 64), steps_per_epoch(10, 64)
+        (9, 1, 1)
+    """
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"n and batch_size must be >= 1, got {n} and {batch_size}")
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
+def _batch_stream(n: int, batch_size: int, shuffle: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches of consecutive passes, each a fresh seeded permutation (drawn when it starts)."""
+    while True:
+        yield from _batches(torch.randperm(n, generator=shuffle), batch_size)
 
 
 @torch.no_grad()
@@ -129,8 +149,16 @@ def train_classifier(
     progress: Callable[[dict[str, float]], None] | None = None,
     class_weighting: ClassWeighting = "balanced",
     weight_decay: float = 1e-4,
+    steps: int | None = None,
+    eval_every: int | None = None,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train ``model`` with cross-entropy and keep the epoch with the best validation balanced accuracy.
+
+    The budget is ``epochs`` passes over the training data, or, with ``steps``, exactly that many
+    optimisation steps whatever the size of the training set (the benchmark's fair budget). Batches
+    come from consecutive seeded permutations either way, so ``steps = epochs × steps_per_epoch(n)``
+    with ``eval_every = steps_per_epoch(n)`` trains exactly as ``epochs`` does. Validation runs every
+    ``eval_every`` steps and after the last one; each validation is one history row (an "epoch").
 
     Args:
         model: a classifier returning logits ``(B, K)`` (e.g. from
@@ -150,11 +178,15 @@ def train_classifier(
         class_weighting: ``"balanced"`` weights the loss by ``n / (K * n_class)`` over the
             training labels; ``None`` for an unweighted loss.
         weight_decay: AdamW weight decay.
+        steps: optimisation steps in all (``None``: ``epochs`` passes over the training data).
+        eval_every: steps between validations (``None``: one pass with ``steps=None``, else
+            ``ceil(steps / epochs)``).
 
     Returns:
         The model, in eval mode, holding the weights of the selected epoch, and the history: one
-        dict per epoch with ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy``,
-        ``val_balanced_accuracy`` and ``selected`` (1.0 for the kept epoch).
+        dict per validation with ``epoch`` (its number), ``step`` (optimisation steps so far),
+        ``train_loss``, ``val_loss``, ``val_accuracy``, ``val_balanced_accuracy`` and ``selected``
+        (1.0 for the kept one).
 
     Raises:
         ValueError: for non-uint8 images, mismatched lengths, an empty set or a bad option.
@@ -165,6 +197,8 @@ def train_classifier(
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if (steps is not None and steps < 1) or (eval_every is not None and eval_every < 1):
+        raise ValueError(f"steps and eval_every must be >= 1 or None, got {steps} and {eval_every}")
     if class_weighting not in ("balanced", None):
         raise ValueError(f"class_weighting must be 'balanced' or None, got {class_weighting!r}")
 
@@ -179,6 +213,11 @@ def train_classifier(
     if len(x_train) < 2 or len(x_val) < 1:
         raise ValueError(f"need at least 2 training and 1 validation images, got {len(x_train)} and {len(x_val)}")
     x_train_t, y_train_t = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    per_pass = steps_per_epoch(len(x_train), batch_size)
+    if steps is None:
+        steps, eval_every = epochs * per_pass, eval_every or per_pass
+    elif eval_every is None:
+        eval_every = math.ceil(steps / epochs)
 
     dev = torch.device(device)
     model.to(dev)
@@ -198,29 +237,34 @@ def train_classifier(
         history: list[dict[str, float]] = []
         best_key = (-math.inf, -math.inf)
         best_state = copy.deepcopy(model.state_dict())
-        best_epoch = 0
-        for epoch in range(1, epochs + 1):
-            # Section. One pass over the shuffled training set.
+        best_epoch, epoch = 0, 0
+        stream = _batch_stream(len(x_train_t), batch_size, shuffle)
+        total, seen = 0.0, 0
+        for step in range(1, steps + 1):
+            # Section. One optimisation step on the next batch of the shuffled training stream.
             model.train()
-            total, seen = 0.0, 0
-            for idx in _batches(torch.randperm(len(x_train_t), generator=shuffle), batch_size):
-                xb = to_model_input(x_train_t[idx]).to(dev)  # (B, C, *spatial)
-                yb = y_train_t[idx].to(dev)
-                if transform is not None:
-                    xb = transform(xb)
-                loss = F.cross_entropy(model(xb), yb, weight=weight)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
+            idx = next(stream)
+            xb = to_model_input(x_train_t[idx]).to(dev)  # (B, C, *spatial)
+            yb = y_train_t[idx].to(dev)
+            if transform is not None:
+                xb = transform(xb)
+            loss = F.cross_entropy(model(xb), yb, weight=weight)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            if step % eval_every and step != steps:
+                continue
 
             # Section. Validation and epoch selection (balanced accuracy, then lower loss).
+            epoch += 1
             logits = _logits(model, x_val, max(batch_size, 256), dev)
             val_loss = float(F.cross_entropy(logits, torch.from_numpy(y_val)))
             scores = classifier_scores(torch.softmax(logits, 1).numpy(), y_val)
             row = {
                 "epoch": float(epoch),
+                "step": float(step),
                 "train_loss": total / max(seen, 1),
                 "val_loss": val_loss,
                 "val_accuracy": scores["accuracy"],
@@ -232,6 +276,7 @@ def train_classifier(
             if key > best_key:
                 best_key, best_epoch = key, epoch
                 best_state = copy.deepcopy(model.state_dict())
+            total, seen = 0.0, 0
             if progress is not None:
                 progress(row)
 
