@@ -23,6 +23,14 @@ class MedganError(Exception):
         super().__init__(text)
 
 
+class MedganWarning(UserWarning):
+    """Something the user should know that does not stop the command (few images per class, one class).
+
+    Library code issues it with :func:`warnings.warn`; the CLI prints ``warning: <message>`` on one
+    line of stderr, every time.
+    """
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped the command (see :func:`medgan.utils.stop_on_signals`).
 

@@ -2,7 +2,7 @@
 
 The guards are the one owner of each rule of docs/reliability.md:
 
-* :func:`check_not_input`: an output never replaces (or lies inside a scanned) input;
+* :func:`check_not_input`: an output never replaces, holds (or lies inside a whole-folder) input;
 * :func:`check_out_folder`: ``--out`` can be a folder here (not a file, not under a file, writable);
 * :func:`check_free_space` / :func:`check_memory`: an estimate fits, with a margin, before any work;
 * :func:`run_lock`: one run at a time per output (a ``.NAME.lock`` sibling holding pid and host);
@@ -107,8 +107,8 @@ def _disk_full(exc: OSError, out: Path, existed: bool) -> MedganError:
     """The one wording of a full disk met while writing ``out``."""
     kept = "; the previous content is unchanged" if existed else ""
     return MedganError(
-        f"the disk is full ({exc.strerror}); nothing was written (the partial output was "
-        f"removed{kept}); free some space or choose another --out",
+        f"could not write: {exc.strerror}; the partial output was removed{kept}; "
+        "free some space or choose another --out",
         out,
     )
 
@@ -222,21 +222,22 @@ def _real(path: str | Path) -> Path:
 def check_not_input(
     out: str | Path,
     inputs: Mapping[str, str | Path | None],
-    scanned: Mapping[str, str | Path | None] | None = None,
+    folders: Mapping[str, str | Path | None] | None = None,
     option: str = "--out",
 ) -> None:
     """Refuse an output folder that would replace one of the command's own inputs.
 
     Writing ``out`` replaces (``--overwrite``) or fills everything under it, so ``out`` may neither
-    be an input nor hold one; symbolic links are followed. ``scanned`` are folders that the command
-    reads recursively (``preprocess SRC``): ``out`` may not lie inside them either, or the next run
-    would read its own output.
+    be an input nor hold one; symbolic links are followed. ``folders`` are inputs taken as a whole:
+    folders the command reads recursively (``preprocess SRC``: the next run would read its own
+    output) or whose layout another command owns (a training run folder): ``out`` may not lie
+    anywhere inside them either.
 
     Args:
         out: the output folder.
         inputs: ``{what: path}``, e.g. ``{"the checkpoint": ckpt, "the dataset": data}``; ``None``
             entries are skipped (an option that was not given).
-        scanned: ``{what: folder}`` read recursively.
+        folders: ``{what: folder}``, inputs that ``out`` may not lie inside.
         option: the option's name, for the message.
 
     Raises:
@@ -263,11 +264,9 @@ def check_not_input(
                 f"another {option}",
                 out,
             )
-    for what, folder in (scanned or {}).items():
+    for what, folder in (folders or {}).items():
         if folder is not None and Path(folder).is_dir() and target.is_relative_to(_real(folder)):
-            raise MedganError(
-                f"{option} must not be inside {what} ({folder}), which is read recursively", out
-            )
+            raise MedganError(f"{option} must not be inside {what} ({folder}): choose another {option}", out)
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -38,7 +38,7 @@ from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash
 from medgan.benchmark.jobs import JobCache, JobContext, run_jobs
 from medgan.benchmark.plan import JobPlan, is_finished, run_path
 from medgan.configio import config_to_dict, load_config, save_config
-from medgan.data.dataset import PreparedDataset, describe_images, load_dataset, resolve_class
+from medgan.data.dataset import PreparedDataset, class_counts, describe_images, load_dataset, resolve_class
 from medgan.errors import MedganError
 from medgan.utils import atomic_dir, file_sha256, write_text_atomic
 
@@ -207,6 +207,18 @@ def _resolve_target(cfg: BenchmarkConfig, ds: PreparedDataset) -> int:
         raise MedganError(f"config key 'target_class': {exc} in {ds.info.name}") from None
 
 
+def _check_two_classes(ds: PreparedDataset) -> None:
+    """Refuse data on which no classifier can be compared: fewer than two classes with images in a split."""
+    names = ds.info.class_names
+    for split in ("train", "val", "test"):
+        counts = class_counts(ds.labels[split], len(names))
+        present = [f"'{names[c]}' ({k})" for c, k in enumerate(counts) if k]
+        if len(present) < 2:
+            held = f"only {present[0]}" if present else "no images"
+            raise MedganError(f"the benchmark needs images of at least two classes in every split; {split} has "
+                              f"{held} (classes: {', '.join(names)})", ds.path)
+
+
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
     import torch
@@ -259,11 +271,10 @@ def run_benchmark(
 
     # Section. Inputs, checked before anything is written.
     ds = load_dataset(cfg.data, size=cfg.data_size)
-    if ds.info.num_classes < 2:
-        raise MedganError("the benchmark needs at least two classes", ds.path)
     for split in ("train", "val", "test"):
         if len(ds.labels[split]) == 0:
             raise MedganError(f"the {split} split is empty; the benchmark needs official train/val/test splits", ds.path)
+    _check_two_classes(ds)
     target = _resolve_target(cfg, ds)
     needs_gan = any(uses_synthetic(a) for a in cfg.arms)
     given = checkpoint if checkpoint is not None else cfg.gan.checkpoint

@@ -88,6 +88,8 @@ def augment(
     from medgan.data.dataset import class_counts, load_dataset
     from medgan.synth.sampling import check_sampling_args, load_generator
     from medgan.synth.write import check_format, write_synthetic
+    from medgan.training.checkpoint import RunFolder
+    from medgan.utils import check_not_input, check_out_folder
 
     # Cheap checks first: a typo should not wait for the checkpoint to load.
     check_format(fmt)
@@ -98,6 +100,10 @@ def augment(
         raise MedganError("exists and is not a folder", out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise MedganError("folder exists and is not empty (pass --overwrite to replace it)", out)
+    check_out_folder(out)
+    run = RunFolder.containing(checkpoint).root
+    check_not_input(out, {"the checkpoint": checkpoint},
+                    folders={"the checkpoint's run folder": run if RunFolder.is_run(run) else None})
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -110,6 +116,7 @@ def augment(
     if plan.needs_real_counts:
         assert data is not None
         ds = load_dataset(data)
+        check_not_input(out, {"the --data dataset": ds.path})
         gen.check_trained_on(ds.info, "--data", data)
         real_counts, data_sha = class_counts(ds.labels["train"], len(gen.class_names)), ds.info.sha256
     counts = plan.counts(max(gen.num_classes, 1), real_counts)

@@ -7,14 +7,17 @@ other heavy libraries inside the command body, so ``medgan --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import signal
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from medgan.errors import MedganError
+from medgan.errors import MedganError, MedganWarning
 from medgan.version import __version__
 
 # OSErrors that say something about the user's machine (a full disk, a read-only folder, a file where
@@ -25,6 +28,24 @@ _ENVIRONMENT_ERRNOS = frozenset(
 _ENVIRONMENT_ERRNOS |= {errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE}
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Print each :class:`MedganWarning` as one line, ``warning: <message>``, on stderr (every time)."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *args: Any,
+             **kwargs: Any) -> None:
+        if issubclass(category, MedganWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            default_show(message, category, filename, lineno, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        default_show = warnings.showwarning
+        warnings.simplefilter("always", MedganWarning)
+        warnings.showwarning = show
+        yield
+
+
 class _MedganGroup(TyperGroup):
     """Click group that turns :class:`MedganError` (and an OSError of the machine: full disk, read-only
     folder) into a one-line message and exit code 2, and SIGINT / SIGTERM into one line and exit 130 / 143."""
@@ -33,7 +54,7 @@ class _MedganGroup(TyperGroup):
         from medgan.utils import stop_on_signals
 
         try:
-            with stop_on_signals():
+            with stop_on_signals(), _warnings_as_lines():
                 return super().invoke(ctx)
         except MedganError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -55,6 +55,10 @@ def preprocess_command(
     val_frac: float = typer.Option(0.1, "--val-frac", help="Fraction of each class's patients for validation."),
     test_frac: float = typer.Option(0.2, "--test-frac", help="Fraction of each class's patients for test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    nan_to: float | None = typer.Option(
+        None, "--nan-to", help="Replace NaN / infinite pixel values by this value (default: refuse such files).",
+        show_default=False,
+    ),
     name: str | None = typer.Option(None, "--name", help="Dataset name (default: the output folder's name).",
                                     show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
@@ -80,7 +84,7 @@ def preprocess_command(
         size=size, fit=fit, spacing=_floats(spacing, "--spacing", (1, 3)),
         window=(window_values[0], window_values[1]) if window_values is not None else None,
         slices=slices, n_slices=n_slices, channels=channels,
-        val_frac=val_frac, test_frac=test_frac, seed=seed,
+        val_frac=val_frac, test_frac=test_frac, seed=seed, nan_to=nan_to,
     )
     info = preprocess(src, out, options, csv_path=csv, overwrite=overwrite, name=name, progress=progress)
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from medgan.configio import bounded
+from medgan.data.io import check_finite
 from medgan.errors import MedganError
 from medgan.utils import file_sha256, write_text_atomic
 
@@ -244,6 +246,8 @@ def resolve_dataset_path(name_or_path: str | Path, size: int | None = None) -> P
     is a registry name (``breastmnist``, ``breastmnist_64``), fetched from the cache or a mirror
     (or downloaded) by :func:`medgan.data.fetch.fetch`.
     """
+    for key, array in ((f"{split}_images", images), (f"{split}_labels", labels)):
+        check_finite(array, path, what=f"{key} ", fix="medgan needs uint8 images and integer labels")
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         npz = p / NPZ_NAME

@@ -39,6 +39,7 @@ __all__ = [
     "PICTURE_SUFFIXES",
     "Image",
     "ImageKind",
+    "check_finite",
     "image_kind",
     "is_dicom_file",
     "read_dicom",
@@ -87,6 +88,57 @@ class Image:
         return tuple(self.array.shape[: self.spatial_dims])
 
 
+# Non-finite values.
+
+
+def check_finite(array: np.ndarray, path: str | Path | None, nan_to: float | None = None, *, what: str = "",
+                 fix: str = "fix the file, or pass --nan-to VALUE to replace them") -> np.ndarray:
+    """The one rule for NaN and infinite pixel values in the inputs: refuse them, or replace them on request.
+
+    A NaN voxel silently turns a whole image into zeros further down (min-max scaling of NaN is NaN,
+    NaN cast to uint8 is 0), so non-finite values are an error unless the user opts in with
+    ``--nan-to VALUE``, which replaces every NaN, +inf and -inf by ``VALUE``. Integer arrays are
+    always finite and returned as they are.
+
+    Args:
+        array: pixel or voxel values.
+        path: the file, named in the error.
+        nan_to: the value for non-finite entries; ``None`` refuses them.
+        what: names the array inside the file (``"train_images "``), for the message.
+        fix: what the user can do, the message's last clause.
+
+    Returns:
+        ``array`` itself when it is finite, else a copy with the non-finite entries replaced.
+
+    Raises:
+        MedganError: non-finite values and ``nan_to`` is ``None`` (the message gives the counts), or a
+            ``nan_to`` that is not finite itself.
+
+    Example:
+        >>> check_finite(np.array([1.0, np.nan]), "scan.nii", nan_to=0.0)
+        array([1., 0.])
+    """
+    if not np.issubdtype(array.dtype, np.floating) and not np.issubdtype(array.dtype, np.complexfloating):
+        return array
+    bad = ~np.isfinite(array)
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return array
+    if nan_to is not None:
+        if not np.isfinite(nan_to):
+            raise MedganError(f"--nan-to must be a finite number, got {nan_to}")
+        out = array.copy()
+        out[bad] = nan_to
+        return out
+    n_nan = int(np.isnan(array).sum())
+    parts = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (int(np.isposinf(array).sum()), "+inf"),
+                                           (int(np.isneginf(array).sum()), "-inf")) if n]
+    raise MedganError(
+        f"{what}has {n_bad} non-finite value{'s' if n_bad != 1 else ''} ({', '.join(parts)}) of {array.size}; {fix}",
+        path,
+    )
+
+
 # Dispatch.
 
 
@@ -123,7 +175,7 @@ def _check_dims(image: Image, expect_dims: int | Sequence[int] | None, path: Pat
     return image
 
 
-def read_image(path: str | Path, expect_dims: int | Sequence[int] | None = None) -> Image:
+def read_image(path: str | Path, expect_dims: int | Sequence[int] | None = None, nan_to: float | None = None) -> Image:
     """Read a DICOM file, a DICOM series folder, a NIfTI file or a PNG / JPEG.
 
     The reader is chosen by the path: a folder is a DICOM series; ``.nii`` / ``.nii.gz`` NIfTI;
@@ -134,10 +186,12 @@ def read_image(path: str | Path, expect_dims: int | Sequence[int] | None = None)
         path: the file or folder.
         expect_dims: the allowed number of spatial dimensions (``3``, or ``(2, 3)``); ``None``
             accepts any.
+        nan_to: the value for NaN / infinite pixels (after rescaling); ``None`` refuses them
+            (:func:`check_finite`).
 
     Raises:
-        MedganError: when the path is missing, of an unknown type, unreadable, or has the wrong
-            number of dimensions.
+        MedganError: when the path is missing, of an unknown type, unreadable, has non-finite
+            values, or has the wrong number of dimensions.
 
     Example:
         >>> img = read_image("scan/CT_0001.dcm")
@@ -148,14 +202,14 @@ def read_image(path: str | Path, expect_dims: int | Sequence[int] | None = None)
     if not p.exists():
         raise MedganError("no such file or folder", p)
     if p.is_dir():
-        return read_dicom_series(p, expect_dims=expect_dims)
+        return read_dicom_series(p, expect_dims=expect_dims, nan_to=nan_to)
     kind = image_kind(p)
     if kind == "nifti":
-        return read_nifti(p, expect_dims=expect_dims)
+        return read_nifti(p, expect_dims=expect_dims, nan_to=nan_to)
     if kind == "picture":
-        return _check_dims(read_picture(p), expect_dims, p)
+        return _check_dims(read_picture(p, nan_to=nan_to), expect_dims, p)
     if kind == "dicom":
-        return read_dicom(p, expect_dims=expect_dims)
+        return read_dicom(p, expect_dims=expect_dims, nan_to=nan_to)
     raise MedganError("unknown image type (expected DICOM, NIfTI, PNG or JPEG)", p)
 
 
@@ -224,6 +278,74 @@ def _slice_spacing(ds: Any) -> float | None:
     return None
 
 
+# The pip packages that decode each family of compressed transfer syntaxes (pylibjpeg plugins; all
+# of them are dependencies of medgan, so a missing one means a broken or partial install).
+_LIBJPEG = "pylibjpeg pylibjpeg-libjpeg"
+_OPENJPEG = "pylibjpeg pylibjpeg-openjpeg"
+_DECODER_PACKAGES = {
+    "1.2.840.10008.1.2.4.50": _LIBJPEG,  # JPEG Baseline (8-bit)
+    "1.2.840.10008.1.2.4.51": _LIBJPEG,  # JPEG Extended (12-bit)
+    "1.2.840.10008.1.2.4.57": _LIBJPEG,  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70": _LIBJPEG,  # JPEG Lossless, first-order prediction
+    "1.2.840.10008.1.2.4.80": _LIBJPEG,  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": _LIBJPEG,  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90": _OPENJPEG,  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": _OPENJPEG,  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": _OPENJPEG,  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202": _OPENJPEG,  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203": _OPENJPEG,  # HTJ2K
+    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",  # RLE Lossless
+}
+
+
+def _transfer_syntax(ds: Any) -> Any:
+    meta = getattr(ds, "file_meta", None)
+    return meta.get("TransferSyntaxUID") if meta is not None else None
+
+
+def _syntax_words(ts: Any) -> str:
+    name = getattr(ts, "name", "") or ""
+    return f"'{name}' ({ts})" if name and name != str(ts) else f"'{ts}'"
+
+
+def _check_decoder(ds: Any, path: Path) -> None:
+    """Refuse, in one line, a compressed transfer syntax that no installed decoder reads: the
+    message names the syntax (name and UID) and the package to install."""
+    from pydicom.pixels import get_decoder
+
+    ts = _transfer_syntax(ds)
+    if ts is None or not getattr(ts, "is_compressed", False):
+        return
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError:
+        raise MedganError(
+            f"its pixel data uses transfer syntax {_syntax_words(ts)}, which no DICOM decoder medgan knows "
+            "reads; convert it to an uncompressed transfer syntax first (e.g. DCMTK's dcmdjpeg or gdcmconv --raw)",
+            path,
+        ) from None
+    if decoder.is_available:
+        return
+    packages = _DECODER_PACKAGES.get(str(ts))
+    hint = f"pip install {packages}" if packages else "install a pydicom decoder plugin for it"
+    raise MedganError(
+        f"no decoder installed for its transfer syntax {_syntax_words(ts)}; {hint} (medgan's dependencies "
+        "include it: reinstall medgan)",
+        path,
+    )
+
+
+def _decode_failure(ds: Any, exc: BaseException) -> str:
+    """One line for pixel data that a decoder could not read: the transfer syntax, and every
+    decoder's reason (pydicom lists them on the lines after its first)."""
+    ts = _transfer_syntax(ds)
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    reasons = "; ".join(lines[1:]) if len(lines) > 1 else _short(exc)
+    if ts is not None and getattr(ts, "is_compressed", False):
+        return f"cannot decode its {_syntax_words(ts)} pixel data ({reasons}); is the file corrupt?"
+    return f"cannot read its pixel data; truncated or corrupt? ({reasons})"
+
+
 def _pixels(ds: Any, path: Path) -> tuple[np.ndarray, bool]:
     """Decoded pixel values: monochrome after the modality LUT (e.g. HU) and MONOCHROME1 inversion,
     colour as RGB. Returns ``(array, rgb)``."""
@@ -235,10 +357,11 @@ def _pixels(ds: Any, path: Path) -> tuple[np.ndarray, bool]:
         sop = ds.get("SOPClassUID")
         kind = ds.get("Modality") or (sop.name if sop is not None else "unknown")
         raise MedganError(f"DICOM file has no pixel data (object type: {kind})", path)
+    _check_decoder(ds, path)
     try:
         raw = ds.pixel_array
     except Exception as exc:  # decoders raise many types; the file is the problem, not medgan
-        raise MedganError(f"cannot read its pixel data; truncated or corrupt? ({_short(exc)})", path) from None
+        raise MedganError(_decode_failure(ds, exc), path) from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
         return np.asarray(apply_color_lut(raw, ds), dtype=np.float32), True
@@ -277,7 +400,7 @@ def _dicom_meta(ds: Any, path: Path, fmt: str) -> dict[str, Any]:
     return meta
 
 
-def read_dicom(path: str | Path, expect_dims: int | Sequence[int] | None = None) -> Image:
+def read_dicom(path: str | Path, expect_dims: int | Sequence[int] | None = None, nan_to: float | None = None) -> Image:
     """Read one DICOM file.
 
     Monochrome pixel values go through RescaleSlope / RescaleIntercept (or the Modality LUT), so
@@ -287,15 +410,18 @@ def read_dicom(path: str | Path, expect_dims: int | Sequence[int] | None = None)
     Args:
         path: the ``.dcm`` file.
         expect_dims: the allowed number of spatial dimensions, or ``None``.
+        nan_to: the value for non-finite pixels after rescaling; ``None`` refuses them.
 
     Raises:
         MedganError: for a file that is not DICOM, is truncated or corrupt, has no pixel data,
-            cannot be decoded, or has the wrong number of dimensions.
+            cannot be decoded (the message names the transfer syntax and the decoder to install),
+            has non-finite values, or has the wrong number of dimensions.
     """
     p = Path(path)
     ds = _dcmread(p)
     with _header_errors(p):
         image = _dicom_image(ds, p)
+    image.array = check_finite(image.array, p, nan_to)
     return _check_dims(image, expect_dims, p)
 
 
@@ -321,7 +447,8 @@ def _dicom_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_dicom_series(folder: str | Path, expect_dims: int | Sequence[int] | None = None) -> Image:
+def read_dicom_series(folder: str | Path, expect_dims: int | Sequence[int] | None = None,
+                      nan_to: float | None = None) -> Image:
     """Read a folder of single-frame DICOM slices as one volume ``(D, H, W)``.
 
     Slices are ordered by ImagePositionPatient projected on the slice normal (the cross product of
@@ -332,6 +459,8 @@ def read_dicom_series(folder: str | Path, expect_dims: int | Sequence[int] | Non
     Args:
         folder: the series folder (only its DICOM files are read; sub-folders are ignored).
         expect_dims: the allowed number of spatial dimensions, or ``None``.
+        nan_to: the value for non-finite pixels after rescaling; ``None`` refuses them (the
+            error names the slice file).
 
     Raises:
         MedganError: for an empty folder, a folder holding more than one series, slices of
@@ -345,12 +474,15 @@ def read_dicom_series(folder: str | Path, expect_dims: int | Sequence[int] | Non
         raise MedganError("folder has no DICOM files", folder)
     slices = [(f, _dcmread(f)) for f in files]
     with _header_errors(folder):
-        image = _series_image(folder, slices)
+        image = _series_image(folder, slices, nan_to)
     return _check_dims(image, expect_dims, folder)
 
 
-def _series_image(folder: Path, slices: list[tuple[Path, Any]]) -> Image:
-    pixels = {f: _pixels(ds, f) for f, ds in slices}
+def _series_image(folder: Path, slices: list[tuple[Path, Any]], nan_to: float | None = None) -> Image:
+    pixels = {}
+    for f, ds in slices:
+        array, rgb = _pixels(ds, f)
+        pixels[f] = (check_finite(array, f, nan_to), rgb)
 
     # Consistency: one shape, one series, monochrome.
     first_file, first_ds = slices[0]
@@ -423,7 +555,7 @@ def _series_image(folder: Path, slices: list[tuple[Path, Any]]) -> Image:
 # NIfTI.
 
 
-def read_nifti(path: str | Path, expect_dims: int | Sequence[int] | None = None) -> Image:
+def read_nifti(path: str | Path, expect_dims: int | Sequence[int] | None = None, nan_to: float | None = None) -> Image:
     """Read a NIfTI file (``.nii`` or ``.nii.gz``) with nibabel.
 
     Values are scaled by the header's ``scl_slope`` / ``scl_inter``. Trailing axes of length 1
@@ -433,6 +565,7 @@ def read_nifti(path: str | Path, expect_dims: int | Sequence[int] | None = None)
         path: the NIfTI file.
         expect_dims: the allowed number of spatial dimensions (``3`` refuses a 4D series), or
             ``None``.
+        nan_to: the value for NaN / infinite voxels after scaling; ``None`` refuses them.
 
     Raises:
         MedganError: for a file nibabel cannot read, or the wrong number of dimensions.
@@ -446,6 +579,7 @@ def read_nifti(path: str | Path, expect_dims: int | Sequence[int] | None = None)
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (ImageFileError, OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile) as exc:
         raise MedganError(f"not a readable NIfTI file ({_short(exc)})", p) from None
+    data = check_finite(data, p, nan_to)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     zooms = tuple(float(z) for z in img.header.get_zooms()[: data.ndim])
@@ -457,13 +591,15 @@ def read_nifti(path: str | Path, expect_dims: int | Sequence[int] | None = None)
 # PNG / JPEG.
 
 
-def read_picture(path: str | Path) -> Image:
+def read_picture(path: str | Path, nan_to: float | None = None) -> Image:
     """Read a PNG, JPEG or BMP with Pillow: grey ``(H, W)`` or RGB ``(H, W, 3)``, float32.
 
-    16-bit grey PNGs keep their range. Alpha is dropped; palette images become RGB.
+    16-bit grey PNGs keep their range. Alpha is dropped; palette images become RGB. Float images
+    (Pillow mode ``F``) go through :func:`check_finite` with ``nan_to``.
 
     Raises:
-        MedganError: when Pillow cannot open or decode the file (corrupt or truncated).
+        MedganError: when Pillow cannot open or decode the file (corrupt or truncated), or it has
+            non-finite values.
     """
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
@@ -482,5 +618,6 @@ def read_picture(path: str | Path) -> Image:
                 rgb = True
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise MedganError(f"not a readable image ({_short(exc)})", p) from None
+    array = check_finite(array, p, nan_to)
     fmt = "jpeg" if p.suffix.lower() in (".jpg", ".jpeg") else p.suffix.lower().lstrip(".")
     return Image(array=array, spacing=None, affine=None, meta={"format": fmt, "path": str(p), "mode": mode}, rgb=rgb)

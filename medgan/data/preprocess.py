@@ -92,6 +92,8 @@ class PreprocessOptions:
         val_frac: fraction of the groups (patients, or images) per class for validation.
         test_frac: fraction of the groups per class for test.
         seed: seed of the split.
+        nan_to: replace NaN and infinite input values by this value (after the file's own rescaling);
+            ``None`` refuses a file that has any (:func:`medgan.data.io.check_finite`).
     """
 
     size: int = 64
@@ -104,6 +106,7 @@ class PreprocessOptions:
     val_frac: float = 0.1
     test_frac: float = 0.2
     seed: int = 0
+    nan_to: float | None = None
 
     def validate(self) -> None:
         """Raise :class:`MedganError` for a value out of range (the message names the option)."""
@@ -124,6 +127,8 @@ class PreprocessOptions:
         for name, frac in (("--val-frac", self.val_frac), ("--test-frac", self.test_frac)):
             if not 0.0 <= frac < 1.0:
                 raise MedganError(f"{name} must be in [0, 1), got {frac}")
+        if self.nan_to is not None and not np.isfinite(self.nan_to):
+            raise MedganError(f"--nan-to must be a finite number, got {self.nan_to}")
         if self.val_frac + self.test_frac >= 1.0:
             raise MedganError(f"--val-frac + --test-frac must be below 1, got {self.val_frac + self.test_frac:g}")
 
@@ -291,7 +296,7 @@ def _read_all(sources: Sequence[Source], opts: PreprocessOptions, progress: bool
                   disable=not progress, transient=True)
     for i, s in enumerate(steps):
         check_stop()  # a Ctrl-C swallowed inside a reader's destructor still stops the run
-        image = read_image(s.path, expect_dims=(2, 3))
+        image = read_image(s.path, expect_dims=(2, 3), nan_to=opts.nan_to)
         patients.append(s.patient_id or image.meta.get("patient_id"))
         prepared.extend(_Prepared(arr, sp, i, k) for arr, sp, k in prepare_image(image, opts, s.path))
     return prepared, patients

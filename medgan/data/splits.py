@@ -48,13 +48,18 @@ def split_sources(
         grouped_by_patient: only changes the wording of errors ("patients" rather than "images").
 
     Raises:
-        MedganError: when a class has too few groups to give every split at least one.
+        MedganError: when a class has too few groups to give every split at least one; the message
+            counts every group with an image of the class, and names the patients that also have
+            images under another class (they are drawn with their majority class).
     """
     members: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         members[g].append(i)
     by_class: dict[int, list[str]] = defaultdict(list)
+    holders: dict[int, set[str]] = defaultdict(set)  # every group with an image of the class
     for g in sorted(members):
+        for i in members[g]:
+            holders[labels[i]].add(g)
         votes = Counter(labels[i] for i in members[g])
         top = max(votes.values())
         by_class[min(c for c, v in votes.items() if v == top)].append(g)
@@ -63,17 +68,35 @@ def split_sources(
     unit = "patients (images are grouped by patient ID)" if grouped_by_patient else "images"
     need = 1 + (val_frac > 0) + (test_frac > 0)
     group_split: dict[str, str] = {}
-    for c, name in enumerate(class_names):
+    for c in range(len(class_names)):
         gs = by_class.get(c, [])
         n_test, n_val = _needed(test_frac, len(gs)), _needed(val_frac, len(gs))
         if len(gs) - n_test - n_val < 1:
-            raise MedganError(
-                f"class '{name}' has {len(gs)} {unit}; at least {need} are needed to give each split one "
-                "(add data, or lower --val-frac / --test-frac)"
-            )
+            raise MedganError(_too_few(c, class_names, gs, holders[c], members, labels, unit, need))
         for rank, j in enumerate(rng.permutation(len(gs))):
             group_split[gs[j]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
     return [group_split[g] for g in groups]
+
+
+def _too_few(c: int, class_names: Sequence[str], drawn: list[str], holders: set[str],
+             members: dict[str, list[int]], labels: Sequence[int], unit: str, need: int) -> str:
+    """Why class ``c`` cannot give every split a group: its true count, and the shared patients."""
+    name = class_names[c]
+    text = f"class '{name}' has {len(holders)} {unit}; at least {need} are needed to give each split one"
+    shared = sorted(holders - set(drawn))
+    if not shared:
+        return text + " (add data, or lower --val-frac / --test-frac)"
+    described = []
+    for g in shared[:3]:
+        others = sorted({labels[i] for i in members[g]} - {c})
+        classes = " and ".join(f"'{class_names[o]}'" for o in others)
+        described.append(f"patient '{g.split(':', 1)[1]}' is under both '{name}' and {classes}")
+    more = f" (and {len(shared) - 3} more)" if len(shared) > 3 else ""
+    return (
+        f"{text}, but {'; '.join(described)}{more}; a patient is drawn into one split with the class of most "
+        f"of its images, which leaves '{name}' {len(drawn)} (check the patient IDs, give each patient's "
+        "images one class, or add data)"
+    )
 
 
 def check_manifest_splits(splits: Sequence[str], groups: Sequence[str], csv_hint: Path | None) -> None:

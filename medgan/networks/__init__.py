@@ -26,9 +26,10 @@ __all__ = [
     "canonical_family",
 ]
 
-NetworkFamily = Literal["residual", "progressive"]
+NetworkFamily = Literal["residual", "progressive", "style"]
 """``residual``: a residual G and a projection D at full resolution from the first step;
-``progressive``: G and D grow from a small resolution to the full one (both are class-conditional)."""
+``progressive``: G and D grow from a small resolution to the full one; ``style``: a style-based G
+(mapping network, modulated convolutions) with the residual projection D (all are class-conditional)."""
 NETWORK_FAMILIES: tuple[str, ...] = get_args(NetworkFamily)
 FamilyName = Literal[NetworkFamily, "cgan"]
 """What a config or checkpoint may name: a family, or ``cgan``, the old name of ``residual``."""
@@ -48,6 +49,7 @@ def canonical_family(family: str) -> str:
 _FAMILIES: dict[str, tuple[str, str, str]] = {
     "residual": ("medgan.networks.cgan", "Generator", "Discriminator"),
     "progressive": ("medgan.networks.progressive", "ProgressiveGenerator", "ProgressiveDiscriminator"),
+    "style": ("medgan.networks.style", "StyleGenerator", "Discriminator"),
 }
 
 

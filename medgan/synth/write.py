@@ -14,8 +14,8 @@ from medgan.errors import MedganError
 from medgan.synth.export import SampleWriter
 from medgan.synth.manifest import write_manifest, write_provenance
 from medgan.synth.sampling import LATENT_BLOCK, LoadedGenerator, forward_block, iter_samples
-from medgan.synth.writers import FORMATS, cannot_hold
-from medgan.utils import atomic_dir
+from medgan.synth.writers import FORMATS, cannot_hold, estimate_bytes
+from medgan.utils import atomic_dir, check_free_space, check_memory, check_stop
 
 __all__ = ["check_format", "write_synthetic"]
 
@@ -69,8 +69,9 @@ def write_synthetic(
         The number of samples written.
 
     Raises:
-        MedganError: a format that cannot hold these samples; nothing to write; a write that fails
-            (the partial output is removed; a replaced ``out`` keeps its old content).
+        MedganError: a format that cannot hold these samples; nothing to write; not enough free space
+            for the estimated output (checked first); a write that fails (the partial output is removed;
+            a replaced ``out`` keeps its old content).
     """
     import torch  # already loaded with the generator; only read for the provenance
 
@@ -87,6 +88,13 @@ def write_synthetic(
         "latent_block": LATENT_BLOCK, "forward_block": forward_block(gen.size), **(extra or {}),
     }
     out = Path(out)
+    # Section. Room for the output (and, for npz, memory: it collects every sample), before any work.
+    check_free_space(out, estimate_bytes(fmt, total, gen.spatial_dims, gen.size, gen.channels),
+                     f"{total} {fmt} samples")
+    if fmt == "npz":
+        check_memory(2 * estimate_bytes("npz", total, gen.spatial_dims, gen.size, gen.channels),
+                     f"{total} npz samples (collected in memory before the npz is written)",
+                     "write fewer samples, or use --format png, nifti or dicom")
     try:
         with atomic_dir(out, overwrite=overwrite) as tmp:
             with SampleWriter(tmp, fmt=fmt, class_names=names, spatial_dims=gen.spatial_dims,  # type: ignore[arg-type]
@@ -100,6 +108,7 @@ def write_synthetic(
                         start += len(batch)
                         if on_batch is not None:
                             on_batch(len(batch))
+                        check_stop()  # a Ctrl-C that a library swallowed still stops the export
             write_manifest(tmp, writer.manifest)
             write_provenance(tmp, checkpoint_sha256=gen.checkpoint_sha256, config=gen.config,
                              dataset_sha256=gen.dataset.get("sha256"), arguments=arguments or {}, extra=record)

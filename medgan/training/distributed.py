@@ -8,14 +8,13 @@ the rendezvous; :func:`setup` joins the process group (gloo on CPU, NCCL on CUDA
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from medgan.device import resolve_device
+from medgan.device import rank_rows, resolve_device
 
 __all__ = [
     "DistInfo",
@@ -79,21 +78,6 @@ def barrier() -> None:
     """Wait for every rank (a no-op in a world of one)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def rank_rows(draw: Callable[[int], Tensor], batch: int) -> Tensor:
-    """Random rows for this rank's ``batch``, cut from one draw for the whole global batch.
-
-    Every rank keeps the same RNG stream (same seed, same calls) and draws ``world * batch`` rows,
-    then keeps its own ``batch``: the noise of rank r is rows ``[r * batch, (r + 1) * batch)`` of
-    what a single process at the global batch would draw. So a DDP run sees the same latents and
-    augmentations as a single-process run, whatever the number of processes. ``draw(n)`` must
-    return ``n`` rows. In a world of one this is just ``draw(batch)``.
-    """
-    if not _active():
-        return draw(batch)
-    rank = dist.get_rank()
-    return draw(dist.get_world_size() * batch)[rank * batch : (rank + 1) * batch]
 
 
 def all_reduce_mean(t: Tensor) -> Tensor:

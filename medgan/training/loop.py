@@ -12,6 +12,7 @@ import functools
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from torch import nn
 
 from medgan.version import __version__
 from medgan.configio import config_to_dict, save_config
-from medgan.data.dataset import PreparedDataset, load_dataset
+from medgan.data.dataset import PreparedDataset, class_counts, load_dataset
 from medgan.data.scaling import to_model_input
-from medgan.errors import MedganError
+from medgan.errors import MedganError, MedganWarning
 from medgan.networks import build_networks, canonical_family
+from medgan.networks.style import LatentGenerator
 from medgan.training import distributed as dist_utils
 from medgan.training.checkpoint import (
     RunFolder,
@@ -82,6 +84,37 @@ class RunResult:
     seconds: float
 
 
+MIN_IMAGES_PER_CLASS = 50
+"""Below this many training images in a class, ``medgan train`` warns: D memorises a handful of
+images within a few hundred steps, and G's samples of that class become near copies or noise
+(see docs/training.md)."""
+
+
+def data_warnings(class_names: list[str], train_counts: list[int], conditional: bool) -> list[str]:
+    """What to tell the user about the training data before training starts (the one owner of the rule).
+
+    Args:
+        class_names: the dataset's classes.
+        train_counts: training images per class.
+        conditional: whether the model is class-conditional.
+
+    Returns:
+        One line per concern: classes with fewer than :data:`MIN_IMAGES_PER_CLASS` images (an empty
+        class included), and a class-conditional model on a dataset with a single class. :func:`train`
+        issues each as a :class:`~medgan.errors.MedganWarning` before the first step (the CLI prints
+        ``warning: ...``).
+    """
+    out = []
+    small = [f"'{n}' ({k})" for n, k in zip(class_names, train_counts, strict=True) if k < MIN_IMAGES_PER_CLASS]
+    if small:
+        out.append(f"fewer than {MIN_IMAGES_PER_CLASS} training images in class {', '.join(small)}; a GAN trained "
+                   "on so few tends to copy them or collapse: check the memorisation metrics before using its samples")
+    if conditional and len(class_names) == 1:
+        out.append(f"the dataset has one class ('{class_names[0]}'); a class-conditional GAN learns nothing from "
+                   "its label: set model.conditional: false (same samples, no label input)")
+    return out
+
+
 def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
     """Constructor arguments of G and D, stored in the checkpoint so sampling can rebuild G."""
     info = ds.info
@@ -98,6 +131,13 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
                  upsample=m.g_upsample)
+        d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
+                 spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
+                 spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd)
+    elif m.family == "style":
+        g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
+                 spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
+                 w_dim=m.w_dim, mapping_layers=m.mapping_layers, output=m.g_output)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd)
@@ -227,6 +267,21 @@ def _latents(batch: int, z_dim: int, device: torch.device) -> torch.Tensor:
     return dist_utils.rank_rows(lambda n: torch.randn(n, z_dim, device=device), batch)
 
 
+@torch.no_grad()
+def _track_w_avg(G: LatentGenerator, z: torch.Tensor, y: torch.Tensor | None) -> None:
+    """Move a style generator's per-class mean ``w`` (for truncation) towards this step's batch.
+
+    The class sums and counts are averaged over the ranks, so every rank (and a single process at
+    the global batch) applies the same update. A one-hot product, not ``index_add_``: deterministic on CUDA.
+    """
+    w = G.mapping(z, y).float()  # (B, w_dim)
+    k = G.w_avg.shape[0]
+    idx = y if y is not None else torch.zeros(len(z), dtype=torch.long, device=z.device)
+    onehot = torch.nn.functional.one_hot(idx, k).float()  # (B, K)
+    stats = dist_utils.all_reduce_mean(torch.cat([onehot.T @ w, onehot.sum(0, keepdim=True).T], dim=1))  # (K, w_dim + 1)
+    G.update_w_avg(stats[:, :-1], stats[:, -1])
+
+
 def _phase(cfg: TrainConfig, step: int) -> Phase | None:
     return phase_at(step, cfg.progressive) if cfg.progressive is not None else None
 
@@ -289,6 +344,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     info = ds.info
     spec = model_spec(cfg, ds)
     conditional = spec["generator"]["num_classes"] > 0
+    if dist.is_main:
+        for text in data_warnings(info.class_names, class_counts(ds.labels["train"], info.num_classes),
+                                  bool(cfg.model.conditional)):
+            warnings.warn(text, MedganWarning, stacklevel=2)
     sampler = EpochSampler(n_images, cfg.seed, device)
     # The cycle family translates between two domains: its data and its step are medgan.training.cycle's.
     cycle = None
@@ -307,7 +366,13 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     from medgan.training.diffaugment import AdaptiveAugment, DiffAugment
     from medgan.training.loss import GANLoss
 
-    loss = GANLoss(cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, gp_weight=cfg.gp_weight)
+    loss = GANLoss(cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, gp_weight=cfg.gp_weight,
+                   pl_weight=cfg.pl_weight, pl_every=cfg.pl_every)
+    # The style family exposes its w: path-length regularisation and the per-class mean w for truncation.
+    exposes_w = isinstance(G, LatentGenerator)
+    if cfg.pl_weight > 0 and not exposes_w:
+        raise MedganError(f"config key 'pl_weight' needs a generator that exposes its w (model.family: style); "
+                          f"model.family '{spec['family']}' does not")
     augment = DiffAugment(policy=tuple(cfg.augment.policy), spatial_dims=info.spatial_dims, p=cfg.augment.p).to(device)
     ada = (AdaptiveAugment(p=cfg.augment.p, target=cfg.augment.target, interval=cfg.augment.interval,
                            speed_images=cfg.augment.speed_images)
@@ -328,6 +393,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         G_ema.load_state_dict(ckpt["G_ema"])
         opt_G.load_state_dict(ckpt["opt_G"])
         opt_D.load_state_dict(ckpt["opt_D"])
+        if "loss" in ckpt:
+            loss.load_state_dict(ckpt["loss"])
         if ada is not None and ckpt.get("augment"):
             ada.load_state_dict(ckpt["augment"])
             augment.p = ada.p
@@ -375,7 +442,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
             "medgan_version": __version__,
             "step": at_step, "images_seen": images_seen,
             "G": _unwrap(G).state_dict(), "D": D_raw.state_dict(), "G_ema": G_ema.state_dict(),
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(), "loss": loss.state_dict(),
             "augment": ada.state_dict() if ada is not None else {"p": float(augment.p)},
             # The phase training continues in: what a resumed run (or a sampler) is at.
             "stage": next_phase.stage if next_phase is not None else 0,
@@ -475,6 +542,19 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
                 opt_G.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_G.step()
+
+                # Path-length regularisation (lazy, its own G update, as StyleGAN2) and the per-class
+                # mean w, for a generator that exposes its w.
+                if exposes_w and loss.pl_due(step):
+                    with autocast:
+                        pl_loss, pl_stats = loss.path_length_loss(G, _latents(batch, cfg.model.z_dim, device), y)
+                    opt_G.zero_grad(set_to_none=True)
+                    pl_loss.backward()
+                    opt_G.step()
+                    finite &= torch.isfinite(pl_loss.detach())
+                    _accumulate(acc, counts, pl_stats)
+                if exposes_w:
+                    _track_w_avg(_unwrap(G), z, y)  # type: ignore[arg-type]
 
             # EMA.
             # A short warm-up: early on, G_ema follows G closely instead of averaging the random init.

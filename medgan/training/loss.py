@@ -13,19 +13,22 @@ Kinds (logits ``r = D(real)``, ``f = D(fake)``):
   (Gulrajani et al. 2017).
 
 Any kind can add lazy R1 (``r1_gamma / 2 * ||∇_x D(x_real)||²`` every ``r1_every`` steps, scaled by
-``r1_every``; Mescheder et al. 2018, StyleGAN2) and the ProGAN drift term ``drift * r²``.
+``r1_every``; Mescheder et al. 2018, StyleGAN2) and the ProGAN drift term ``drift * r²``. A generator
+that exposes its intermediate latent ``w`` (:class:`medgan.networks.style.LatentGenerator`, the style
+family) can add lazy path-length regularisation (:meth:`GANLoss.path_length_loss`, Karras et al. 2020).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from medgan.training.distributed import rank_rows
+from medgan.training.distributed import all_reduce_mean, rank_rows
 
 __all__ = [
     "LOSS_NAMES",
@@ -158,6 +161,9 @@ class GANLoss:
             is multiplied by ``r1_every`` so its average strength does not depend on the interval.
         gp_weight: WGAN-GP penalty weight (``"wgan-gp"`` only).
         drift: ProGAN's drift weight on ``mean(D(real)²)`` (0.001 in ProGAN); 0 disables it.
+        pl_weight: path-length regularisation weight (2 in StyleGAN2); 0 disables it.
+        pl_every: lazy path-length interval, like ``r1_every``.
+        pl_decay: how fast the running mean path length follows each batch's (0.01).
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -172,6 +178,9 @@ class GANLoss:
         r1_every: int = 16,
         gp_weight: float = 10.0,
         drift: float = 0.0,
+        pl_weight: float = 0.0,
+        pl_every: int = 4,
+        pl_decay: float = 0.01,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -184,12 +193,57 @@ class GANLoss:
         self.r1_every = int(r1_every)
         self.gp_weight = float(gp_weight)
         self.drift = float(drift)
+        if pl_weight < 0 or pl_every < 1 or not 0 < pl_decay <= 1:
+            raise ValueError(f"need pl_weight >= 0, pl_every >= 1 and 0 < pl_decay <= 1, got {pl_weight}, {pl_every}, {pl_decay}")
+        self.pl_weight, self.pl_every, self.pl_decay = float(pl_weight), int(pl_every), float(pl_decay)
+        # The running mean path length: training state, saved with the checkpoint (state_dict).
+        self.pl_mean = torch.zeros(())
 
     def __repr__(self) -> str:
         return (
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
-            f"gp_weight={self.gp_weight}, drift={self.drift})"
+            f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every})"
         )
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The loss's own training state (the running mean path length), for an exact resume."""
+        return {"pl_mean": self.pl_mean.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.pl_mean = state["pl_mean"].detach().clone()
+
+    def pl_due(self, step: int) -> bool:
+        """Whether the G step ``step`` adds the lazy path-length term."""
+        return self.pl_weight > 0 and step % self.pl_every == 0
+
+    def path_length_loss(self, G: Callable[..., Any], z: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Lazy path-length regularisation: a fixed-size step in ``w`` should move the image by a fixed amount.
+
+        ``J_w`` is the Jacobian of the image with respect to the per-layer latents ``ws``; with
+        ``u ~ N(0, I) / sqrt(pixels)``, the length ``||J_w^T u||`` of each sample is pulled towards its
+        running mean ``a`` (``pl_mean``, an EMA over batches; under DDP, over every rank's batch):
+        ``pl_weight * pl_every * mean((||J_w^T u|| - a)²)``.
+
+        Args:
+            G: a generator (or its DDP wrapper) called as ``G(z, y, return_w=True) -> (images, ws)``:
+                one that satisfies :class:`medgan.networks.style.LatentGenerator`.
+            z: ``(B, z_dim)`` latents.
+            y: ``(B,)`` labels, or ``None``.
+
+        Returns:
+            ``(loss, stats)`` with detached ``pl_penalty`` (mean squared deviation) and ``pl_mean``.
+        """
+        fake, ws = G(z, y, return_w=True)  # (B, C, *spatial), (B, num_ws, w_dim)
+        pixels = math.prod(fake.shape[2:])
+        noise = rank_rows(lambda n: torch.randn((n, *fake.shape[1:]), device=fake.device, dtype=fake.dtype),
+                          fake.shape[0]) / math.sqrt(pixels)
+        (grad,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+        lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()  # (B,)
+        batch_mean = all_reduce_mean(lengths.detach().mean())
+        self.pl_mean = self.pl_mean.to(lengths.device).lerp(batch_mean, self.pl_decay)
+        penalty = (lengths - self.pl_mean).square().mean()
+        return penalty * (self.pl_weight * self.pl_every), {"pl_penalty": penalty.detach(), "pl_mean": self.pl_mean}
 
     def r1_due(self, step: int) -> bool:
         """Whether the D step ``step`` adds the lazy R1 term."""

@@ -351,7 +351,7 @@ def test_a_failing_disk_leaves_nothing_behind(toy: dict[str, Path], tmp_path: Pa
     err = _fails("--checkpoint", toy["run2d"], "--class", "all", "--n", 25, "--batch-size", 8, "--overwrite",
                  out=out)
     assert calls["n"] == 21  # it failed midway, after 20 files were written
-    assert f"error: {out}: could not write the samples: No space left on device; the partial output was removed" in err
+    assert f"error: {out}: could not write: No space left on device; the partial output was removed" in err
     if existing:
         assert [p.name for p in parent.iterdir()] == ["synth"]  # no temporary or .old folder beside it
         assert [p.name for p in out.iterdir()] == ["old.txt"] and (out / "old.txt").read_text() == "earlier export"
@@ -371,7 +371,7 @@ def test_a_failing_disk_when_the_npz_is_written(toy: dict[str, Path], tmp_path: 
     parent = tmp_path / "disk"
     parent.mkdir()
     err = _fails("--checkpoint", toy["run2d"], "--class", "all", "--n", 20, "--format", "npz", out=parent / "synth")
-    assert "could not write the samples: No space left on device; the partial output was removed" in err
+    assert "could not write: No space left on device; the partial output was removed" in err
     assert list(parent.iterdir()) == []
 
 

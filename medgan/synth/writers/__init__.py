@@ -20,6 +20,7 @@ from medgan.synth.writers.base import (
     FormatWriter,
     cannot_hold,
     check_holds,
+    estimate_bytes,
 )
 from medgan.synth.writers.dicom import DicomWriter
 from medgan.synth.writers.nifti import NiftiWriter, nifti_array_affine
@@ -34,6 +35,7 @@ __all__ = [
     "FormatWriter",
     "cannot_hold",
     "check_holds",
+    "estimate_bytes",
     "nifti_array_affine",
 ]
 

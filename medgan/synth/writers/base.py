@@ -21,7 +21,8 @@ from medgan.data.dataset import class_slugs
 from medgan.errors import MedganError
 
 __all__ = [
-    "FORMATS", "ExportFormat", "ExportInfo", "FormatWriter", "PerFileWriter", "Refusal", "cannot_hold", "check_holds", "medgan_version",
+    "FORMATS", "ExportFormat", "ExportInfo", "FormatWriter", "PerFileWriter", "Refusal", "cannot_hold", "check_holds",
+    "estimate_bytes", "medgan_version",
 ]
 
 ExportFormat = Literal["png", "npz", "nifti", "dicom"]
@@ -70,6 +71,33 @@ def check_holds(fmt: str, spatial_dims: int, channels: int | None = None) -> Non
         raise MedganError("PNG is 2D only; use --format nifti, dicom or npz for volumes")
     if reason == "rgb":
         raise MedganError("NIfTI holds grey images only; use --format png, dicom or npz for RGB")
+
+
+_BLOCK = 4096  # a file or folder takes whole blocks of the file system
+_OVERHEAD = {"png": 1024, "nifti": 1024, "dicom": 4096, "npz": 0}  # headers, poor compression, per file
+_MANIFEST_ROW = 256  # one manifest.csv line
+
+
+def estimate_bytes(fmt: str, n: int, spatial_dims: int, size: Sequence[int], channels: int) -> int:
+    """Roughly how many bytes an export of ``n`` samples takes on disk, erring on the large side.
+
+    Uncompressed uint8 pixels plus each format's header, rounded up to file-system blocks per file
+    (one file per 2D DICOM image and per slice of a 3D DICOM series), plus the manifest.
+    :func:`medgan.utils.check_free_space` compares it with the free space before anything is written.
+
+    Example:
+        >>> estimate_bytes("png", 1000, 2, [28, 28], 1)
+        4360192
+    """
+    pixels = int(np.prod(size)) * channels
+    blocks = lambda nbytes: -(-nbytes // _BLOCK) * _BLOCK  # noqa: E731
+    if fmt == "npz":
+        per_sample = pixels
+    elif fmt == "dicom" and spatial_dims == 3:
+        per_sample = _BLOCK + int(size[0]) * blocks(pixels // int(size[0]) + _OVERHEAD["dicom"])  # a series folder
+    else:
+        per_sample = blocks(pixels + _OVERHEAD.get(fmt, _BLOCK))
+    return n * (per_sample + _MANIFEST_ROW) + 2 * _BLOCK
 
 
 def medgan_version() -> str:
