@@ -229,6 +229,8 @@ def check_split_arrays(images: np.ndarray, labels: np.ndarray, split: str, path:
     Raises:
         MedganError: images that are not uint8, more than one label per image, or counts that differ.
     """
+    for key, array in ((f"{split}_images", images), (f"{split}_labels", labels)):
+        check_finite(array, path, what=f"{key} ", fix="medgan needs uint8 images and integer labels")
     if images.dtype != np.uint8:
         raise MedganError(f"{split}_images must be uint8, found {images.dtype}", path)
     if labels.ndim == 2 and labels.shape[1] != 1:
@@ -246,8 +248,6 @@ def resolve_dataset_path(name_or_path: str | Path, size: int | None = None) -> P
     is a registry name (``breastmnist``, ``breastmnist_64``), fetched from the cache or a mirror
     (or downloaded) by :func:`medgan.data.fetch.fetch`.
     """
-    for key, array in ((f"{split}_images", images), (f"{split}_labels", labels)):
-        check_finite(array, path, what=f"{key} ", fix="medgan needs uint8 images and integer labels")
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         npz = p / NPZ_NAME
