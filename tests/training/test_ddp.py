@@ -122,3 +122,24 @@ def test_convert_sync_batchnorm_keeps_parameters_keys_and_single_process_behavio
     converted.eval()
     reference.eval()
     assert torch.allclose(converted(x), reference(x))
+
+
+# Half the steps of the residual tests: path length runs every other step, so 10 steps cover it.
+STYLE = ["model.family=style", "model.w_dim=16", "model.mapping_layers=2", "model.d_spectral_norm=false",
+         "model.d_mbstd=true", "pl_weight=2", "pl_every=2", "steps=10"]
+
+
+def test_style_family_two_ranks_train_like_one_process(toy, tmp_path):
+    """Noise inputs, path length (its running mean) and the per-class mean w all follow the global batch."""
+    torch.set_num_threads(1)
+    ref = torch.load(train(tiny_config(toy, tmp_path / "single", *COMMON, *STYLE, "batch_size=8"),
+                           progress=False).checkpoint, weights_only=False)
+    out = tmp_path / "ddp"
+    weights, info = _launch(tmp_path, toy, out, [*COMMON, *STYLE, "batch_size=4"], "style")
+    assert [i["step"] for i in info] == [10, 10]
+    assert _max_diff(weights[0], weights[1]) == 0.0  # same G on both ranks, w_avg and noise buffers included
+    diff = _max_diff(weights[0], ref["G"])
+    assert diff < 1e-5, f"max |G_ddp - G_single| = {diff:.3g}"
+    ddp_ckpt = torch.load(out / "checkpoints" / "step_000010.pt", weights_only=False)
+    assert float(ddp_ckpt["loss"]["pl_mean"]) == pytest.approx(float(ref["loss"]["pl_mean"]), rel=1e-5)
+    assert ref["G"]["w_avg"].abs().sum() > 0
