@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from medgan.version import __version__
 from medgan.configio import config_to_dict, save_config
 from medgan.data.dataset import PreparedDataset, class_counts, load_dataset
 from medgan.data.scaling import to_model_input
@@ -50,6 +49,8 @@ from medgan.training.snapshots import (
     save_grid,
     standing_stats,
 )
+from medgan.utils import check_not_input, check_out_folder, run_lock
+from medgan.version import __version__
 
 __all__ = ["TrainingInterrupted", "train"]
 
@@ -317,7 +318,25 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     Raises:
         MedganError: bad data, config or checkpoint; a non-finite loss.
         TrainingInterrupted: after Ctrl-C, once a checkpoint has been written.
+
+    The run folder is checked first (it can be a folder here; a new run never replaces its own
+    training data) and held with :func:`medgan.utils.run_lock` while training, so a second run into
+    the same folder is refused.
     """
+    run_dir = Path(cfg.out)
+    check_out_folder(run_dir)
+    if resume is None:  # a resumed run continues in place and deletes nothing
+        datasets = (cfg.data, getattr(getattr(cfg, "cycle", None), "target_data", None))
+        paths = [Path(str(d)).expanduser() for d in datasets if d is not None]
+        check_not_input(run_dir, {f"the training data {p}": p for p in paths if p.exists()})
+    # One run per folder; under torchrun, rank 0 holds the lock for every rank.
+    with run_lock(run_dir) if os.environ.get("RANK", "0") == "0" else nullcontext():
+        return _train(cfg, resume=resume, overwrite=overwrite, progress=progress, evaluator=evaluator)
+
+
+def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, progress: bool,
+           evaluator: Evaluator | None) -> RunResult:
+    """The body of :func:`train`, once the run folder is checked and locked."""
     t_start = time.perf_counter()
     if cfg.fid_every and evaluator is None:
         raise ValueError("fid_every > 0 needs an evaluator: pass evaluator=medgan.metrics.training_fid.fid_evaluator(cfg) "
