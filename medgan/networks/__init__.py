@@ -26,10 +26,11 @@ __all__ = [
     "canonical_family",
 ]
 
-NetworkFamily = Literal["residual", "progressive", "style"]
+NetworkFamily = Literal["residual", "progressive", "style", "cycle"]
 """``residual``: a residual G and a projection D at full resolution from the first step;
 ``progressive``: G and D grow from a small resolution to the full one; ``style``: a style-based G
-(mapping network, modulated convolutions) with the residual projection D (all are class-conditional)."""
+(mapping network, modulated convolutions) with the residual projection D (all are class-conditional);
+``cycle``: two translators ``G(x, y)`` (image ``x`` into domain ``y``) and two patch discriminators (CycleGAN)."""
 NETWORK_FAMILIES: tuple[str, ...] = get_args(NetworkFamily)
 FamilyName = Literal[NetworkFamily, "cgan"]
 """What a config or checkpoint may name: a family, or ``cgan``, the old name of ``residual``."""
@@ -50,6 +51,7 @@ _FAMILIES: dict[str, tuple[str, str, str]] = {
     "residual": ("medgan.networks.cgan", "Generator", "Discriminator"),
     "progressive": ("medgan.networks.progressive", "ProgressiveGenerator", "ProgressiveDiscriminator"),
     "style": ("medgan.networks.style", "StyleGenerator", "Discriminator"),
+    "cycle": ("medgan.networks.cycle", "CycleGenerator", "CycleDiscriminator"),
 }
 
 

@@ -12,12 +12,13 @@ from typing import Literal
 from medgan.errors import MedganError
 from medgan.networks import FamilyName, canonical_family
 from medgan.networks.cgan import UpsampleMode
+from medgan.networks.cycle import PatchNorm, TranslatorArch
 from medgan.networks.style import STYLE_OUTPUTS, StyleOutput
 from medgan.training.diffaugment import AUGMENT_OPS
 from medgan.training.loss import LossName
 from medgan.training.schedule import ProgressiveSchedule
 
-__all__ = ["AugmentConfig", "ModelConfig", "TrainConfig"]
+__all__ = ["AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig"]
 
 
 @dataclass
@@ -78,6 +79,46 @@ class AugmentConfig:
     speed_images: int = 50_000
 
 
+CycleAdversarial = Literal["lsgan", "hinge"]
+"""The cycle family's adversarial loss: least squares (the CycleGAN paper's) or hinge."""
+
+
+@dataclass
+class CycleConfig:
+    """The cycle family (``model.family: cycle``): which two domains, and the CycleGAN objective.
+
+    Give either two classes of ``data`` (class translation, e.g. benign → malignant) or a second
+    prepared dataset (domain translation, e.g. one scanner → another). Only train splits are read.
+    The cycle family uses these keys instead of ``loss``, ``r1_gamma`` and ``d_steps`` (one D
+    update per step).
+
+    Args:
+        source_class: class translation: the class of domain A (name or index).
+        target_class: class translation: the class of domain B.
+        target_data: domain translation: domain B's dataset (``data`` is domain A).
+        adversarial: ``lsgan`` (least squares) or ``hinge``.
+        cycle_weight: weight of the cycle-consistency L1.
+        identity_weight: weight of the identity L1 (0 turns it off).
+        generator: translator shape, ``resnet`` (the CycleGAN paper's) or ``unet`` (MONAI's UNet).
+        g_down: stride-2 downsamplings in each translator.
+        g_blocks: residual units at the lowest resolution (``resnet``).
+        d_layers: layers of each MONAI patch discriminator (2: 5×5 patches at 28²).
+        d_norm: the patch discriminators' normalisation, ``instance`` or ``batch``.
+    """
+
+    source_class: str | int | None = None
+    target_class: str | int | None = None
+    target_data: str | None = None
+    adversarial: CycleAdversarial = "lsgan"
+    cycle_weight: float = 10.0
+    identity_weight: float = 5.0
+    generator: TranslatorArch = "resnet"
+    g_down: int = 2
+    g_blocks: int = 6
+    d_layers: int = 2
+    d_norm: PatchNorm = "instance"
+
+
 @dataclass
 class TrainConfig:
     """Everything ``medgan train`` needs. YAML keys are exactly these fields.
@@ -112,6 +153,7 @@ class TrainConfig:
         model: network family and sizes.
         augment: differentiable augmentation.
         progressive: the growing schedule (only for ``model.family: progressive``).
+        cycle: the two domains and the objective (only for ``model.family: cycle``).
         pl_weight: path-length regularisation weight (0 = off); only for a generator that exposes
             its ``w`` (the style family).
         pl_every: lazy path-length interval in steps.
@@ -148,9 +190,42 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progressive: ProgressiveSchedule | None = None
+    cycle: CycleConfig | None = None
     pl_weight: float = 0.0
     pl_every: int = 4
     collapse_share: float = 0.5
+
+    def _validate_cycle(self) -> None:
+        """The cycle family's section and the keys it does not use."""
+        c = self.cycle
+        if self.model.family != "cycle":
+            if c is not None:
+                raise MedganError("config: a 'cycle' section is only allowed with model.family 'cycle'")
+            return
+        if c is None:
+            raise MedganError("config: model.family 'cycle' needs a 'cycle' section (source_class and target_class, "
+                              "or target_data)")
+        classes = c.source_class is not None or c.target_class is not None
+        if classes == (c.target_data is not None):
+            raise MedganError("config: the 'cycle' section needs either source_class and target_class (two classes "
+                              "of data) or target_data (a second dataset), not both")
+        if classes and (c.source_class is None or c.target_class is None):
+            raise MedganError("config: class translation needs both cycle.source_class and cycle.target_class")
+        if self.progressive is not None:
+            raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
+        if self.steps is None:
+            raise MedganError("config key 'steps' must be set for model.family 'cycle'")
+        if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
+            raise MedganError("config: model.family 'cycle' makes one D update per step without R1, and its FID "
+                              "during training is not defined; set d_steps: 1, r1_gamma: 0 and fid_every: 0")
+        if self.model.g_upsample != "nearest" or not self.model.d_spectral_norm or self.model.d_mbstd:
+            raise MedganError("config: model.g_upsample, d_spectral_norm and d_mbstd apply to model.family 'residual' only")
+        for key in ("cycle_weight", "identity_weight"):
+            if not 0 <= getattr(c, key) < float("inf"):
+                raise MedganError(f"config key 'cycle.{key}' must be >= 0, got {getattr(c, key)}")
+        if c.g_down < 1 or c.g_blocks < 0 or c.d_layers < 1:
+            raise MedganError(f"config keys 'cycle.g_down' and 'cycle.d_layers' must be >= 1 and 'cycle.g_blocks' >= 0, "
+                              f"got {c.g_down}, {c.d_layers}, {c.g_blocks}")
 
     def validate(self) -> None:
         """Cross-field checks; raises :class:`MedganError` with the key at fault."""
@@ -184,6 +259,7 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'residual'")
+        self._validate_cycle()
         self._validate_style()
 
     def _validate_style(self) -> None:
