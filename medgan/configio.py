@@ -11,9 +11,12 @@ Nested sections are dataclass-typed fields; override them with dotted keys (``--
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -24,7 +27,141 @@ from medgan.utils import write_text_atomic
 
 T = TypeVar("T")
 
-__all__ = ["config_to_dict", "load_config", "parse_overrides", "save_config", "to_dataclass"]
+__all__ = [
+    "Bounds",
+    "bounded",
+    "check_fields",
+    "config_to_dict",
+    "load_config",
+    "packaged_configs",
+    "parse_overrides",
+    "save_config",
+    "to_dataclass",
+]
+
+BOUNDS = "medgan.bounds"
+"""The key of a field's :class:`Bounds` in its dataclass field metadata."""
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric config field (of each item, for a list or a mapping).
+
+    Declared next to the field with :func:`bounded`; :func:`check_fields` holds every field to it.
+    Independently of any bounds, every float must be finite unless ``finite=False``.
+
+    Args:
+        ge: the value must be ``>= ge``.
+        gt: the value must be ``> gt``.
+        le: the value must be ``<= le``.
+        lt: the value must be ``< lt``.
+        finite: refuse NaN and infinities.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    finite: bool = True
+
+    def admits(self, x: float) -> bool:
+        """Whether ``x`` lies in the range (NaN lies in none)."""
+        if x != x:  # NaN
+            return False
+        return not (
+            (self.ge is not None and not x >= self.ge)
+            or (self.gt is not None and not x > self.gt)
+            or (self.le is not None and not x <= self.le)
+            or (self.lt is not None and not x < self.lt)
+        )
+
+    def describe(self) -> str:
+        """The range in words: ``positive``, ``at least 1``, ``in [0, 1)``."""
+        low = self.gt if self.gt is not None else self.ge
+        high = self.lt if self.lt is not None else self.le
+        if low is not None and high is not None:
+            opening, closing = "(" if self.gt is not None else "[", ")" if self.lt is not None else "]"
+            return f"in {opening}{_num(low)}, {_num(high)}{closing}"
+        if self.gt == 0:
+            return "positive"
+        if self.gt is not None:
+            return f"above {_num(self.gt)}"
+        if self.ge is not None:
+            return f"at least {_num(self.ge)}"
+        if self.lt is not None:
+            return f"below {_num(self.lt)}"
+        if self.le is not None:
+            return f"at most {_num(self.le)}"
+        return "a number"
+
+
+def bounded(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    finite: bool = True,
+) -> Any:
+    """A dataclass field whose numbers must lie in a range, checked by :func:`check_fields`.
+
+    For a list or mapping field the range applies to every item.
+
+    Example:
+        >>> @dataclass
+        ... class Opt:
+        ...     lr: float = bounded(1e-3, gt=0)
+        ...     betas: list[float] = bounded(default_factory=lambda: [0.0, 0.99], ge=0, lt=1)
+    """
+    meta = {BOUNDS: Bounds(ge=ge, gt=gt, le=le, lt=lt, finite=finite)}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def _numbers(value: Any, key: str) -> Iterator[tuple[str, float]]:
+    """Every number in ``value`` (a scalar, or nested in lists and mappings), with its dotted key."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield key, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{key}[{i}]")
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield from _numbers(item, f"{key}.{k}")
+
+
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """Hold every numeric field of a config dataclass (nested sections included) to its range.
+
+    Every float must be finite, unless its field is declared with ``finite=False``; a field
+    declared with :func:`bounded` must also lie in its range.
+
+    Raises:
+        MedganError: naming the first key at fault, its range and the value given.
+    """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_fields(value, f"{key}.")
+            continue
+        bounds: Bounds | None = f.metadata.get(BOUNDS)
+        for where, x in _numbers(value, key):
+            if isinstance(x, float) and not math.isfinite(x) and (bounds is None or bounds.finite):
+                raise MedganError(f"config key '{where}' must be a finite number, got {x}")
+            if bounds is not None and not bounds.admits(x):
+                tp = hints.get(f.name)
+                nullable = get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp)
+                or_null = " or null" if nullable else ""
+                raise MedganError(f"config key '{where}' must be {bounds.describe()}{or_null}, got {x}")
 
 
 def _type_name(tp: Any) -> str:
@@ -144,6 +281,8 @@ def to_dataclass(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         obj = cls(**kwargs)
     except TypeError as exc:  # a required field is missing
         raise MedganError(f"config section '{prefix.rstrip('.') or '<root>'}': {exc}") from None
+    if not prefix:  # the root holds every section (nested ones are built first, without the check)
+        check_fields(obj)
     post = getattr(obj, "validate", None)
     if callable(post):
         post()
@@ -210,8 +349,9 @@ def load_config(
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise MedganError(f"not valid YAML{where}", p) from None
-        if loaded is None:
-            loaded = {}
+        if loaded is None:  # an empty file (or comments only) would run silently on every default
+            raise MedganError("config file is empty: write the keys it should set (every other key keeps its "
+                              "default)", p)
         if not isinstance(loaded, dict):
             raise MedganError("a config file must be a mapping of keys to values", p)
         data = loaded
@@ -240,3 +380,20 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
     write_text_atomic(Path(path), yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def packaged_configs() -> Path:
+    """The ``configs/`` folder that ships with medgan, wherever the command runs from.
+
+    In a source checkout or an editable install it is the checkout's ``configs/``, beside the
+    ``medgan`` package; a wheel installs it as ``<prefix>/share/medgan/configs`` (the
+    ``data-files`` of ``pyproject.toml``).
+
+    Example:
+        >>> (packaged_configs() / "benchmark" / "default.yaml").is_file()
+        True
+    """
+    beside = Path(__file__).resolve().parent.parent / "configs"
+    if (beside / "benchmark").is_dir():
+        return beside
+    return Path(sys.prefix) / "share" / "medgan" / "configs"

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from medgan.configio import config_to_dict, load_config, parse_overrides, to_dataclass
+from medgan.configio import (
+    bounded,
+    check_fields,
+    config_to_dict,
+    load_config,
+    packaged_configs,
+    parse_overrides,
+    to_dataclass,
+)
 from medgan.errors import MedganError
 
 __all__ = [
@@ -66,10 +74,10 @@ class ClassifierConfig:
 
     arch: Literal["cnn", "resnet10", "resnet18", "densenet121"] = "cnn"
     kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    epochs: int = bounded(40, ge=1)
+    batch_size: int = bounded(64, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(1e-4, ge=0)
     class_weighting: Literal["balanced", "none"] = "balanced"
 
 
@@ -95,17 +103,17 @@ class ClassicalConfig:
         gamma: the gamma range ``[low, high]``.
     """
 
-    flip_prob: float = 0.5
-    flip_axes: list[int] = field(default_factory=lambda: [1])
-    rotate90_prob: float = 0.0
-    affine_prob: float = 0.5
-    rotate_degrees: float = 10.0
-    scale: float = 0.1
-    translate: float = 0.05
-    noise_prob: float = 0.2
-    noise_std: float = 0.05
-    contrast_prob: float = 0.2
-    gamma: list[float] = field(default_factory=lambda: [0.8, 1.25])
+    flip_prob: float = bounded(0.5, ge=0, le=1)
+    flip_axes: list[int] = bounded(default_factory=lambda: [1], ge=0)
+    rotate90_prob: float = bounded(0.0, ge=0, le=1)
+    affine_prob: float = bounded(0.5, ge=0, le=1)
+    rotate_degrees: float = bounded(10.0, ge=0, le=180)
+    scale: float = bounded(0.1, ge=0, lt=1)
+    translate: float = bounded(0.05, ge=0, le=1)
+    noise_prob: float = bounded(0.2, ge=0, le=1)
+    noise_std: float = bounded(0.05, ge=0)
+    contrast_prob: float = bounded(0.2, ge=0, le=1)
+    gamma: list[float] = bounded(default_factory=lambda: [0.8, 1.25], gt=0)
 
 
 @dataclass
@@ -124,8 +132,8 @@ class SyntheticConfig:
     """
 
     policy: Literal["balance", "ratio"] = "balance"
-    ratio: float = 1.0
-    truncation: float | None = None
+    ratio: float = bounded(1.0, gt=0)
+    truncation: float | None = bounded(None, gt=0)
 
 
 @dataclass
@@ -134,14 +142,16 @@ class GanConfig:
 
     Args:
         train_config: a ``configs/train/*.yaml`` file; a relative path is looked up beside the
-            benchmark config first, then from the working directory.
+            benchmark config first, then in the working directory, then in medgan's own
+            ``configs/`` (:func:`medgan.configio.packaged_configs`), so the default works from
+            any directory.
         steps: override the training config's steps (``null`` keeps them).
         overrides: more ``key=value`` overrides of the training config (as ``medgan train --set``).
         checkpoint: use this checkpoint instead of training (``--checkpoint`` on the command line).
     """
 
-    train_config: str = "../train/cgan_breastmnist.yaml"
-    steps: int | None = None
+    train_config: str = "train/cgan_breastmnist.yaml"
+    steps: int | None = bounded(None, gt=0)
     overrides: list[str] = field(default_factory=list)
     checkpoint: str | None = None
 
@@ -158,9 +168,9 @@ class BootstrapConfig:
             bootstrap), so the interval includes seed-to-seed variation, not only test-set sampling.
     """
 
-    resamples: int = 2000
-    confidence: float = 0.95
-    seed: int = 0
+    resamples: int = bounded(2000, ge=1)
+    confidence: float = bounded(0.95, gt=0.5, lt=1)
+    seed: int = bounded(0, ge=0)
     resample_seeds: bool = True
 
 
@@ -177,10 +187,10 @@ class FidelityConfig:
     """
 
     enabled: bool = True
-    n_per_class: int = 500
-    seed: int = 12345
+    n_per_class: int = bounded(500, ge=1)
+    seed: int = bounded(12345, ge=0)
     arch: Literal["cnn", "resnet10", "resnet18", "densenet121"] = "cnn"
-    feature_epochs: int = 20
+    feature_epochs: int = bounded(20, ge=1)
 
 
 @dataclass
@@ -209,14 +219,14 @@ class BenchmarkConfig:
     """
 
     data: str = "breastmnist"
-    data_size: int | None = None
+    data_size: int | None = bounded(None, gt=0)
     target_class: str = "malignant"
     arms: list[str] = field(default_factory=lambda: list(ARMS))
-    seeds: int = 5
+    seeds: int = bounded(5, ge=1)
     out: str = "runs/benchmark/breastmnist"
     device: str = "auto"
-    jobs: int = 1
-    threads: int = 0
+    jobs: int = bounded(1, ge=1)
+    threads: int = bounded(0, ge=0)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -226,7 +236,9 @@ class BenchmarkConfig:
     quick: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Cross-field checks; raises :class:`MedganError` naming the key at fault."""
+        """Every field in its range (declared beside the field, :func:`medgan.configio.check_fields`),
+        then the cross-field checks; raises :class:`MedganError` naming the key at fault."""
+        check_fields(self)
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise MedganError(f"config key 'arms': unknown arm '{bad[0]}' (allowed: {', '.join(ARMS)})")
@@ -235,31 +247,9 @@ class BenchmarkConfig:
         if len(set(self.arms)) != len(self.arms):
             raise MedganError("config key 'arms' lists an arm twice")
         self.arms = [a for a in ARMS if a in self.arms]
-        for key, value in (("seeds", self.seeds), ("jobs", self.jobs), ("classifier.epochs", self.classifier.epochs),
-                           ("classifier.batch_size", self.classifier.batch_size),
-                           ("bootstrap.resamples", self.bootstrap.resamples),
-                           ("fidelity.n_per_class", self.fidelity.n_per_class),
-                           ("fidelity.feature_epochs", self.fidelity.feature_epochs)):
-            if value < 1:
-                raise MedganError(f"config key '{key}' must be at least 1, got {value}")
-        if self.threads < 0:
-            raise MedganError(f"config key 'threads' must be >= 0, got {self.threads}")
-        if not 0.5 < self.bootstrap.confidence < 1.0:
-            raise MedganError(f"config key 'bootstrap.confidence' must be in (0.5, 1), got {self.bootstrap.confidence}")
-        if self.synthetic.truncation is not None and not self.synthetic.truncation > 0:
-            raise MedganError(f"config key 'synthetic.truncation' must be positive or null, got {self.synthetic.truncation}")
-        if self.synthetic.ratio <= 0:
-            raise MedganError(f"config key 'synthetic.ratio' must be positive, got {self.synthetic.ratio}")
-        if self.gan.steps is not None and self.gan.steps < 1:
-            raise MedganError(f"config key 'gan.steps' must be positive, got {self.gan.steps}")
         c = self.classical
-        for key in ("flip_prob", "rotate90_prob", "affine_prob", "noise_prob", "contrast_prob"):
-            if not 0.0 <= getattr(c, key) <= 1.0:
-                raise MedganError(f"config key 'classical.{key}' must be in [0, 1], got {getattr(c, key)}")
         if len(c.gamma) != 2 or not 0 < c.gamma[0] <= c.gamma[1]:
             raise MedganError(f"config key 'classical.gamma' must be [low, high] with 0 < low <= high, got {c.gamma}")
-        if any(a < 0 for a in c.flip_axes):
-            raise MedganError(f"config key 'classical.flip_axes' must list spatial axes (0, 1, ...), got {c.flip_axes}")
         if self.quick:
             # The quick section must itself give a valid config: check it now, not at --quick time.
             apply_quick(self)
@@ -292,11 +282,8 @@ def apply_quick(cfg: BenchmarkConfig) -> BenchmarkConfig:
 
 
 def default_config_path() -> Path:
-    """``configs/benchmark/default.yaml`` in the working directory, else in the source checkout."""
-    local = Path("configs/benchmark/default.yaml")
-    if local.is_file():
-        return local
-    return Path(__file__).resolve().parents[2] / "configs" / "benchmark" / "default.yaml"
+    """medgan's own ``configs/benchmark/default.yaml``, whatever the working directory."""
+    return packaged_configs() / "benchmark" / "default.yaml"
 
 
 def load_benchmark_config(
@@ -326,11 +313,12 @@ def load_benchmark_config(
 
 def _find_train_config(name: str, beside: Path) -> Path:
     p = Path(name).expanduser()
-    for cand in ([p] if p.is_absolute() else [beside / p, p]):
+    packaged = packaged_configs()
+    for cand in ([p] if p.is_absolute() else [beside / p, p, packaged / p]):
         if cand.is_file():
             return cand.resolve()
-    raise MedganError(f"config key 'gan.train_config': training config '{name}' not found (looked beside {beside} "
-                      "and in the working directory)")
+    where = "" if p.is_absolute() else f" (looked beside {beside}, in the working directory and in {packaged})"
+    raise MedganError(f"config key 'gan.train_config': training config '{name}' not found{where}")
 
 
 def identity(cfg: BenchmarkConfig) -> dict[str, Any]:

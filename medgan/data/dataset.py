@@ -18,7 +18,7 @@ import json
 import re
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,9 @@ class DatasetInfo:
     source: str
     sha256: str
     counts: dict[str, list[int]] = field(default_factory=dict)
-    preprocessing: dict[str, Any] = field(default_factory=dict)
-    spacing: list[float] | None = None
+    # Read back as written: these records are not held to the config rule that floats be finite.
+    preprocessing: dict[str, Any] = bounded(default_factory=dict, finite=False)
+    spacing: list[float] | None = bounded(None, finite=False)
 
     @property
     def num_classes(self) -> int:
@@ -83,11 +84,27 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> DatasetInfo:
-        known = set(cls.__dataclass_fields__)
-        missing = [k for k in ("class_names", "channels", "spatial_dims", "size") if k not in data]
+        """The sidecar from its JSON mapping: unknown keys are ignored; missing or mistyped ones are errors.
+
+        Raises:
+            MedganError: naming ``path`` and every missing key, or the first key of the wrong type.
+        """
+        from medgan.configio import to_dataclass
+
+        if not isinstance(data, dict):
+            raise MedganError("sidecar must be a JSON object", path)
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in data]
         if missing:
-            raise MedganError(f"sidecar is missing {', '.join(missing)}", path)
-        return cls(**{k: v for k, v in data.items() if k in known})
+            raise MedganError(f"sidecar is missing key(s) {', '.join(missing)}", path)
+        try:
+            info = to_dataclass(cls, {k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except MedganError as exc:
+            raise MedganError(f"sidecar {str(exc).replace('config key', 'key')}", path) from None
+        if info.channels not in (1, 3) or info.spatial_dims not in (2, 3) or len(info.size) != info.spatial_dims:
+            raise MedganError(f"sidecar has channels {info.channels}, spatial_dims {info.spatial_dims} and size "
+                              f"{info.size}; medgan reads 1 or 3 channels, 2D or 3D, one size per dimension", path)
+        return info
 
 
 @dataclass
@@ -235,9 +252,25 @@ def check_split_arrays(images: np.ndarray, labels: np.ndarray, split: str, path:
         raise MedganError(f"{split}_images must be uint8, found {images.dtype}", path)
     if labels.ndim == 2 and labels.shape[1] != 1:
         raise MedganError(f"{split}_labels has shape {labels.shape}; medgan needs one label per image", path)
-    flat = labels.reshape(-1).astype(np.int64)
+    flat = _class_indices(labels.reshape(-1), f"{split}_labels", path)
     if len(flat) != len(images):
         raise MedganError(f"{split}: {len(images)} images but {len(flat)} labels", path)
+    return flat
+
+
+def _class_indices(labels: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """``labels`` as int64 class indices; a float that is not a whole number, or a negative label, is an error."""
+    hint = "labels are class indices 0, 1, 2, ..."
+    if labels.dtype.kind == "f":
+        bad = labels[~(labels == np.round(labels))]  # NaN compares unequal too
+        if bad.size:
+            raise MedganError(f"{key} holds {bad.size} label(s) that are not whole numbers (e.g. {bad[0]}); {hint}", path)
+    elif labels.dtype.kind not in "iub":
+        raise MedganError(f"{key} must hold integer class indices, found {labels.dtype}", path)
+    flat = labels.astype(np.int64)
+    negative = flat[flat < 0]
+    if negative.size:
+        raise MedganError(f"{key} holds {negative.size} negative label(s) (e.g. {negative[0]}); {hint}", path)
     return flat
 
 
@@ -298,6 +331,11 @@ def load_dataset(name_or_path: str | Path, size: int | None = None) -> PreparedD
         info.sha256 = sha
     else:
         n_cls = int(max(int(lab.max()) if lab.size else -1 for lab in labels.values())) + 1
+        n_images = sum(len(lab) for lab in labels.values())
+        if n_cls > max(n_images, 2):  # a stray huge label would otherwise make that many empty classes
+            raise MedganError(f"labels run up to {n_cls - 1}, but there are only {n_images} images; without a "
+                              f"sidecar the classes are 0..max label (add {npz.with_suffix('.json').name} with "
+                              "class_names)", npz)
         counts = {s: class_counts(labels[s], max(n_cls, 1)) for s in SPLITS}
         derived = _registry_info(npz, sha, counts, images["train"].shape)
         if derived is None:
@@ -324,8 +362,10 @@ def _check_consistent(info: DatasetInfo, images: dict[str, np.ndarray], labels: 
                 f"{', 3' if info.channels == 3 else ''})",
                 npz,
             )
-        if labels[s].size and (labels[s].min() < 0 or labels[s].max() >= info.num_classes):
-            raise MedganError(f"{s}_labels has a label outside 0..{info.num_classes - 1}", npz)
+        outside = labels[s][(labels[s] < 0) | (labels[s] >= info.num_classes)]
+        if outside.size:
+            raise MedganError(f"{s}_labels holds {outside.size} label(s) outside 0..{info.num_classes - 1} (e.g. "
+                              f"{outside[0]}); the dataset has {info.num_classes} classes", npz)
 
 
 def save_prepared(

@@ -62,8 +62,14 @@ class RunFolder:
 
     @classmethod
     def containing(cls, path: str | Path) -> RunFolder:
-        """The run folder ``path`` is, or the one its checkpoint file lies in."""
+        """The run folder ``path`` is, or the one its checkpoint file lies in.
+
+        Raises:
+            MedganError: when ``path`` does not exist (naming it as given).
+        """
         p = Path(path)
+        if not p.exists():
+            raise MedganError("no such run folder or checkpoint", p)
         return cls(p if p.is_dir() else p.parent.parent)
 
     @staticmethod
