@@ -522,8 +522,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
             if cycle is not None:
                 # The cycle family: both translators' G phase, then both patch discriminators' D phase
                 # (medgan.training.cycle.CycleStep); one batch of each domain per step.
-                with autocast:
-                    g_loss, d_stats, g_stats = cycle.step(G, D, opt_G, opt_D, images_seen, batch, aug_fn)
+                g_loss, d_stats, g_stats = cycle.step(G, D, opt_G, opt_D, images_seen, batch, aug_fn, autocast)
                 if ada is not None:
                     ada.update(d_stats["d_real_sign"], 2 * batch)
                     augment.p = ada.p
