@@ -103,8 +103,8 @@ class SampleWriter:
             indices: the sample index of each sample ``(B,)``; names the files, so keep it unique.
 
         Returns:
-            per sample, the path (relative to ``out_dir``) that holds it: its file, its series
-            folder (3D DICOM), or ``dataset.npz`` (written on :meth:`close`).
+            per sample, the path (relative to ``out_dir``) that holds it: its file, or
+            ``dataset.npz`` (written on :meth:`close`).
         """
         if self.closed:
             raise ValueError("this SampleWriter is closed")

@@ -60,8 +60,7 @@ def manifest_rows(
 def write_manifest(out_dir: str | Path, rows: Iterable[ManifestRow]) -> Path:
     """Write ``manifest.csv``: ``file,class_name,class_index,seed,sample_index``, one row per sample.
 
-    For npz every row names ``dataset.npz``, in the order of ``train_images``; for 3D DICOM a row
-    names the series folder.
+    For npz every row names ``dataset.npz``, in the order of ``train_images``.
     """
     path = Path(out_dir) / MANIFEST_NAME
     with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 import re
 import shutil
 from pathlib import Path
@@ -219,26 +218,24 @@ def test_nifti_volumes_read_back_at_the_right_shape(toy: dict[str, Path], tmp_pa
         np.testing.assert_array_equal(data.transpose(2, 1, 0), volume)  # NIfTI (W, H, D) -> (D, H, W)
 
 
-def test_dicom_volumes_read_back_as_series_in_slice_order(toy: dict[str, Path], tmp_path: Path) -> None:
+def test_dicom_volumes_read_back_as_multiframe_files_in_slice_order(toy: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "dcm"
     _ok("--checkpoint", toy["run3d"], "--class", "1", "--n", 2, "--format", "dicom", "--out", out)
     _ok("--checkpoint", toy["run3d"], "--class", "1", "--n", 2, "--format", "npz", "--out", tmp_path / "npz")
     volumes = load_dataset(tmp_path / "npz").images["train"]
     rows = _manifest(out)
-    assert [r["file"] for r in rows] == ["class1/class1_0_000000", "class1/class1_0_000001"]
+    assert [r["file"] for r in rows] == ["class1/class1_0_000000.dcm", "class1/class1_0_000001.dcm"]
     sha = file_sha256(find_checkpoint(toy["run3d"]))
     for row, volume in zip(rows, volumes, strict=True):
-        files = list((out / row["file"]).glob("*.dcm"))
-        random.Random(0).shuffle(files)  # the order must come from the headers, not the file names
-        slices = sorted((pydicom.dcmread(f) for f in files), key=lambda d: float(d.ImagePositionPatient[2]))
-        assert len(slices) == 8 and len({d.SeriesInstanceUID for d in slices}) == 1
-        assert [d.InstanceNumber for d in slices] == list(range(1, 9))
-        stacked = np.stack([d.pixel_array for d in slices])
-        assert stacked.shape == (8, 8, 8)
-        np.testing.assert_array_equal(stacked, volume)
-        for d in slices:
-            assert str(d.PatientName) == "SYNTHETIC"
-            assert f"Checkpoint sha256 {sha}" in d.ImageComments and "SYNTHETIC" in d.ImageComments
+        d = pydicom.dcmread(out / row["file"])
+        assert d.NumberOfFrames == 8
+        # Frame k lies k slice steps along z: the frame order is the slice order.
+        z = [float(f.PlanePositionSequence[0].ImagePositionPatient[2]) for f in d.PerFrameFunctionalGroupsSequence]
+        assert z == sorted(z) and len(set(z)) == 8
+        assert d.pixel_array.shape == (8, 8, 8)
+        np.testing.assert_array_equal(d.pixel_array, volume)
+        assert str(d.PatientName) == "SYNTHETIC"
+        assert f"Checkpoint sha256 {sha}" in d.ImageComments and "SYNTHETIC" in d.ImageComments
 
 
 # Errors: exit code 2 and one line that says what is wrong.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nibabel as nib
@@ -14,10 +15,11 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import UID, generate_uid
 
 from medgan.data.dataset import load_dataset, to_channels_last
+from medgan.data.io import read_image
 from medgan.errors import MedganError
 from medgan.synth.export import SampleWriter, write_samples
 from medgan.synth.writers import FORMATS, WRITERS
-from medgan.synth.writers.dicom import SC_IMAGE_STORAGE
+from medgan.synth.writers.dicom import MF_GRAYSCALE_BYTE_SC_STORAGE, SC_IMAGE_STORAGE
 from tests.synth.helpers import NAMES, SHA, SLUGS, _images, _write
 
 
@@ -33,10 +35,6 @@ def _monai_loader(reader: str):
 def monai_dicom():
     """MONAI's DICOM loader (``PydicomReader``), built once."""
     return _monai_loader("PydicomReader")
-
-
-def _read_series(folder: Path) -> list[pydicom.Dataset]:
-    return [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
 
 
 # Names, formats and errors.
@@ -156,15 +154,30 @@ def test_nifti_round_trips_with_spacing(tmp_path: Path) -> None:
         assert (int(img.header["qform_code"]), int(img.header["sform_code"])) == (2, 2)
 
 
-def test_nifti_and_dicom_agree_in_monai(tmp_path: Path, monai_dicom) -> None:
+def _functional_group_affine(ds: pydicom.Dataset) -> np.ndarray:
+    """RAS affine of voxel (w, h, d) from a multi-frame file's functional groups (the NIfTI (i, j, k) order)."""
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    iop = np.array([float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient])
+    sy, sx = (float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing)
+    pos = np.array([[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient]
+                    for f in ds.PerFrameFunctionalGroupsSequence])
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1] = iop[:3] * sx, iop[3:] * sy  # along a row (w), down a column (h)
+    lps[:3, 2] = (pos[-1] - pos[0]) / (len(pos) - 1)  # frame to frame (d)
+    lps[:3, 3] = pos[0]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def test_nifti_and_dicom_agree(tmp_path: Path) -> None:
+    # One volume as NIfTI and as DICOM: the same voxels at the same patient positions.
     vol = _images((1, 1, 3, 6, 5))
     spacing = [2.5, 0.5, 0.75]
     nii = _write(tmp_path / "n", vol, [0], "nifti", spacing=spacing)[0]
     dcm = _write(tmp_path / "d", vol, [0], "dicom", spacing=spacing)[0]
-    a = _monai_loader("NibabelReader")(str(tmp_path / "n" / nii))
-    b = monai_dicom(str(tmp_path / "d" / dcm))
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    np.testing.assert_allclose(np.asarray(a.affine), np.asarray(b.affine))
+    a = _monai_loader("NibabelReader")(str(tmp_path / "n" / nii))  # (W, H, D)
+    ds = pydicom.dcmread(tmp_path / "d" / dcm)
+    np.testing.assert_array_equal(np.asarray(a), ds.pixel_array.transpose(2, 1, 0))
+    np.testing.assert_allclose(np.asarray(a.affine), _functional_group_affine(ds))
 
 
 # DICOM.
@@ -184,6 +197,9 @@ def test_dicom_2d_grey(tmp_path: Path, monai_dicom) -> None:
         assert ds.PhotometricInterpretation == "MONOCHROME2" and ds.SamplesPerPixel == 1
         assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (8, 8, 7, 0)
         assert [float(x) for x in ds.PixelSpacing] == [0.5, 0.25]
+        for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "SliceThickness", "FrameOfReferenceUID"):
+            assert keyword not in ds  # not part of the Secondary Capture Image IOD
+        assert ds.Laterality == "" and ds.PatientOrientation == ""  # type 2C: present, unknown
         np.testing.assert_array_equal(ds.pixel_array, img[0])
     # One Study for the export; each image its own Series.
     assert len({ds.StudyInstanceUID for ds in dss}) == 1
@@ -218,33 +234,35 @@ def test_unicode_class_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert "肿瘤" in im.info["Description"]
 
 
-def test_dicom_3d_series(tmp_path: Path, monai_dicom) -> None:
+def test_dicom_3d_multiframe(tmp_path: Path) -> None:
     vol = _images((2, 1, 4, 6, 5))  # (N, 1, D, H, W)
     spacing = [2.5, 0.5, 0.75]
     files = _write(tmp_path, vol, [0, 1], "dicom", spacing=spacing)
-    assert files == ["benign/benign_7_000000", "malignant_tumour/malignant_tumour_7_000001"]
-    series_uids = set()
-    for f, v in zip(files, vol, strict=True):
-        dss = _read_series(tmp_path / f)
-        assert len(dss) == 4
-        # Slice order by position along z is the volume order; instance numbers follow it.
-        dss.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
-        np.testing.assert_array_equal(np.stack([ds.pixel_array for ds in dss]), v[0])
-        assert [ds.InstanceNumber for ds in dss] == [1, 2, 3, 4]
-        assert [[float(x) for x in ds.ImagePositionPatient] for ds in dss] == [[0, 0, 2.5 * k] for k in range(4)]
-        for ds in dss:
-            assert [float(x) for x in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
-            assert [float(x) for x in ds.PixelSpacing] == [0.5, 0.75]
-            assert float(ds.SliceThickness) == float(ds.SpacingBetweenSlices) == 2.5
-        assert len({ds.SeriesInstanceUID for ds in dss}) == 1
-        assert len({ds.FrameOfReferenceUID for ds in dss}) == 1
-        assert len({ds.SOPInstanceUID for ds in dss}) == 4
-        series_uids.add(dss[0].SeriesInstanceUID)
-        out = monai_dicom(str(tmp_path / f))
-        assert out.shape == (5, 6, 4)  # MONAI: (W, H, D)
-        np.testing.assert_array_equal(np.asarray(out), v[0].transpose(2, 1, 0))
-        assert monai_dicom(str(tmp_path / f / "0000.dcm")).shape == (5, 6)
-    assert len(series_uids) == 2
+    assert files == ["benign/benign_7_000000.dcm", "malignant_tumour/malignant_tumour_7_000001.dcm"]
+    dss = [pydicom.dcmread(tmp_path / f) for f in files]
+    for f, ds, v in zip(files, dss, vol, strict=True):
+        # One file per volume, a frame per slice, in volume order.
+        assert ds.SOPClassUID == MF_GRAYSCALE_BYTE_SC_STORAGE == ds.file_meta.MediaStorageSOPClassUID
+        assert ds.NumberOfFrames == 4 and (ds.Rows, ds.Columns) == (6, 5)
+        np.testing.assert_array_equal(ds.pixel_array, v[0])
+        # The geometry lives in the IOD's functional groups, not in attributes the IOD does not define.
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        assert [float(x) for x in shared.PlaneOrientationSequence[0].ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
+        measures = shared.PixelMeasuresSequence[0]
+        assert [float(x) for x in measures.PixelSpacing] == [0.5, 0.75]
+        assert float(measures.SliceThickness) == float(measures.SpacingBetweenSlices) == 2.5
+        positions = [[float(x) for x in f.PlanePositionSequence[0].ImagePositionPatient]
+                     for f in ds.PerFrameFunctionalGroupsSequence]
+        assert positions == [[0, 0, 2.5 * k] for k in range(4)]
+        for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "SliceThickness", "PixelSpacing"):
+            assert keyword not in ds
+        assert UID(ds.FrameOfReferenceUID).is_valid
+        # medgan's own reader gives the volume back with its spacing.
+        image = read_image(tmp_path / f)
+        np.testing.assert_array_equal(image.array, v[0])
+        assert image.spacing == (2.5, 0.5, 0.75)
+    assert len({ds.SeriesInstanceUID for ds in dss}) == 2
+    assert len({ds.FrameOfReferenceUID for ds in dss}) == 2
 
 
 # DICOM privacy: nothing from a training file may reach an exported file.
@@ -304,8 +322,8 @@ def test_dicom_export_leaks_nothing_from_training_files(tmp_path: Path, monkeypa
     u8 = np.round(255 * (pixels - pixels.min()) / (pixels.max() - pixels.min())).astype(np.uint8)  # (3, H, W)
     files2d = _write(tmp_path / "out2d", u8[:, None], [0, 1, 1], "dicom")
     files3d = _write(tmp_path / "out3d", u8[None, None], [1], "dicom", spacing=[2.0, 0.7, 0.7])
-    exported = [tmp_path / "out2d" / f for f in files2d] + sorted((tmp_path / "out3d" / files3d[0]).glob("*.dcm"))
-    assert len(exported) == 6
+    exported = [tmp_path / "out2d" / f for f in files2d] + [tmp_path / "out3d" / files3d[0]]
+    assert len(exported) == 4
 
     study_uids, series_uids, sop_uids, frame_uids = set(), set(), set(), set()
     for path in exported:
@@ -332,20 +350,26 @@ def test_dicom_export_leaks_nothing_from_training_files(tmp_path: Path, monkeypa
         assert f"'{cls}'" in ds.ImageComments and cls in ds.SeriesDescription
         for keyword in ("StudyDate", "StudyTime", "PatientBirthDate"):
             assert ds[keyword].value in ("", None)
-        for keyword in ("InstitutionName", "SeriesDate", "ContentDate", "AcquisitionDate", "InstanceCreationDate",
+        for keyword in ("InstitutionName", "SeriesDate", "AcquisitionDate", "InstanceCreationDate",
                         "Manufacturer", "StationName", "OtherPatientIDsSequence"):
             assert keyword not in ds
+        # The one date: a multi-frame file's required Content Date, the day of the export.
+        volume = "NumberOfFrames" in ds
+        assert ("ContentDate" in ds) == volume
+        if volume:
+            assert ds.ContentDate == datetime.now(timezone.utc).strftime("%Y%m%d")
 
-        uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.FrameOfReferenceUID)
+        uids = [ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, *([ds.FrameOfReferenceUID] if volume else [])]
         assert all(UID(u).is_valid for u in uids)
         assert not set(uids) & train_uids
         study_uids.add(ds.StudyInstanceUID)
         series_uids.add(ds.SeriesInstanceUID)
         sop_uids.add(ds.SOPInstanceUID)
-        frame_uids.add(ds.FrameOfReferenceUID)
+        if volume:
+            frame_uids.add(ds.FrameOfReferenceUID)
 
     assert len(study_uids) == 2  # one per export
     assert len(series_uids) == 4  # three 2D images + one volume
-    assert len(sop_uids) == 6  # every file
-    assert len(frame_uids) == 4  # one per series
+    assert len(sop_uids) == 4  # every file
+    assert len(frame_uids) == 1  # the volume's; a 2D Secondary Capture image has no Frame of Reference
     assert not (study_uids & series_uids) and not (series_uids & sop_uids) and not (frame_uids & series_uids)

@@ -40,8 +40,8 @@ def test_manifest_rows_for_each_format(tmp_path: Path) -> None:
     files = _write(tmp_path / "dcm3", _images((1, 1, 2, 4, 4)), [0], "dicom")
     write_manifest(tmp_path / "dcm3", manifest_rows(files, [0], NAMES, 7, [0]))
     line = (tmp_path / "dcm3" / "manifest.csv").read_text().splitlines()[1]
-    assert line == "benign/benign_7_000000,benign,0,7,0"
-    assert (tmp_path / "dcm3" / "benign/benign_7_000000").is_dir()
+    assert line == "benign/benign_7_000000.dcm,benign,0,7,0"
+    assert (tmp_path / "dcm3" / "benign/benign_7_000000.dcm").is_file()  # one multi-frame file per volume
 
 
 def test_provenance(tmp_path: Path) -> None:

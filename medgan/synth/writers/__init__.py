@@ -4,8 +4,9 @@ Layout of an output folder (``<slug>`` is the class name made file-safe, see :fu
 
     png    <slug>/<slug>_<seed>_<index:06d>.png                :mod:`.png`
     nifti  <slug>/<slug>_<seed>_<index:06d>.nii.gz             :mod:`.nifti`
-    dicom  <slug>/<slug>_<seed>_<index:06d>.dcm                :mod:`.dicom` (2D: each image its own series)
-           <slug>/<slug>_<seed>_<index:06d>/<k:04d>.dcm        (3D: one series per volume)
+    dicom  <slug>/<slug>_<seed>_<index:06d>.dcm                :mod:`.dicom` (each sample its own series: a 2D
+                                                                Secondary Capture image, or a volume as one
+                                                                multi-frame file)
     npz    dataset.npz + dataset.json                           :mod:`.npz` (a prepared dataset, train split only)
 
 :class:`medgan.synth.export.SampleWriter` checks the batches and hands them to the writer of its format.

@@ -2,7 +2,7 @@
 
 A format writer (:mod:`.png`, :mod:`.npz`, :mod:`.nifti`, :mod:`.dicom`) receives batches that
 :class:`medgan.synth.export.SampleWriter` has already checked: uint8, channel first, labels in
-range. File formats write one sample per file (or series folder) under ``<slug>/``, named
+range. File formats write one sample per file under ``<slug>/``, named
 ``<slug>_<seed>_<index:06d>``; the base class owns that naming and refuses a name written twice.
 """
 
@@ -82,7 +82,7 @@ def estimate_bytes(fmt: str, n: int, spatial_dims: int, size: Sequence[int], cha
     """Roughly how many bytes an export of ``n`` samples takes on disk, erring on the large side.
 
     Uncompressed uint8 pixels plus each format's header, rounded up to file-system blocks per file
-    (one file per 2D DICOM image and per slice of a 3D DICOM series), plus the manifest.
+    (one file per sample; a 3D DICOM file adds a little per frame), plus the manifest.
     :func:`medgan.utils.check_free_space` compares it with the free space before anything is written.
 
     Example:
@@ -94,7 +94,7 @@ def estimate_bytes(fmt: str, n: int, spatial_dims: int, size: Sequence[int], cha
     if fmt == "npz":
         per_sample = pixels
     elif fmt == "dicom" and spatial_dims == 3:
-        per_sample = _BLOCK + int(size[0]) * blocks(pixels // int(size[0]) + _OVERHEAD["dicom"])  # a series folder
+        per_sample = blocks(pixels + _OVERHEAD["dicom"] + 128 * int(size[0]))  # one multi-frame file
     else:
         per_sample = blocks(pixels + _OVERHEAD.get(fmt, _BLOCK))
     return n * (per_sample + _MANIFEST_ROW) + 2 * _BLOCK

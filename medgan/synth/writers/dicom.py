@@ -1,14 +1,20 @@
 """DICOM: Secondary Capture files marked synthetic, one Study per export and one Series per sample.
 
 Headers are built from scratch out of the export's arguments, so no patient value can leak from a
-training file. A 2D sample is one file ``<slug>/<name>.dcm``; a volume is a series folder
-``<slug>/<name>/<k:04d>.dcm`` of single-frame files.
+training file. Every sample is one file ``<slug>/<name>.dcm`` that the reference validator
+(dicom3tools' ``dciodvfy``) passes without errors:
+
+- a 2D image is a single-frame **Secondary Capture Image** (grey or RGB); the IOD has no patient
+  geometry, so the file carries ``PixelSpacing`` and nothing that places it in space;
+- a volume is one **Multi-frame Grayscale Byte Secondary Capture Image** whose frames are the
+  slices; its geometry is in the IOD's own functional groups: a Frame of Reference, Pixel Measures
+  and Plane Orientation shared by all frames, a Plane Position per frame.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +22,12 @@ import numpy as np
 
 from medgan.synth.writers.base import ExportInfo, PerFileWriter, medgan_version
 
-__all__ = ["SC_IMAGE_STORAGE", "DicomWriter"]
+__all__ = ["MF_GRAYSCALE_BYTE_SC_STORAGE", "SC_IMAGE_STORAGE", "DicomWriter"]
 
-# Secondary Capture Image Storage, written one frame per file.
+# Secondary Capture Image Storage: one 2D image per file.
 SC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+# Multi-frame Grayscale Byte Secondary Capture Image Storage: one volume per file, a frame per slice.
+MF_GRAYSCALE_BYTE_SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7.2"
 
 
 def _lo(text: str) -> str:
@@ -36,21 +44,19 @@ class DicomWriter(PerFileWriter):
         super().__init__(out_dir, info)
         self.generate_uid = generate_uid
         self.study_uid = generate_uid()
+        # When the export was made (UTC): the Content Date and Time that a multi-frame file must have.
+        self.created = datetime.now(timezone.utc)
         # A fixed UID for "medgan <version>" under pydicom's root: the same for every file.
         self.implementation_uid = generate_uid(prefix=PYDICOM_ROOT_UID, entropy_srcs=["medgan", medgan_version()])
 
     def write_sample(self, img: np.ndarray, label: int, index: int, rel: str) -> str:
+        path = self.out_dir / f"{rel}.dcm"
         if self.info.spatial_dims == 2:
-            # (C, H, W) -> one frame (1, H, W) grey or (1, H, W, 3) RGB, in a one-file series.
-            frames = img if img.shape[0] == 1 else img.transpose(1, 2, 0)[None]
-            self.write_series([self.out_dir / f"{rel}.dcm"], frames, label, index)
-            return f"{rel}.dcm"
-        # (1, D, H, W) -> a folder of D single-frame files, one series.
-        series_dir = self.out_dir / rel
-        series_dir.mkdir()
-        paths = [series_dir / f"{k:04d}.dcm" for k in range(img.shape[1])]
-        self.write_series(paths, img[0], label, index)
-        return rel
+            # (C, H, W) -> (H, W) grey or (H, W, 3) RGB.
+            self.write_image(path, img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), label, index)
+        else:
+            self.write_volume(path, img[0], label, index)  # (1, D, H, W) -> D frames
+        return f"{rel}.dcm"
 
     def _base(self, label: int, series_uid: str, series_number: int, series_description: str) -> Any:
         """A fresh dataset with every header element that is not per image."""
@@ -66,7 +72,8 @@ class DicomWriter(PerFileWriter):
         ds.SecondaryCaptureDeviceManufacturer = "medgan"
         ds.SecondaryCaptureDeviceManufacturerModelName = "medgan"
         ds.SecondaryCaptureDeviceSoftwareVersions = medgan_version()
-        # Patient: no person. Type 2 elements are present and empty; no dates or times anywhere.
+        # Patient: no person. Type 2 elements are present and empty; no dates or times (but the export's
+        # own Content Date and Time in a multi-frame file, where the IOD requires them).
         ds.PatientName = "SYNTHETIC"
         ds.PatientID = f"SYN-{info.checkpoint_sha256[:12]}"
         ds.PatientBirthDate = ""
@@ -86,20 +93,24 @@ class DicomWriter(PerFileWriter):
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = series_number
         ds.SeriesDescription = _lo(series_description)
+        # Type 2C: laterality is unknown for a synthetic image (present, empty).
+        ds.Laterality = ""
+        ds.SOPInstanceUID = self.generate_uid()
+        ds.InstanceNumber = 1
         return ds
 
-    def _save(self, ds: Any, path: Path, pixels: np.ndarray) -> None:
+    def _save(self, ds: Any, path: Path, pixels: np.ndarray, rgb: bool = False) -> None:
         from pydicom import dcmwrite
         from pydicom.dataset import FileMetaDataset
         from pydicom.uid import ExplicitVRLittleEndian
 
-        # Image Pixel module: 8-bit unsigned, grey or interleaved RGB.
-        rgb = pixels.ndim == 3
+        # Image Pixel module: 8-bit unsigned, grey or interleaved RGB; (H, W), (H, W, 3) or (D, H, W).
         ds.SamplesPerPixel = 3 if rgb else 1
         ds.PhotometricInterpretation = "RGB" if rgb else "MONOCHROME2"
         if rgb:
             ds.PlanarConfiguration = 0  # R1G1B1 R2G2B2 ...
-        ds.Rows, ds.Columns = int(pixels.shape[0]), int(pixels.shape[1])
+        rows, columns = pixels.shape[-3:-1] if rgb else pixels.shape[-2:]
+        ds.Rows, ds.Columns = int(rows), int(columns)
         ds.BitsAllocated = 8
         ds.BitsStored = 8
         ds.HighBit = 7
@@ -116,31 +127,63 @@ class DicomWriter(PerFileWriter):
         ds.file_meta = meta
         dcmwrite(path, ds, enforce_file_format=True)
 
-    def write_series(self, paths: Sequence[Path], frames: np.ndarray, label: int, index: int) -> None:
-        """One sample as its own series: ``frames`` is ``(D, H, W)``, ``(1, H, W)`` or ``(1, H, W, 3)``.
+    def write_image(self, path: Path, pixels: np.ndarray, label: int, index: int) -> None:
+        """One 2D sample, ``(H, W)`` grey or ``(H, W, 3)`` RGB, as a single-frame Secondary Capture Image.
 
-        Slice ``k`` lies at z = k·sz (ImagePositionPatient ``0\\0\\k·sz``), rows along y and columns
-        along x (ImageOrientationPatient ``1\\0\\0\\0\\1\\0``), InstanceNumber k + 1; all slices
-        share a fresh Frame of Reference.
+        The IOD places nothing in patient space: ``PixelSpacing sy\\sx`` is kept, Patient Orientation
+        is present and empty (type 2C: the directions of the rows and columns are unknown).
         """
         info = self.info
-        volume = info.spatial_dims == 3
         sy, sx = info.spacing[-2:]
-        sz = info.spacing[0] if volume else 0.0
-        series_uid = self.generate_uid()
-        frame_of_reference = self.generate_uid()
-        description = f"medgan synthetic: {info.class_names[label]} #{index}"
-        for k, (path, frame) in enumerate(zip(paths, frames, strict=True)):
-            ds = self._base(label, series_uid, index + 1, description)
-            ds.SOPInstanceUID = self.generate_uid()
-            ds.InstanceNumber = k + 1
-            ds.FrameOfReferenceUID = frame_of_reference
-            ds.PositionReferenceIndicator = ""
-            ds.ImagePositionPatient = ["0", "0", f"{k * sz:g}"]
-            ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-            ds.PixelSpacing = [f"{sy:g}", f"{sx:g}"]  # row spacing (y), column spacing (x)
-            # A 2D image has no thickness: the type 2 element stays empty.
-            ds.SliceThickness = f"{sz:g}" if volume else ""
-            if volume:
-                ds.SpacingBetweenSlices = f"{sz:g}"
-            self._save(ds, path, frame)
+        ds = self._base(label, self.generate_uid(), index + 1, f"medgan synthetic: {info.class_names[label]} #{index}")
+        ds.SOPClassUID = SC_IMAGE_STORAGE
+        ds.PatientOrientation = ""
+        ds.PixelSpacing = [f"{sy:g}", f"{sx:g}"]  # row spacing (y), column spacing (x)
+        self._save(ds, path, pixels, rgb=pixels.ndim == 3)
+
+    def write_volume(self, path: Path, volume: np.ndarray, label: int, index: int) -> None:
+        """One 3D sample ``(D, H, W)`` as a Multi-frame Grayscale Byte SC Image, a frame per slice.
+
+        Frame ``k`` lies at z = k·sz (Plane Position ``0\\0\\k·sz``), rows along y and columns along x
+        (Plane Orientation ``1\\0\\0\\0\\1\\0``), pixel spacing ``sy\\sx`` and slice thickness sz
+        (Pixel Measures), all in a fresh Frame of Reference. Patient Orientation ``L\\P``: rows run
+        to the patient's left, columns to the back.
+        """
+        from pydicom.dataset import Dataset
+        from pydicom.sequence import Sequence as DicomSequence
+        from pydicom.tag import Tag
+
+        info = self.info
+        sz, sy, sx = info.spacing
+        ds = self._base(label, self.generate_uid(), index + 1, f"medgan synthetic: {info.class_names[label]} #{index}")
+        ds.SOPClassUID = MF_GRAYSCALE_BYTE_SC_STORAGE
+        ds.PatientOrientation = ["L", "P"]
+        # Multi-frame Functional Groups: the Content Date and Time are type 1; the export's time (UTC).
+        ds.ContentDate = self.created.strftime("%Y%m%d")
+        ds.ContentTime = self.created.strftime("%H%M%S")
+        ds.TimezoneOffsetFromUTC = "+0000"
+        ds.FrameOfReferenceUID = self.generate_uid()
+        ds.PositionReferenceIndicator = ""
+        ds.NumberOfFrames = int(volume.shape[0])
+        ds.FrameIncrementPointer = Tag("PerFrameFunctionalGroupsSequence")
+        # SC Multi-frame Image: the stored values are the values (identity rescale, unspecified units).
+        ds.RescaleIntercept = "0"
+        ds.RescaleSlope = "1"
+        ds.RescaleType = "US"
+        ds.PresentationLUTShape = "IDENTITY"  # type 1C for MONOCHROME2 multi-frame SC
+        measures, orientation, shared = Dataset(), Dataset(), Dataset()
+        measures.PixelSpacing = [f"{sy:g}", f"{sx:g}"]
+        measures.SliceThickness = f"{sz:g}"
+        measures.SpacingBetweenSlices = f"{sz:g}"
+        orientation.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+        shared.PixelMeasuresSequence = DicomSequence([measures])
+        shared.PlaneOrientationSequence = DicomSequence([orientation])
+        ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+        frames = []
+        for k in range(volume.shape[0]):
+            position, frame = Dataset(), Dataset()
+            position.ImagePositionPatient = ["0", "0", f"{k * sz:g}"]
+            frame.PlanePositionSequence = DicomSequence([position])
+            frames.append(frame)
+        ds.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
+        self._save(ds, path, volume)
