@@ -106,6 +106,9 @@ def _register() -> None:
     app.add_typer(data.app, name="data")
     for module in (preprocess, train, augment, evaluate, benchmark):
         module.register(app)
+    from medgan.cli import run
+
+    run.register(app)
 
 
 _register()

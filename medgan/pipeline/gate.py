@@ -1,0 +1,353 @@
+"""The quality gate of ``medgan run``'s export: which synthetic candidates are fit to hand out.
+
+Candidates are drawn per class from the generator (:func:`medgan.synth.sampling.iter_samples`, so
+that the manifest's seed and sample index regenerate every kept sample exactly), and a candidate is
+dropped when
+
+- it is a **likely copy**: closer to a training image, in the domain feature space, than the
+  ``percentile``-th percentile of the distances of real test images to the training set (the rule
+  of :mod:`medgan.metrics.memorisation`, applied per sample); or
+- the **real-data classifier does not assign it to its class**: the domain classifier, trained on the
+  real training split, selected on val and scored on test (:mod:`medgan.metrics.features`, the same
+  network whose penultimate layer is the feature space), ranks another class first, or gives the
+  candidate's class less than ``min_probability``.
+
+The kept samples are written through :mod:`medgan.synth` (the writers of ``medgan augment``) with
+``manifest.csv``, and ``provenance.json`` records the gate.
+
+Example:
+    >>> result = export_gated(gen, extractor, dataset, "out/synthetic", n_per_class=500, fmt="png")
+    >>> result.kept_share(0)
+    0.82
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medgan.data.dataset import PreparedDataset
+from medgan.errors import MedganError
+from medgan.metrics.memorisation import memorisation_audit
+from medgan.synth.export import SampleWriter
+from medgan.synth.manifest import write_manifest, write_provenance
+from medgan.synth.sampling import LATENT_BLOCK, LoadedGenerator, forward_block, iter_samples
+from medgan.training.classifier import predict_proba
+from medgan.utils import atomic_dir, atomic_file
+
+if TYPE_CHECKING:
+    from medgan.metrics.features import FeatureExtractor
+
+__all__ = ["GATE_RULE", "GateDecision", "GateResult", "export_gated", "gate_candidates"]
+
+GATE_RULE = (
+    "keep a candidate unless it is closer to a training image than the given percentile of real test "
+    "images are (a likely copy), or the classifier trained on the real train split does not rank its "
+    "class first (or gives it less than min_probability)"
+)
+
+
+@dataclass
+class GateDecision:
+    """The gate's verdict on the candidates of one class.
+
+    Attributes:
+        keep: ``(M,)`` bool, the candidates that pass.
+        likely_copy: ``(M,)`` bool, closer to the training set than the threshold.
+        wrong_class: ``(M,)`` bool, not assigned to their class by the classifier.
+        distance: ``(M,)`` distance to the nearest training image in the feature space.
+        probability: ``(M,)`` the classifier's probability of the candidate's class.
+        predicted: ``(M,)`` the class the classifier ranks first.
+        threshold: the likely-copy distance threshold.
+    """
+
+    keep: np.ndarray
+    likely_copy: np.ndarray
+    wrong_class: np.ndarray
+    distance: np.ndarray
+    probability: np.ndarray
+    predicted: np.ndarray
+    threshold: float
+
+
+@dataclass
+class GateResult:
+    """What :func:`export_gated` did, per class (keys are class indices).
+
+    Attributes:
+        class_names: names by label index.
+        candidates: candidates drawn.
+        kept: candidates written.
+        likely_copies: candidates dropped as likely copies.
+        wrong_class: candidates dropped because the classifier did not assign them to their class
+            (and that were not likely copies: each candidate is counted once, under the first reason).
+        threshold: the likely-copy distance threshold in the feature space.
+        settings: the gate's settings and the classifier's test scores (recorded in provenance).
+    """
+
+    class_names: list[str]
+    candidates: dict[int, int] = field(default_factory=dict)
+    kept: dict[int, int] = field(default_factory=dict)
+    likely_copies: dict[int, int] = field(default_factory=dict)
+    wrong_class: dict[int, int] = field(default_factory=dict)
+    threshold: float = float("nan")
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def kept_share(self, c: int) -> float:
+        """The share of class ``c``'s candidates that the gate kept (NaN when none were drawn)."""
+        n = self.candidates.get(c, 0)
+        return self.kept.get(c, 0) / n if n else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        """Per class name: candidates, kept, kept share and the drops by reason; and the settings."""
+        return {
+            "rule": GATE_RULE,
+            "threshold": self.threshold,
+            **self.settings,
+            "classes": {
+                name: {
+                    "candidates": self.candidates.get(c, 0),
+                    "kept": self.kept.get(c, 0),
+                    "kept_share": self.kept_share(c),
+                    "likely_copies": self.likely_copies.get(c, 0),
+                    "wrong_class": self.wrong_class.get(c, 0),
+                }
+                for c, name in enumerate(self.class_names)
+                if c in self.candidates
+            },
+        }
+
+
+def _classifier(extractor: FeatureExtractor) -> Any:
+    net = getattr(extractor.net, "classifier", None)
+    if net is None:
+        raise ValueError(
+            "the quality gate needs a domain feature extractor (get_feature_extractor), whose network "
+            "is a classifier; this one has no classifier head"
+        )
+    return net
+
+
+def gate_candidates(
+    images: np.ndarray,
+    class_index: int,
+    extractor: FeatureExtractor,
+    train_features: np.ndarray,
+    reference_features: np.ndarray,
+    *,
+    percentile: float = 1.0,
+    min_probability: float = 0.0,
+) -> GateDecision:
+    """Decide which candidates of one class pass the gate (see the module docstring).
+
+    Args:
+        images: uint8 candidates ``(M, C, *spatial)``, all of class ``class_index``.
+        class_index: their class.
+        extractor: the domain feature extractor; its network's classifier decides the class.
+        train_features: ``(N, F)`` features of the real training split.
+        reference_features: ``(T, F)`` features of the real test split (the likely-copy reference).
+        percentile: the reference percentile below which a candidate is a likely copy.
+        min_probability: the least probability of its class a kept candidate must have.
+    """
+    audit = memorisation_audit(
+        extractor.extract(images), train_features, reference_features, percentile=percentile
+    )
+    proba = predict_proba(_classifier(extractor), images, device=extractor.device)  # (M, K)
+    predicted = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=np.int64)
+    p_class = proba[:, class_index] if len(proba) else np.zeros(0)
+    wrong = (predicted != class_index) | (p_class < min_probability)
+    copies = audit.likely_copies
+    return GateDecision(
+        keep=~copies & ~wrong,
+        likely_copy=copies,
+        wrong_class=wrong,
+        distance=audit.distances,
+        probability=p_class,
+        predicted=predicted,
+        threshold=audit.threshold,
+    )
+
+
+def export_gated(
+    gen: LoadedGenerator,
+    extractor: FeatureExtractor,
+    dataset: PreparedDataset,
+    out: str | Path,
+    *,
+    n_per_class: int,
+    fmt: str,
+    seed: int = 0,
+    truncation: float | None = None,
+    percentile: float = 1.0,
+    min_probability: float = 0.0,
+    batch_size: int = 256,
+    arguments: dict[str, Any] | None = None,
+    decisions_csv: str | Path | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> GateResult:
+    """Draw ``n_per_class`` candidates of every class, gate them, and write the kept ones to ``out``.
+
+    ``out`` gets the samples in ``fmt`` (one folder per class, as ``medgan augment`` writes them),
+    ``manifest.csv`` (only kept samples; their seed and sample index regenerate them) and
+    ``provenance.json`` with the gate; it is built atomically.
+
+    Args:
+        gen: the generator (class-conditional, trained on ``dataset``).
+        extractor: ``dataset``'s domain feature extractor.
+        dataset: the real data: train split as the reference, test split for the copy threshold.
+        out: the output folder.
+        n_per_class: candidates per class.
+        fmt: ``png``, ``npz``, ``nifti`` or ``dicom``.
+        seed: the sampling seed.
+        truncation: latent truncation, or None.
+        percentile: see :func:`gate_candidates`.
+        min_probability: see :func:`gate_candidates`.
+        batch_size: samples per generator batch (does not change the samples).
+        arguments: recorded in the provenance.
+        decisions_csv: also write one row per candidate (kept or not, and why) to this file.
+        on_batch: called with the size of every batch drawn (a progress bar).
+
+    Raises:
+        MedganError: an unconditional generator, or one not trained on ``dataset``; an empty test split.
+    """
+    import torch
+
+    if gen.num_classes == 0:
+        raise MedganError(
+            "the quality gate checks each sample's class; this generator is unconditional",
+            gen.checkpoint_path,
+        )
+    gen.check_trained_on(dataset.info, "the run's prepared data")
+    if len(dataset.labels["test"]) == 0:
+        raise MedganError(
+            "the test split is empty; the likely-copy threshold needs held-out real images", dataset.path
+        )
+    names = list(gen.class_names)
+    train_f = extractor.split_features(dataset, "train")
+    ref_f = extractor.split_features(dataset, "test")
+    result = GateResult(class_names=names)
+    rows: list[list[Any]] = []
+    out = Path(out)
+    with atomic_dir(out, overwrite=True) as tmp:
+        with SampleWriter(
+            tmp,
+            fmt=fmt,
+            class_names=names,
+            spatial_dims=gen.spatial_dims,  # type: ignore[arg-type]
+            checkpoint_sha256=gen.checkpoint_sha256,
+            dataset_name=str(gen.dataset.get("name")),
+            spacing=gen.spacing,
+        ) as writer:
+            for c in range(gen.num_classes):
+                batches = []
+                for batch in iter_samples(
+                    gen, c, n_per_class, seed=seed, batch_size=batch_size, truncation=truncation
+                ):
+                    batches.append(batch)
+                    if on_batch is not None:
+                        on_batch(len(batch))
+                images = np.concatenate(batches)
+                decision = gate_candidates(
+                    images,
+                    c,
+                    extractor,
+                    train_f,
+                    ref_f,
+                    percentile=percentile,
+                    min_probability=min_probability,
+                )
+                kept = np.flatnonzero(decision.keep)
+                files = (
+                    writer.write(images[kept], [c] * len(kept), seeds=seed, indices=kept) if len(kept) else []
+                )
+                file_of = dict(zip(kept.tolist(), files, strict=True))
+                result.threshold = decision.threshold
+                result.candidates[c] = len(images)
+                result.kept[c] = len(kept)
+                result.likely_copies[c] = int(decision.likely_copy.sum())
+                result.wrong_class[c] = int((decision.wrong_class & ~decision.likely_copy).sum())
+                for i in range(len(images)):
+                    reason = (
+                        "likely copy"
+                        if decision.likely_copy[i]
+                        else "not assigned to its class"
+                        if decision.wrong_class[i]
+                        else ""
+                    )
+                    rows.append(
+                        [
+                            names[c],
+                            c,
+                            seed,
+                            i,
+                            f"{decision.probability[i]:.4f}",
+                            names[decision.predicted[i]],
+                            f"{decision.distance[i]:.6g}",
+                            int(decision.keep[i]),
+                            reason,
+                            file_of.get(i, ""),
+                        ]
+                    )
+        result.settings = {
+            "n_per_class": n_per_class,
+            "seed": seed,
+            "truncation": truncation,
+            "percentile": percentile,
+            "min_probability": min_probability,
+            "classifier": {
+                k: extractor.info.get(k)
+                for k in (
+                    "arch",
+                    "dataset_sha256",
+                    "selected_epoch",
+                    "val_balanced_accuracy",
+                    "test_accuracy",
+                    "test_balanced_accuracy",
+                )
+            },
+        }
+        write_manifest(tmp, writer.manifest)
+        write_provenance(
+            tmp,
+            checkpoint_sha256=gen.checkpoint_sha256,
+            config=gen.config,
+            dataset_sha256=gen.dataset.get("sha256"),
+            arguments=arguments or {},
+            extra={
+                "counts": {names[c]: k for c, k in result.kept.items()},
+                "total": sum(result.kept.values()),
+                "format": fmt,
+                "checkpoint_path": gen.checkpoint_path,
+                "family": gen.family,
+                "device": str(gen.device),
+                "torch_version": torch.__version__,
+                "torch_threads": torch.get_num_threads(),
+                "latent_block": LATENT_BLOCK,
+                "forward_block": forward_block(gen.size),
+                "quality_gate": result.to_json(),
+            },
+        )
+    if decisions_csv is not None:
+        with atomic_file(decisions_csv) as tmp_csv, open(tmp_csv, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(
+                [
+                    "class_name",
+                    "class_index",
+                    "seed",
+                    "sample_index",
+                    "p_class",
+                    "predicted",
+                    "nearest_train_distance",
+                    "kept",
+                    "dropped_because",
+                    "file",
+                ]
+            )
+            w.writerows(rows)
+    return result

@@ -1,0 +1,109 @@
+"""medgan.pipeline.derive: the training and benchmark configs that medgan run derives from the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medgan.data.dataset import DatasetInfo
+from medgan.errors import MedganError
+from medgan.pipeline.config import load_run_config
+from medgan.pipeline.derive import derive_benchmark_config, derive_train_config
+from medgan.training.schedule import phase_at, stage_resolutions, total_steps
+
+
+def _info(dims: int = 2, channels: int = 1, size: int = 28, counts: list[int] | None = None) -> DatasetInfo:
+    return DatasetInfo(
+        name="scans",
+        class_names=["a", "b", "c"],
+        channels=channels,
+        spatial_dims=dims,
+        size=[size] * dims,
+        source="test",
+        sha256="0" * 64,
+        counts={"train": counts or [5, 9, 30]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("dims", "channels", "size", "base", "family"),
+    [
+        (2, 1, 16, "cgan_breastmnist.yaml", "residual"),
+        (2, 1, 28, "cgan_breastmnist.yaml", "residual"),
+        (2, 3, 32, "cgan_dermamnist.yaml", "residual"),
+        (2, 1, 64, "progressive_breastmnist64.yaml", "progressive"),
+        (3, 1, 28, "cgan_adrenalmnist3d.yaml", "residual"),  # a tie with the progressive 3D config: residual
+        (3, 1, 64, "cgan_adrenalmnist3d.yaml", "residual"),
+    ],
+)
+def test_closest_packaged_config(
+    dims: int, channels: int, size: int, base: str, family: str, tmp_path: Path
+) -> None:
+    derived = derive_train_config(
+        _info(dims, channels, size), tmp_path / "data", tmp_path / "run", seed=3, device="cpu"
+    )
+    cfg = derived.config
+    assert Path(derived.base).name == base and cfg.model.family == family
+    assert cfg.data == str(tmp_path / "data") and cfg.out == str(tmp_path / "run") and cfg.data_size is None
+    assert (cfg.seed, cfg.device, cfg.fid_every, cfg.model.conditional) == (3, "cpu", 0, True)
+    if family == "progressive":
+        assert cfg.progressive is not None and cfg.progressive.target_resolution == 64
+
+
+def test_progressive_steps_shorten_the_schedule_so_training_ends_at_full_resolution(tmp_path: Path) -> None:
+    cfg = derive_train_config(_info(size=48), tmp_path, tmp_path / "run", steps=60).config
+    sched = cfg.progressive
+    assert sched is not None and cfg.steps is None  # the schedule's own total
+    assert sched.target_resolution == 64 and stage_resolutions(sched)[-1] == 64
+    assert abs(total_steps(sched) - 60) <= 5
+    last = phase_at(total_steps(sched), sched)
+    assert last.resolution == 64 and last.alpha == 1.0
+
+
+def test_overrides_and_steps_come_last(tmp_path: Path) -> None:
+    derived = derive_train_config(
+        _info(),
+        tmp_path,
+        tmp_path / "run",
+        steps=7,
+        overrides={"lr_g": 2e-4, "model": {"g_channels": 32}, "model.z_dim": 64, "steps": 99},
+    )
+    cfg = derived.config
+    assert (cfg.steps, cfg.lr_g, cfg.model.g_channels, cfg.model.z_dim) == (7, 2e-4, 32, 64)
+    assert cfg.model.d_channels == 16  # untouched keys keep the packaged value
+    with pytest.raises(MedganError, match=r"unknown config key 'model\.width'"):
+        derive_train_config(_info(), tmp_path, tmp_path / "run", overrides={"model.width": 3})
+
+
+def test_benchmark_is_a_quick_plan_on_the_runs_gan(tmp_path: Path) -> None:
+    cfg = derive_benchmark_config(_info(), tmp_path / "data", tmp_path / "g.pt", 0, device="cpu")
+    assert (cfg.seeds, cfg.jobs, cfg.classifier.epochs, cfg.fidelity.enabled) == (2, 1, 20, False)
+    assert cfg.gan.checkpoint == str(tmp_path / "g.pt") and cfg.data == str(tmp_path / "data")
+    assert cfg.target_class == "a" and cfg.synthetic.policy == "balance" and cfg.classical.flip_axes == [1]
+    balanced = derive_benchmark_config(
+        _info(dims=3, counts=[10, 10, 10]),
+        tmp_path,
+        tmp_path / "g.pt",
+        2,
+        overrides={"seeds": 5, "classifier.epochs": 3},
+    )
+    assert balanced.synthetic.policy == "ratio" and balanced.classical.flip_axes == [2]
+    assert (balanced.seeds, balanced.classifier.epochs, balanced.target_class) == (5, 3, "c")
+
+
+def test_run_config_yaml(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("train: {steps: 5, model.z_dim: 32}\nexport: {n_per_class: 10, min_probability: 0.5}\n")
+    cfg = load_run_config(good)
+    assert cfg.train == {"steps": 5, "model.z_dim": 32} and cfg.export.n_per_class == 10
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 5\n")
+    with pytest.raises(MedganError, match="unknown config key 'steps': training keys go under 'train:'"):
+        load_run_config(bad)
+    bad.write_text("train: {out: x}\n")
+    with pytest.raises(MedganError, match=r"'train\.out' is set by medgan run"):
+        load_run_config(bad)
+    bad.write_text("export: {min_probability: 1.5}\n")
+    with pytest.raises(MedganError, match=r"export\.min_probability"):
+        load_run_config(bad)
