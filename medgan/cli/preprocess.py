@@ -61,6 +61,15 @@ def preprocess_command(
     ),
     name: str | None = typer.Option(None, "--name", help="Dataset name (default: the output folder's name).",
                                     show_default=False),
+    pseudonymise: bool = typer.Option(
+        False, "--pseudonymise", help="Write keyed pseudonyms (P-..., S-...) instead of patient IDs and source paths "
+        "in sources.csv, and no source path in dataset.json (docs/data.md, Identifiers).",
+    ),
+    pseudonym_key: Path | None = typer.Option(
+        None, "--pseudonym-key", help="With --pseudonymise: a secret key file, created if missing, that keeps "
+        "pseudonyms the same across runs. Keep it apart from the data (default: a random key, forgotten).",
+        show_default=False,
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar while reading."),
 ) -> None:
@@ -84,9 +93,10 @@ def preprocess_command(
         size=size, fit=fit, spacing=_floats(spacing, "--spacing", (1, 3)),
         window=(window_values[0], window_values[1]) if window_values is not None else None,
         slices=slices, n_slices=n_slices, channels=channels,
-        val_frac=val_frac, test_frac=test_frac, seed=seed, nan_to=nan_to,
+        val_frac=val_frac, test_frac=test_frac, seed=seed, nan_to=nan_to, pseudonymise=pseudonymise,
     )
-    info = preprocess(src, out, options, csv_path=csv, overwrite=overwrite, name=name, progress=progress)
+    info = preprocess(src, out, options, csv_path=csv, overwrite=overwrite, name=name, progress=progress,
+                      pseudonym_key=pseudonym_key)
 
     kind = f"{'x'.join(map(str, info.size))} {'RGB' if info.channels == 3 else 'grey'}"
     typer.echo(f"wrote {out}: {kind} {'volumes' if info.spatial_dims == 3 else 'images'}")

@@ -50,6 +50,7 @@ from rich.progress import track
 
 from medgan.data.dataset import SPLITS, DatasetInfo, save_prepared
 from medgan.data.io import Image, read_image
+from medgan.data.pseudonym import Pseudonymiser
 from medgan.data.sources import Source, class_names_of, find_sources
 from medgan.data.splits import check_manifest_splits, split_sources
 from medgan.errors import MedganError
@@ -94,6 +95,8 @@ class PreprocessOptions:
         seed: seed of the split.
         nan_to: replace NaN and infinite input values by this value (after the file's own rescaling);
             ``None`` refuses a file that has any (:func:`medgan.data.io.check_finite`).
+        pseudonymise: write keyed pseudonyms (:class:`medgan.data.pseudonym.Pseudonymiser`) instead of
+            patient IDs and source paths into ``sources.csv``, and no source path into the sidecar.
     """
 
     size: int = 64
@@ -107,6 +110,7 @@ class PreprocessOptions:
     test_frac: float = 0.2
     seed: int = 0
     nan_to: float | None = None
+    pseudonymise: bool = False
 
     def validate(self) -> None:
         """Raise :class:`MedganError` for a value out of range (the message names the option)."""
@@ -339,6 +343,7 @@ def preprocess(
     overwrite: bool = False,
     name: str | None = None,
     progress: bool = False,
+    pseudonym_key: str | Path | None = None,
 ) -> DatasetInfo:
     """Build a prepared dataset in ``out`` from raw DICOM / NIfTI / PNG / JPEG files.
 
@@ -350,12 +355,17 @@ def preprocess(
         overwrite: replace a non-empty ``out``.
         name: the dataset's name in the sidecar; by default the name of ``out``.
         progress: show a Rich progress bar on stderr while reading.
+        pseudonym_key: with ``options.pseudonymise``, a secret key file (created if missing) that
+            keeps pseudonyms stable across runs; it may not lie in ``out``. ``None``: a random key,
+            forgotten after the run.
 
     Returns:
         The sidecar written to ``out/dataset.json`` (with the counts per split and class).
         ``out`` also holds ``sources.csv``: per image its split, index in the split, label, source
         file and patient, and for slices the slice index along the chosen axis of the volume in
-        the radiological ``(D, H, W)`` layout.
+        the radiological ``(D, H, W)`` layout. Unless ``options.pseudonymise``, the source files
+        (relative paths), the patient IDs and (in the sidecar's ``source``) the absolute path of the
+        source folder are written as they are: see docs/data.md, "Identifiers".
 
     Raises:
         MedganError: for any bad input: see :func:`find_sources`, :func:`read_manifest`,
@@ -381,6 +391,14 @@ def preprocess(
     # The source folder is read recursively, so --out may not lie inside it either.
     scanned = root if manifest is None else None
     check_not_input(out, {"the CSV manifest": manifest}, folders={"the source folder": scanned})
+    pseudonyms: Pseudonymiser | None = None
+    if opts.pseudonymise:
+        if pseudonym_key is not None and Path(pseudonym_key).resolve().is_relative_to(out.resolve()):
+            raise MedganError("--pseudonym-key must not lie in --out: the key would travel with the data",
+                              pseudonym_key)
+        pseudonyms = Pseudonymiser.from_key_file(pseudonym_key) if pseudonym_key else Pseudonymiser()
+    elif pseudonym_key is not None:
+        raise MedganError("--pseudonym-key is only used with --pseudonymise")
 
     with atomic_dir(out, overwrite) as tmp:
         sources = find_sources(src, csv_path)
@@ -423,8 +441,11 @@ def preprocess(
             split_labels[split] = np.array([labels[prepared[j].source] for j in idx], dtype=np.int64)
             for n, j in enumerate(idx):
                 p, s = prepared[j], sources[prepared[j].source]
-                rows.append([split, str(n), str(labels[p.source]), s.label, _relative(s.path, root),
-                             "" if p.slice_index is None else str(p.slice_index), patients[p.source] or ""])
+                where, patient = _relative(s.path, root), patients[p.source] or ""
+                if pseudonyms is not None:  # the split above used the real IDs: the same split either way
+                    where, patient = pseudonyms.source(where), pseudonyms.patient(patient) if patient else ""
+                rows.append([split, str(n), str(labels[p.source]), s.label, where,
+                             "" if p.slice_index is None else str(p.slice_index), patient])
 
         params = asdict(opts)
         params.update(
@@ -442,7 +463,7 @@ def preprocess(
             channels=channels,
             spatial_dims=spatial_dims,
             size=list(shape),
-            source=str((manifest or root).resolve()),
+            source="pseudonymised" if pseudonyms is not None else str((manifest or root).resolve()),
             sha256="",
             preprocessing=params,
             spacing=_common_spacing([p.spacing for p in prepared]),
