@@ -7,6 +7,9 @@
 - the same per class for a labelled synthetic set, ``<metric>/class_<name>``, and ``fid/class_mean``;
 - ``memorisation/*`` against the real test split (:mod:`medgan.metrics.memorisation`);
 - ``domain_classifier/accuracy`` and ``/balanced_accuracy`` of the feature net on real test;
+- ``domain_is``: an Inception-Score-like figure computed with the domain classifier
+  (:mod:`medgan.metrics.domain_is`), with ``domain_is/real_test`` for real held-out images and
+  ``domain_is/max`` (the class count, its upper bound);
 - ``c2st/*``: the classifier two-sample test on the pixels (:mod:`medgan.metrics.c2st`): ROC AUC
   of a small CNN telling real train from synthetic, its spread over folds, per class, and the
   real-vs-real floor (train against the held-out val and test splits);
@@ -66,10 +69,11 @@ __all__ = [
 PER_CLASS_METRICS = (
     "c2st/auc", "c2st/auc_std", "swd/mean", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
 )
-METRIC_FAMILIES = ("fid", "kid", "prdc", "memorisation", "c2st", "swd", "values")
+METRIC_FAMILIES = ("fid", "kid", "prdc", "memorisation", "c2st", "swd", "values", "domain_is")
 """What ``metrics=`` can select: FID, KID, precision/recall/density/coverage, the memorisation audit,
-the classifier two-sample test, the sliced Wasserstein distance and the value distribution of mask-like data."""
-FEATURE_FAMILIES = frozenset({"fid", "kid", "prdc", "memorisation"})
+the classifier two-sample test, the sliced Wasserstein distance, the value distribution of mask-like data
+and the domain Inception Score."""
+FEATURE_FAMILIES = frozenset({"fid", "kid", "prdc", "memorisation", "domain_is"})
 """The families that need the domain feature net."""
 BINARY_COVERAGE = 0.9
 """Data counts as two-valued (masks) when its two commonest grey levels cover this share of voxels."""
@@ -348,6 +352,12 @@ def evaluate_detailed(
             audit = memorisation_audit(syn_f, real_f, ref_f, percentile=percentile)
             out.update(audit.metrics())
     out.update(extractor.domain_metrics())
+    if "domain_is" in families:
+        from medgan.metrics.domain_is import domain_is_metrics
+
+        ref_x = (dataset.channel_first("test") if dataset is not None and reference is None
+                 else (reference[0] if isinstance(reference, tuple) else reference))
+        out.update(domain_is_metrics(extractor, syn_x, None if ref_x is None else np.asarray(ref_x)))
     return Evaluation(
         metrics=out,
         class_names=names,

@@ -67,6 +67,10 @@ _READINGS: dict[str, str] = {
     "domain_classifier/accuracy": "the feature net classifies {pct} of real test images correctly; "
     "the feature space is only as meaningful as this",
     "domain_classifier/balanced_accuracy": "the same, averaged over classes ({pct}; 1/K is chance)",
+    "domain_is": "Inception-Score-like figure with the domain classifier ({x}; 1 to the class count): rewards "
+    "confident, class-balanced predictions, not realism or within-class variety; compare with real test",
+    "domain_is/real_test": "the same figure for real held-out images ({x})",
+    "domain_is/max": "its upper bound, the number of classes",
 }
 
 

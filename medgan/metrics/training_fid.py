@@ -1,4 +1,4 @@
-"""FID while a GAN trains: the evaluator that ``medgan train`` injects into the training loop.
+"""FID and the mode-collapse alarm while a GAN trains: the evaluator that ``medgan train`` injects into the loop.
 
 The loop (:mod:`medgan.training.loop`) sits below the metrics layer and never imports it; it calls
 whatever :data:`~medgan.training.loop.Evaluator` its caller hands it every ``fid_every`` steps.
@@ -7,6 +7,8 @@ whatever :data:`~medgan.training.loop.Evaluator` its caller hands it every ``fid
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,8 @@ from torch import nn
 
 from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.data.scaling import to_uint8_array
+from medgan.errors import MedganWarning
+from medgan.metrics.collapse import collapse_check
 from medgan.metrics.evaluate import evaluate
 from medgan.metrics.swd import SWDConfig
 from medgan.training.config import TrainConfig
@@ -23,12 +27,24 @@ from medgan.training.loop import Evaluator
 __all__ = ["fid_evaluator"]
 
 
-def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None) -> Evaluator:
+def _warn(message: str) -> None:
+    warnings.warn(message, MedganWarning, stacklevel=2)
+
+
+def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None,
+                  warn: Callable[[str], None] | None = None) -> Evaluator:
     """An evaluator that logs ``fid`` and ``swd/mean``: G_ema samples against the real training split, in the domain feature space.
 
+    With ``cfg.collapse_share > 0`` it also runs the mode-collapse alarm on the same samples
+    (:func:`medgan.metrics.collapse.collapse_check`: per-class pixel diversity and domain-feature
+    coverage relative to real images) and logs its ``collapse/*`` keys; an alarmed class is also
+    reported through ``warn``.
+
     Args:
-        cfg: the run's config (data, seed, latent size, ``fid_samples``, conditional or not).
+        cfg: the run's config (data, seed, latent size, ``fid_samples``, conditional or not, ``collapse_share``).
         dataset: the training data, if already loaded (default: loaded on first use from ``cfg.data``).
+        warn: receives each alarm message (default: a :class:`~medgan.errors.MedganWarning`, which the
+            CLI prints as ``warning: ...`` on the console).
 
     Example:
         >>> train(cfg, evaluator=fid_evaluator(cfg))
@@ -58,6 +74,17 @@ def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None) -> E
         # `medgan evaluate` and the benchmark.
         metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid", "swd"), per_class=num_classes > 0,
                            swd=SWDConfig(seed=cfg.seed))
-        return {"fid": float(metrics["fid"]), "swd/mean": float(metrics["swd/mean"])}
+        out = {"fid": float(metrics["fid"]), "swd/mean": float(metrics["swd/mean"])}
+        if cfg.collapse_share > 0:
+            from medgan.metrics.features import get_feature_extractor
+
+            extractor = get_feature_extractor(ds)  # the one evaluate() just used (cached per process)
+            report = collapse_check(ds.channel_first("train"), ds.labels["train"], synth,
+                                    np.concatenate(labs) if num_classes else None, list(ds.info.class_names),
+                                    share=cfg.collapse_share, features=extractor.extract, seed=cfg.seed)
+            out.update(report.metrics)
+            for message in report.messages:
+                (warn or _warn)(message)
+        return out
 
     return fid_now
