@@ -81,13 +81,18 @@ class LatentGenerator(Protocol):
 
 
 def modulated_conv(
-    x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True, padding: int = 0
+    x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True, padding: int = 0, fused: bool = True
 ) -> Tensor:
     """Convolve each sample with the weight scaled by its own style (2D or 3D by ``x.ndim``).
 
     ``w'[b, o, i] = weight[o, i] * styles[b, i]``, then (``demodulate``) each output filter is
-    scaled to unit norm, ``w'' = w' / sqrt(sum_{i,k} w'^2 + 1e-8)``. The batch runs as one grouped
-    convolution: the samples are stacked along the channels, with ``groups = B``.
+    scaled to unit norm, ``w'' = w' / sqrt(sum_{i,k} w'^2 + 1e-8)``.
+
+    Two equal ways to compute it (StyleGAN2 uses both): ``fused`` runs the batch as one grouped
+    convolution, the samples stacked along the channels with ``groups = B`` and a weight per
+    sample; otherwise the input channels are scaled by the styles, one ordinary convolution with
+    the shared weight runs, and the demodulation scales the output channels. The second is several
+    times faster to train on a CPU at the low resolutions (few pixels, many channels).
 
     Args:
         x: ``(B, C_in, *spatial)``, 2 or 3 spatial dims.
@@ -95,6 +100,7 @@ def modulated_conv(
         styles: ``(B, C_in)`` per-sample input-channel scales.
         demodulate: normalise every sample's output filters.
         padding: zero padding of the convolution.
+        fused: the grouped-convolution form (same result up to float rounding).
 
     Returns:
         ``(B, C_out, *spatial')``. With ``styles`` all ones and ``demodulate=False`` this equals
@@ -108,11 +114,18 @@ def modulated_conv(
     if styles.shape != (b, c_in):
         raise ValueError(f"styles must have shape ({b}, {c_in}), got {tuple(styles.shape)}")
     ones = (1,) * dims
+    conv = F.conv2d if dims == 2 else F.conv3d
+    if not fused:
+        out = conv(x * styles.reshape(b, c_in, *ones), weight, padding=padding)  # (B, C_out, *spatial')
+        if demodulate:
+            # sum_{i,k} (w[o,i,k] s[b,i])^2 = sum_i s[b,i]^2 sum_k w[o,i,k]^2
+            energy = styles.square() @ weight.square().flatten(2).sum(2).T  # (B, C_out)
+            out = out * (energy + 1e-8).rsqrt().reshape(b, c_out, *ones)
+        return out
     w = weight.unsqueeze(0) * styles.reshape(b, 1, c_in, *ones)  # (B, C_out, C_in, *k)
     if demodulate:
         norm = (w.square().sum(dim=tuple(range(2, w.ndim))) + 1e-8).rsqrt()  # (B, C_out)
         w = w * norm.reshape(b, c_out, 1, *ones)
-    conv = F.conv2d if dims == 2 else F.conv3d
     out = conv(
         x.reshape(1, b * c_in, *x.shape[2:]),
         w.reshape(b * c_out, c_in, *weight.shape[2:]),
@@ -268,8 +281,14 @@ class ModulatedConv(nn.Module):
         if self.up is not None:
             x = self.up(x)
         styles = self.affine(w)  # (B, C_in)
+        # Training uses the faster unfused form; inference the grouped one (as StyleGAN2 does).
         x = modulated_conv(
-            x, self.weight * self.weight_gain, styles, demodulate=self.demodulate, padding=self.padding
+            x,
+            self.weight * self.weight_gain,
+            styles,
+            demodulate=self.demodulate,
+            padding=self.padding,
+            fused=not self.training,
         )  # (B, C_out, *s)
         if self.use_noise:
             if self.training:

@@ -21,31 +21,33 @@ def _g(**kw) -> StyleGenerator:
 # Modulated convolution: a real correctness check against plain convolutions.
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_modulated_conv_with_unit_styles_and_no_demodulation_is_a_plain_conv(spatial_dims):
+def test_modulated_conv_with_unit_styles_and_no_demodulation_is_a_plain_conv(spatial_dims, fused):
     torch.manual_seed(0)
     x = torch.randn(3, 4, *([6] * spatial_dims))
     weight = torch.randn(5, 4, *([3] * spatial_dims))
-    out = modulated_conv(x, weight, torch.ones(3, 4), demodulate=False, padding=1)
+    out = modulated_conv(x, weight, torch.ones(3, 4), demodulate=False, padding=1, fused=fused)
     plain = (F.conv2d if spatial_dims == 2 else F.conv3d)(x, weight, padding=1)
     assert out.shape == plain.shape == (3, 5, *([6] * spatial_dims))
     assert torch.allclose(out, plain, atol=1e-5)
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_modulated_conv_equals_a_per_sample_conv_with_scaled_and_normalised_filters(spatial_dims):
+def test_modulated_conv_equals_a_per_sample_conv_with_scaled_and_normalised_filters(spatial_dims, fused):
     torch.manual_seed(1)
     conv = F.conv2d if spatial_dims == 2 else F.conv3d
     x = torch.randn(3, 4, *([5] * spatial_dims))
     weight = torch.randn(6, 4, *([3] * spatial_dims))
     styles = torch.rand(3, 4) + 0.5
-    out = modulated_conv(x, weight, styles, demodulate=True, padding=1)
+    out = modulated_conv(x, weight, styles, demodulate=True, padding=1, fused=fused)
     for b in range(3):
         w = weight * styles[b].reshape(1, 4, *([1] * spatial_dims))
         w = w / w.flatten(1).norm(dim=1).reshape(6, 1, *([1] * spatial_dims))
         assert torch.allclose(out[b : b + 1], conv(x[b : b + 1], w, padding=1), atol=1e-5)
     # Demodulation makes the output independent of a style's overall scale.
-    assert torch.allclose(modulated_conv(x, weight, 7.0 * styles, padding=1), out, atol=1e-4)
+    assert torch.allclose(modulated_conv(x, weight, 7.0 * styles, padding=1, fused=fused), out, atol=1e-4)
 
 
 def test_modulated_conv_rejects_mismatched_styles():
