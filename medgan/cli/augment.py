@@ -12,6 +12,7 @@ from medgan.errors import MedganError
 
 if TYPE_CHECKING:  # the plan module is light, but the CLI keeps every library import lazy (fast --help)
     from medgan.synth.plan import ClassPlan
+    from medgan.synth.translate import LoadedTranslator
 
 
 def parse_plan(*, class_arg: str | None, n: int | None, class_names: list[str], conditional: bool,
@@ -87,8 +88,9 @@ def augment(
 
     from medgan.data.dataset import class_counts, load_dataset
     from medgan.synth.sampling import check_sampling_args, load_generator
+    from medgan.synth.translate import is_translator, translator_from_checkpoint
     from medgan.synth.write import check_format, write_synthetic
-    from medgan.training.checkpoint import RunFolder
+    from medgan.training.checkpoint import RunFolder, load_checkpoint
     from medgan.utils import check_not_input, check_out_folder
 
     # Cheap checks first: a typo should not wait for the checkpoint to load.
@@ -107,7 +109,16 @@ def augment(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    gen = load_generator(checkpoint, device)
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    if is_translator(ckpt):  # a CycleGAN: its samples are train images of the other class, translated
+        if truncation is not None:
+            raise MedganError("--truncation applies to generators; this checkpoint is a translator")
+        given = {"checkpoint": str(checkpoint), "class": class_, "n": n, "out": str(out), "format": fmt, "seed": seed,
+                 "batch_size": batch_size, "device": device, "threads": threads, "overwrite": overwrite,
+                 "balance": balance, "data": data, "balance_to": balance_to}
+        _augment_translated(translator_from_checkpoint(ckpt, device), given, progress)
+        return
+    gen = load_generator(ckpt, device)
     check_format(fmt, gen)
     conditional = gen.num_classes > 0
     plan = parse_plan(class_arg=class_, n=n, class_names=gen.class_names, conditional=conditional,
@@ -137,6 +148,41 @@ def augment(
     seconds = time.perf_counter() - t0
     names = gen.class_names if conditional else ["sample"]
     per_class = ", ".join(f"{names[c]}: {k}" for c, k in counts.items())
+    typer.echo(f"wrote {total} samples ({per_class}) as {fmt} to {out} in {seconds:.2f} s "
+               f"({total / max(seconds, 1e-9):.0f} images/s)")
+
+
+def _augment_translated(tr: LoadedTranslator, arguments: dict[str, Any], progress: bool) -> None:
+    """``medgan augment`` with a translator: train images of the other class, translated, each with its source id.
+
+    ``arguments`` are the command's (recorded in the provenance). ``--data`` names the training
+    data when the checkpoint's own ``data`` cannot be found; it must be the data it was trained on.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from medgan.synth.translate import augment_parts, training_dataset, write_translated
+    from medgan.synth.write import check_format
+    from medgan.utils import check_not_input
+
+    a = arguments
+    out, fmt, balancing = Path(a["out"]), a["format"], a["balance"] or a["balance_to"] is not None
+    check_format(fmt, tr)
+    plan = parse_plan(class_arg=a["class"], n=a["n"], class_names=tr.class_names, conditional=True,
+                      balance=a["balance"], balance_to=a["balance_to"], data=a["data"] if balancing else None)
+    ds = training_dataset(tr, a["data"])
+    check_not_input(out, {"the --data dataset": ds.path})
+    parts = augment_parts(tr, ds, plan, a["seed"])
+    bar = Progress(TextColumn("[bold]augment[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), disable=not progress)
+    t0 = time.perf_counter()
+    with bar:
+        task = bar.add_task("", total=sum(len(src.images) for src, _ in parts))
+        total = write_translated(tr, parts, out, fmt=fmt, seed=a["seed"], batch_size=a["batch_size"],
+                                 overwrite=a["overwrite"], arguments=arguments, on_batch=lambda k: bar.advance(task, k))
+    seconds = time.perf_counter() - t0
+    per_class = ", ".join(f"{tr.domains[to]}: {len(src.images)} translated from {tr.domains[1 - to]}"
+                          for src, to in parts)
     typer.echo(f"wrote {total} samples ({per_class}) as {fmt} to {out} in {seconds:.2f} s "
                f"({total / max(seconds, 1e-9):.0f} images/s)")
 

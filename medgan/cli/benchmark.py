@@ -43,31 +43,26 @@ def benchmark_command(
 ) -> None:
     from rich.console import Console
 
-    from medgan.benchmark.config import load_benchmark_config
-    from medgan.benchmark.plan import JobPlan
+    from medgan.api import benchmark
     from medgan.benchmark.report import print_summary
-    from medgan.benchmark.runner import run_benchmark
-    from medgan.errors import MedganError
     from medgan.training.loop import TrainingInterrupted
 
     overrides = list(set_ or [])
     for key, value in (("seeds", seeds), ("jobs", jobs), ("device", device)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    cfg = load_benchmark_config(config, quick=quick, overrides=overrides)
-    if only and report_only:
-        raise MedganError("--only and --report-only do not go together")
-    plan = JobPlan.parse(list(only), cfg) if only else JobPlan.everything()
     console = Console(stderr=True)
-    folder = out if out is not None else Path(cfg.out)
     try:
-        result = run_benchmark(cfg, out=folder, checkpoint=checkpoint, plan=plan, report_only=report_only,
-                               overwrite=overwrite, progress=progress, quick=quick, console=console)
-    except (KeyboardInterrupt, TrainingInterrupted):
+        result = benchmark(config, quick=quick, out=out, checkpoint=checkpoint, overrides=overrides, only=only,
+                           report_only=report_only, overwrite=overwrite, progress=progress, console=console)
+    except (KeyboardInterrupt, TrainingInterrupted) as exc:
+        folder = getattr(exc, "benchmark_out", out)
         typer.echo(f"interrupted: finished runs are kept in {folder}; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
+    folder = result.out
     if result.results is None:
-        done = f"{len(result.ran)} run(s) done, {len(result.skipped)} already finished" if not plan.gan_only else "GAN ready"
+        done = (f"{len(result.ran)} run(s) done, {len(result.skipped)} already finished"
+                if list(only or []) != ["gan"] else "GAN ready")
         typer.echo(f"{done}; folder {folder}")
         return
     print_summary(result.results, Console())

@@ -31,6 +31,7 @@ def list_datasets(
 
     Example: medgan data list --json
     """
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -50,13 +51,17 @@ def list_datasets(
         typer.echo(json.dumps(rows, indent=2))
         return
 
-    table = Table(title="MedMNIST v2 datasets (medgan data fetch NAME --size N)")
+    # A light frame, so that every column fits 80 characters (a pipe, or an 80-column terminal);
+    # the counts never wrap or shrink: a squeezed Rich column would print blank.
+    table = Table(title="MedMNIST v2 datasets (medgan data fetch NAME --size N)", box=box.SIMPLE_HEAD, padding=0,
+                  pad_edge=False)
     table.add_column("name", no_wrap=True)
     for col in ("dims", "ch", "classes"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("sizes", no_wrap=True)
     for col in ("train", "val", "test"):
-        table.add_column(col, justify="right")
+        width = max(len(col), *(len(str(s.n_samples.get(col, ""))) for s in REGISTRY.values()))
+        table.add_column(col, justify="right", no_wrap=True, min_width=width)
     table.add_column("notes", no_wrap=True)
     for s in REGISTRY.values():
         notes = [n for n in ("multi-label" if s.multi_label else "",
@@ -137,6 +142,10 @@ def info(
 
     if ratio == float("inf"):
         imbalance = f"no train images of '{names[minor]}'"
+    elif len(names) == 1:
+        imbalance = f"one class only ('{names[0]}' {train[0]}, train)"
+    elif ratio == 1.0:
+        imbalance = f"1.00 (balanced: {train[0]} per class, train)"
     else:
         imbalance = f"{ratio:.2f} ('{names[major]}' {train[major]} / '{names[minor]}' {train[minor]}, train)"
     shape = "×".join(str(v) for v in meta.size)

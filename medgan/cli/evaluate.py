@@ -15,7 +15,8 @@ _HELP = (
     "Features come from a classifier trained on the real training split (cached per dataset under "
     "$MEDGAN_HOME/features), not from Inception-v3. Writes metrics.json, summary.md, one "
     "grid_class_<name>.png per class and memorisation_pairs.png into --out.\n\n"
-    "Example: medgan evaluate --real breastmnist --synthetic synthetic.npz --out eval_breast"
+    "Example: medgan evaluate --real breastmnist --synthetic synth/ --out eval_breast  (synth/ as written by "
+    "medgan augment --class all --n 500 --out synth/)"
 )
 
 
@@ -28,8 +29,8 @@ def evaluate_command(
     real: str = typer.Option(..., "--real", help="Real dataset: a registry name, an npz or a prepared folder."),
     synthetic: Path = typer.Option(
         ..., "--synthetic",
-        help="Synthetic set: an npz with train_images/train_labels, a prepared dataset, "
-        "or a checkpoint (.pt or a run folder) to sample from.",
+        help="Synthetic set: the folder that medgan augment wrote (PNG with manifest.csv, or npz), an npz with "
+        "train_images/train_labels, a prepared dataset, or a checkpoint (.pt or a run folder) to sample from.",
     ),
     n: int | None = typer.Option(
         None, "--n", min=1,
@@ -72,7 +73,8 @@ def evaluate_command(
 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         # Section. Feature net (trained once per dataset and cached), with a progress bar.
-        cached = feature_cache_path(dataset.info.sha256, arch).is_file() and not retrain_features
+        cache = feature_cache_path(dataset.info.sha256, arch, epochs=feature_epochs, seed=seed)
+        cached = cache.is_file() and not retrain_features
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True, disable=cached,

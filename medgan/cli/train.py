@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-from medgan.errors import MedganError
-
 
 def train(
     config: Path | None = typer.Argument(None, help="YAML config (configs/train/*.yaml); optional with --resume."),
@@ -32,33 +30,19 @@ def train(
 
     Example: torchrun --nproc_per_node 2 -m medgan train configs/train/cgan_breastmnist.yaml
     """
-    from medgan.configio import load_config, parse_overrides
-    from medgan.metrics.training_fid import fid_evaluator
-    from medgan.training.checkpoint import RunFolder
-    from medgan.training.config import TrainConfig
+    from medgan.api import train as api_train
+    from medgan.configio import parse_overrides
     from medgan.training.loop import TrainingInterrupted
-    from medgan.training.loop import train as run_training
 
-    if config is None:
-        if resume is None:
-            raise MedganError("give a CONFIG, or --resume RUN_DIR to continue a run")
-        run_folder = RunFolder.containing(resume)
-        config = run_folder.config
-        if not config.is_file():
-            raise MedganError("no config.yaml in the run folder; pass the CONFIG explicitly", run_folder.root)
     overrides = parse_overrides(set_ or [])
     for key, value in (("data", data), ("steps", steps), ("device", device), ("threads", threads)):
         if value is not None:
             overrides[key] = value
     if out is not None:
         overrides["out"] = str(out)
-    elif resume is not None:
-        overrides["out"] = str(RunFolder.containing(resume).root)
-    cfg = load_config(TrainConfig, config, overrides)
     is_main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     try:
-        result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress,
-                              evaluator=fid_evaluator(cfg) if cfg.fid_every else None)
+        result = api_train(config, overrides=overrides, resume=resume, overwrite=overwrite, progress=progress)
     except TrainingInterrupted as exc:
         if is_main:
             typer.echo(f"interrupted at step {exc.step}: checkpoint written to {exc.checkpoint}", err=True)

@@ -46,6 +46,7 @@ from medgan.data.dataset import (
     to_channel_first,
 )
 from medgan.errors import MedganError
+from medgan.synth.manifest import MANIFEST_NAME, read_manifest
 from medgan.synth.sampling import load_generator, sample_classes
 from medgan.training.checkpoint import RunFolder
 
@@ -510,6 +511,48 @@ def _sample_checkpoint(path: Path, real: PreparedDataset, n_per_class: int, seed
     return SyntheticSet(np.asarray(images), np.asarray(labels).reshape(-1).astype(np.int64), f"checkpoint:{path}")
 
 
+def _read_png_export(folder: Path, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The images of a ``medgan augment --format png`` folder, in manifest order, in the npz layout.
+
+    Returns:
+        uint8 ``(N, H, W)`` or ``(N, H, W, 3)`` images and int64 ``(N,)`` labels.
+
+    Raises:
+        MedganError: an export of another format, a class that the real data does not have under
+            that index, a file outside the folder or unreadable, or images of different shapes.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    rows = read_manifest(folder)
+    if not rows:
+        raise MedganError(f"{MANIFEST_NAME} lists no samples", folder)
+    other = next((r.file for r in rows if not r.file.lower().endswith(".png")), None)
+    if other is not None:
+        raise MedganError(f"evaluate reads PNG and npz exports, and this one holds '{other}'; rerun medgan augment "
+                          "with --format npz", folder)
+    root = folder.resolve()
+    images = []
+    for row in rows:
+        if row.class_index >= len(class_names) or row.class_name != class_names[row.class_index]:
+            known = ", ".join(f"{i}: {c}" for i, c in enumerate(class_names))
+            raise MedganError(f"{MANIFEST_NAME}: '{row.file}' is class {row.class_index} '{row.class_name}', which the "
+                              f"real data does not have (its classes: {known})", folder)
+        file = (folder / row.file).resolve()
+        if not file.is_relative_to(root):
+            raise MedganError(f"{MANIFEST_NAME} names '{row.file}', outside the folder", folder)
+        try:
+            with Image.open(file) as im:
+                arr = np.asarray(im)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise MedganError(f"not a readable PNG ({exc.__class__.__name__})", file) from None
+        if arr.dtype != np.uint8 or (arr.ndim == 3 and arr.shape[2] != 3):
+            raise MedganError(f"PNG of shape {arr.shape} and type {arr.dtype}; medgan writes 8-bit grey or RGB", file)
+        if images and arr.shape != images[0].shape:
+            raise MedganError(f"PNG of shape {arr.shape}, but the first one is {images[0].shape}", file)
+        images.append(arr)
+    return np.stack(images), np.array([r.class_index for r in rows], dtype=np.int64)
+
+
 def load_synthetic(
     path: str | Path,
     real: PreparedDataset,
@@ -521,10 +564,12 @@ def load_synthetic(
     """Read a synthetic set laid out like ``real``.
 
     Args:
-        path: an npz with ``train_images`` / ``train_labels`` (what ``medgan augment --format npz``
-            writes; other keys are ignored), a prepared dataset folder or npz (its train split), a
-            checkpoint ``.pt`` or a run folder with ``checkpoints/`` (sampled here through
-            :func:`medgan.synth.sampling.sample_classes`; it must have been trained on ``real``).
+        path: what ``medgan augment --out FOLDER`` wrote: the folder of a ``--format npz`` export
+            (its ``dataset.npz``) or of a ``--format png`` export (the PNGs its ``manifest.csv``
+            lists); an npz with ``train_images`` / ``train_labels`` (other keys are ignored); a
+            prepared dataset folder or npz (its train split); a checkpoint ``.pt`` or a run folder
+            with ``checkpoints/`` (sampled here through :func:`medgan.synth.sampling.sample_classes`;
+            it must have been trained on ``real``).
         real: the real dataset, whose layout (channels, 2D/3D) interprets the npz arrays.
         n_per_class: for a checkpoint, samples per class (default 500); for a file, keep at most
             this many per class (a seeded random subset).
@@ -541,17 +586,22 @@ def load_synthetic(
             raise MedganError("checkpoint not found", path)
         return _sample_checkpoint(path, real, n_per_class or 500, seed, device)
     npz = path / "dataset.npz" if path.is_dir() else path
-    if not npz.is_file():
-        raise MedganError("synthetic set not found (expected an npz, a prepared folder or a checkpoint)", path)
-    try:
-        with np.load(npz, allow_pickle=False) as data:
-            if "train_images" not in data.files or "train_labels" not in data.files:
-                raise MedganError("npz needs train_images and train_labels (the MedMNIST layout)", npz)
-            images, labels = data["train_images"], data["train_labels"]
-    except MedganError:
-        raise
-    except Exception as exc:  # numpy raises several types for a file that is not an npz
-        raise MedganError(f"not a readable npz ({exc.__class__.__name__})", npz) from None
+    if path.is_dir() and not npz.is_file() and (path / MANIFEST_NAME).is_file():
+        images, labels = _read_png_export(path, real.info.class_names)
+        npz = path
+    elif not npz.is_file():
+        raise MedganError("synthetic set not found (expected what medgan augment wrote: its --out folder, as npz or "
+                          "PNG; or an npz, a prepared folder or a checkpoint)", path)
+    else:
+        try:
+            with np.load(npz, allow_pickle=False) as data:
+                if "train_images" not in data.files or "train_labels" not in data.files:
+                    raise MedganError("npz needs train_images and train_labels (the MedMNIST layout)", npz)
+                images, labels = data["train_images"], data["train_labels"]
+        except MedganError:
+            raise
+        except Exception as exc:  # numpy raises several types for a file that is not an npz
+            raise MedganError(f"not a readable npz ({exc.__class__.__name__})", npz) from None
     labels = check_split_arrays(images, labels, "train", npz)
     want = real.images["train"].shape[1:]
     if images.shape[1:] != want:

@@ -8,13 +8,17 @@ split, selected on ``val`` by balanced accuracy, scored on ``test`` (the "domain
 accuracy" that every report quotes, because a feature space is only as meaningful as the classifier
 behind it), and its pooled penultimate activations are the features.
 
-The trained network is cached per dataset and architecture under
-``$MEDGAN_HOME/features/<sha256[:16]>-<arch>.pt`` with a ``.pt.sha256`` sidecar; the file is loaded
-with ``torch.load(weights_only=True)`` only after its hash matches the sidecar.
+The trained network is cached per dataset, architecture and training settings (epochs, batch size,
+learning rate, seed, architecture options) under
+``$MEDGAN_HOME/features/<sha256[:16]>-<arch>-<settings>.pt`` with a ``.pt.sha256`` sidecar, so other
+settings train (and cache) their own net instead of silently reusing one; the file is loaded with
+``torch.load(weights_only=True)`` only after its hash matches the sidecar.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -41,6 +45,8 @@ __all__ = [
 
 FEATURE_FORMAT = "medgan-features-v1"
 DEFAULT_EPOCHS = 20
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_LR = 1e-3
 
 # Extractors already built in this process, by (cache file, its sha256, device): a training loop
 # that evaluates every N steps gets the same object back, with its memoised real features.
@@ -52,10 +58,33 @@ def _medgan_home() -> Path:
     return Path(os.environ.get("MEDGAN_HOME") or Path.home() / ".cache" / "medgan").expanduser()
 
 
-def feature_cache_path(dataset_sha256: str, arch: str, cache_dir: str | Path | None = None) -> Path:
-    """``<cache_dir or $MEDGAN_HOME/features>/<sha256[:16]>-<arch>.pt``."""
+def _settings(epochs: int, batch_size: int, lr: float, seed: int, arch_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that make a feature net (and key its cache file)."""
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(arch_kwargs.items())}
+    return {"epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed),
+            "arch_kwargs": kwargs}
+
+
+def feature_cache_path(
+    dataset_sha256: str,
+    arch: str,
+    cache_dir: str | Path | None = None,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    arch_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """``<cache_dir or $MEDGAN_HOME/features>/<sha256[:16]>-<arch>-<settings>.pt``.
+
+    ``<settings>`` is a short hash of the training settings (the arguments of
+    :func:`get_feature_extractor`), so a net trained with other settings is never taken for this one.
+    """
     folder = Path(cache_dir) if cache_dir is not None else _medgan_home() / "features"
-    return folder / f"{dataset_sha256[:16]}-{arch}.pt"
+    settings = _settings(epochs, batch_size, lr, seed, arch_kwargs or {})
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return folder / f"{dataset_sha256[:16]}-{arch}-{key}.pt"
 
 
 class FeatureExtractor:
@@ -123,8 +152,8 @@ class FeatureExtractor:
         return {f"domain_classifier/{k}": float(v) for k, v in self.scores.items()}
 
 
-def _load_cached(path: Path, dataset: PreparedDataset, arch: str) -> dict[str, Any] | None:
-    """The cached state if its sidecar matches and it belongs to ``dataset`` and ``arch``; else None."""
+def _load_cached(path: Path, dataset: PreparedDataset, arch: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached state if its sidecar matches and it belongs to ``dataset``, ``arch`` and ``settings``; else None."""
     sidecar = path.with_name(path.name + ".sha256")
     if not path.is_file():
         return None
@@ -141,8 +170,11 @@ def _load_cached(path: Path, dataset: PreparedDataset, arch: str) -> dict[str, A
         or state.get("format") != FEATURE_FORMAT
         or state.get("dataset_sha256") != dataset.info.sha256
         or state.get("arch") != arch
+        or _settings(state.get("epochs", -1), state.get("batch_size", -1), state.get("lr", -1.0),
+                     state.get("seed", -1), state.get("arch_kwargs") or {}) != settings
     ):
-        warnings.warn(f"{path}: feature-net cache is for another dataset or format; retraining it", stacklevel=3)
+        warnings.warn(f"{path}: feature-net cache is for another dataset, format or settings; retraining it",
+                      stacklevel=3)
         return None
     return state
 
@@ -161,8 +193,8 @@ def get_feature_extractor(
     device: str | torch.device = "cpu",
     seed: int = 0,
     epochs: int = DEFAULT_EPOCHS,
-    batch_size: int = 32,
-    lr: float = 1e-3,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
     progress: Callable[[dict[str, float]], None] | None = None,
     cache_dir: str | Path | None = None,
     retrain: bool = False,
@@ -170,9 +202,10 @@ def get_feature_extractor(
 ) -> FeatureExtractor:
     """The domain feature extractor of ``dataset``: loaded from the cache, or trained and cached.
 
-    Training settings only matter when the cache is empty (or ``retrain`` is set); the cached file
-    records the ones it was trained with (``extractor.info``). Within one process, repeated calls
-    for the same cache file and device return the same extractor object.
+    The cache is keyed on the dataset, ``arch`` and the training settings (``epochs``,
+    ``batch_size``, ``lr``, ``seed``, ``arch_kw``): other settings train their own net, and the
+    file records them (``extractor.info``). Within one process, repeated calls for the same cache
+    file and device return the same extractor object.
 
     Args:
         dataset: the real dataset; its ``train`` split trains the classifier, ``val`` selects the
@@ -205,12 +238,14 @@ def get_feature_extractor(
     for split in ("train", "val", "test"):
         if len(dataset.labels[split]) == 0:
             raise MedganError(f"the {split} split is empty; the feature net needs train, val and test", dataset.path)
-    path = feature_cache_path(info.sha256, arch, cache_dir)
+    settings = _settings(epochs, batch_size, lr, seed, arch_kw)
+    path = feature_cache_path(info.sha256, arch, cache_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                              arch_kwargs=arch_kw)
     if not retrain and path.is_file():
         key = (str(path.resolve()), file_sha256(path), str(torch.device(device)))
         if key in _LOADED:
             return _LOADED[key]
-    state = None if retrain else _load_cached(path, dataset, arch)
+    state = None if retrain else _load_cached(path, dataset, arch, settings)
 
     if state is None:
         # Section. Train on real train, select on val, score on test.

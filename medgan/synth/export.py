@@ -93,6 +93,7 @@ class SampleWriter:
         *,
         seeds: np.ndarray | Sequence[int] | int,
         indices: np.ndarray | Sequence[int],
+        sources: Sequence[str] | None = None,
     ) -> list[str]:
         """Write one batch.
 
@@ -101,6 +102,7 @@ class SampleWriter:
             labels: class indices ``(B,)``.
             seeds: the seed of each sample ``(B,)``, or one seed for the batch.
             indices: the sample index of each sample ``(B,)``; names the files, so keep it unique.
+            sources: for translated images, the image each was made from (the manifest's ``source``).
 
         Returns:
             per sample, the path (relative to ``out_dir``) that holds it: its file, or
@@ -109,10 +111,12 @@ class SampleWriter:
         if self.closed:
             raise ValueError("this SampleWriter is closed")
         images, labels, seeds_, indices_ = self._check_batch(images, labels, seeds, indices)
+        if sources is not None and len(sources) != len(images):
+            raise ValueError(f"sources must have one entry per image ({len(images)}), got {len(sources)}")
         files = self._writer.write_batch(images, labels, seeds_, indices_)
         self.manifest.extend(
-            ManifestRow(f, self.class_names[lab], int(lab), int(s), int(i))
-            for f, lab, s, i in zip(files, labels, seeds_, indices_, strict=True)
+            ManifestRow(f, self.class_names[lab], int(lab), int(s), int(i), "" if sources is None else str(src))
+            for f, lab, s, i, src in zip(files, labels, seeds_, indices_, sources or [""] * len(files), strict=True)
         )
         return files
 

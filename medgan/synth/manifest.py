@@ -35,6 +35,9 @@ class ManifestRow:
     class_index: int
     seed: int
     sample_index: int
+    source: str = ""
+    """For a translated image, the image it was made from: ``<dataset>:<split>:<index>``, or the
+    input file's path relative to the input folder (``medgan translate``, augment with a translator)."""
 
 
 def manifest_rows(
@@ -63,10 +66,13 @@ def write_manifest(out_dir: str | Path, rows: Iterable[ManifestRow]) -> Path:
     For npz every row names ``dataset.npz``, in the order of ``train_images``.
     """
     path = Path(out_dir) / MANIFEST_NAME
+    rows = list(rows)
+    translated = any(r.source for r in rows)  # a translated export adds a source column
     with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
-        out.writerow(MANIFEST_COLUMNS)
-        out.writerows((r.file, r.class_name, r.class_index, r.seed, r.sample_index) for r in rows)
+        out.writerow((*MANIFEST_COLUMNS, "source") if translated else MANIFEST_COLUMNS)
+        out.writerows((r.file, r.class_name, r.class_index, r.seed, r.sample_index, *((r.source,) if translated else ()))
+                      for r in rows)
     return path
 
 

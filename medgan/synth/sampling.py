@@ -117,21 +117,26 @@ class LoadedGenerator:
         check_trained_on(self.dataset, self.class_names, info, what, path or self.checkpoint_path)
 
 
-def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
+def load_generator(checkpoint: str | Path | dict[str, Any], device: str = "auto") -> LoadedGenerator:
     """Verify and load a checkpoint (file or run folder) and rebuild its G_ema.
 
     Args:
-        checkpoint: a checkpoint file, or a run folder (its latest checkpoint).
+        checkpoint: a checkpoint file, a run folder (its latest checkpoint), or a checkpoint that
+            :func:`medgan.training.checkpoint.load_checkpoint` has loaded already.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 
     Raises:
         MedganError: a missing, corrupt or altered checkpoint; one that lacks the generator or
             whose weights do not fit its model; a progressive run that has not yet reached its
-            target resolution.
+            target resolution; a translator (``model.family: cycle``: see :mod:`medgan.synth.translate`).
     """
 
     dev = resolve_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, map_location="cpu")
+    if (ckpt.get("model") or {}).get("family") == "cycle":
+        raise MedganError("this checkpoint is a translator (model.family cycle): it turns images of one domain into "
+                          "the other instead of sampling; use medgan translate, or medgan augment, which translates "
+                          "training images", ckpt["path"])
     missing = [k for k in ("G_ema", "model", "dataset", "class_names", "config") if k not in ckpt]
     if missing:
         raise MedganError(f"checkpoint lacks {', '.join(missing)}; it cannot be sampled from", ckpt["path"])

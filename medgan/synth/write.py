@@ -6,9 +6,11 @@ so a crash or a full disk never leaves half an export behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from medgan.errors import MedganError
 from medgan.synth.export import SampleWriter
@@ -17,11 +19,22 @@ from medgan.synth.sampling import LATENT_BLOCK, LoadedGenerator, forward_block, 
 from medgan.synth.writers import FORMATS, cannot_hold, estimate_bytes
 from medgan.utils import atomic_dir, check_free_space, check_memory, check_stop
 
-__all__ = ["check_format", "write_synthetic"]
+__all__ = ["Batch", "check_format", "write_batches", "write_synthetic"]
+
+Batch = tuple[np.ndarray, "np.ndarray | Sequence[int]", int, "np.ndarray | Sequence[int]", "Sequence[str] | None"]
+"""One batch of an export: uint8 images ``(B, C, *spatial)``, their labels, the seed, the sample
+indices (they name the files), and for translated images the image each was made from."""
 
 
-def check_format(fmt: str, gen: LoadedGenerator | None = None) -> None:
-    """Refuse a ``--format`` that is unknown or that cannot hold this generator's samples.
+class _Makes(Protocol):
+    """What :func:`check_format` reads of a loaded model: the shape of what it makes."""
+
+    spatial_dims: int
+    channels: int
+
+
+def check_format(fmt: str, gen: _Makes | None = None) -> None:
+    """Refuse a ``--format`` that is unknown or that cannot hold this generator's (or translator's) samples.
 
     The rule is :func:`medgan.synth.writers.cannot_hold`; this words it for the command line.
 
@@ -87,31 +100,90 @@ def write_synthetic(
         "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
         "latent_block": LATENT_BLOCK, "forward_block": forward_block(gen.size), **(extra or {}),
     }
+
+    def batches() -> Iterator[Batch]:
+        for c, k in counts.items():
+            start = 0
+            for batch in iter_samples(gen, c if conditional else None, k, seed=seed, batch_size=batch_size,
+                                      truncation=truncation):
+                yield batch, [c] * len(batch), seed, range(start, start + len(batch)), None
+                start += len(batch)
+
+    return write_batches(out, batches(), fmt=fmt, total=total, class_names=names, spatial_dims=gen.spatial_dims,
+                         size=gen.size, channels=gen.channels, checkpoint_sha256=gen.checkpoint_sha256,
+                         dataset_name=str(gen.dataset.get("name")), spacing=gen.spacing, config=gen.config,
+                         dataset_sha256=gen.dataset.get("sha256"), overwrite=overwrite, arguments=arguments,
+                         record=record, on_batch=on_batch)
+
+
+def write_batches(
+    out: str | Path,
+    batches: Iterable[Batch],
+    *,
+    fmt: str,
+    total: int,
+    class_names: Sequence[str],
+    spatial_dims: int,
+    size: Sequence[int],
+    channels: int,
+    checkpoint_sha256: str,
+    dataset_name: str,
+    spacing: Sequence[float] | None,
+    config: dict[str, Any],
+    dataset_sha256: str | None,
+    overwrite: bool = False,
+    arguments: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """The one way an export folder is written: room first, then the batches, ``manifest.csv`` and ``provenance.json``.
+
+    :func:`write_synthetic` (noise-to-image samples) and
+    :func:`medgan.synth.translate.write_translated` (translated images) both end here.
+
+    Args:
+        out: the output folder (built atomically).
+        batches: :data:`Batch` tuples, ``total`` images in all.
+        fmt: ``png``, ``npz``, ``nifti`` or ``dicom``.
+        total: how many images ``batches`` holds (for the free-space estimate).
+        class_names: names by label index.
+        spatial_dims, size, channels: the images' geometry.
+        checkpoint_sha256: the checkpoint that made them; marks every file.
+        dataset_name: its training dataset's name.
+        spacing: mm per pixel / voxel, or ``None`` (1 mm).
+        config: the training config stored in the checkpoint (provenance).
+        dataset_sha256: its training dataset's sha256 (provenance).
+        overwrite: replace a non-empty ``out``.
+        arguments: the command's arguments (provenance).
+        record: more provenance fields.
+        on_batch: called with the size of every batch written (a progress bar).
+
+    Returns:
+        ``total``.
+
+    Raises:
+        MedganError: not enough free space (or memory, for npz) for the estimate; a write that fails
+            (the partial output is removed; a replaced ``out`` keeps its old content).
+    """
     out = Path(out)
     # Section. Room for the output (and, for npz, memory: it collects every sample), before any work.
-    check_free_space(out, estimate_bytes(fmt, total, gen.spatial_dims, gen.size, gen.channels),
-                     f"{total} {fmt} samples")
+    check_free_space(out, estimate_bytes(fmt, total, spatial_dims, size, channels), f"{total} {fmt} samples")
     if fmt == "npz":
-        check_memory(2 * estimate_bytes("npz", total, gen.spatial_dims, gen.size, gen.channels),
+        check_memory(2 * estimate_bytes("npz", total, spatial_dims, size, channels),
                      f"{total} npz samples (collected in memory before the npz is written)",
                      "write fewer samples, or use --format png, nifti or dicom")
     try:
         with atomic_dir(out, overwrite=overwrite) as tmp:
-            with SampleWriter(tmp, fmt=fmt, class_names=names, spatial_dims=gen.spatial_dims,  # type: ignore[arg-type]
-                              checkpoint_sha256=gen.checkpoint_sha256, dataset_name=str(gen.dataset.get("name")),
-                              spacing=gen.spacing) as writer:
-                for c, k in counts.items():
-                    start = 0
-                    for batch in iter_samples(gen, c if conditional else None, k, seed=seed,
-                                              batch_size=batch_size, truncation=truncation):
-                        writer.write(batch, [c] * len(batch), seeds=seed, indices=range(start, start + len(batch)))
-                        start += len(batch)
-                        if on_batch is not None:
-                            on_batch(len(batch))
-                        check_stop()  # a Ctrl-C that a library swallowed still stops the export
+            with SampleWriter(tmp, fmt=fmt, class_names=class_names, spatial_dims=spatial_dims,  # type: ignore[arg-type]
+                              checkpoint_sha256=checkpoint_sha256, dataset_name=dataset_name, spacing=spacing) as writer:
+                for images, labels, seed, indices, sources in batches:
+                    writer.write(images, labels, seeds=seed, indices=indices, sources=sources)
+                    if on_batch is not None:
+                        on_batch(len(images))
+                    check_stop()  # a Ctrl-C that a library swallowed still stops the export
             write_manifest(tmp, writer.manifest)
-            write_provenance(tmp, checkpoint_sha256=gen.checkpoint_sha256, config=gen.config,
-                             dataset_sha256=gen.dataset.get("sha256"), arguments=arguments or {}, extra=record)
+            write_provenance(tmp, checkpoint_sha256=checkpoint_sha256, config=config, dataset_sha256=dataset_sha256,
+                             arguments=arguments or {}, extra=record)
     except OSError as exc:
         # atomic_dir has removed the temporary folder; a replaced --out still holds its old content.
         raise MedganError(f"could not write the samples: {exc.strerror or exc}; the partial output was removed",

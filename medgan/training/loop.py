@@ -400,6 +400,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
 
     # Resume: everything that shapes the next step comes back from the checkpoint.
     step, images_seen = 0, 0
+    resumed_from: Path | None = None  # the last checkpoint until this run writes a newer one
     if resume is not None:
         ckpt = load_checkpoint(resume, map_location=device)
         check_trained_on(ckpt["dataset"], ckpt["class_names"], info, "data", ckpt["path"])
@@ -418,6 +419,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
             ada.load_state_dict(ckpt["augment"])
             augment.p = ada.p
         step, images_seen = int(ckpt["step"]), int(ckpt["images_seen"])
+        resumed_from = Path(ckpt["path"])
         set_rng_state(ckpt["rng"][dist.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
         del ckpt
     last_step = cfg.steps if cfg.steps is not None else total_steps(cfg.progressive)  # type: ignore[arg-type]
@@ -502,7 +504,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     acc: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     finite = torch.ones((), dtype=torch.bool, device=device)
-    last_ckpt: Path | None = None
+    last_ckpt: Path | None = resumed_from
     t_log, images_at_log = time.perf_counter(), images_seen
     phase = _phase(cfg, step)
     with bar, stop:

@@ -24,11 +24,12 @@ def runner() -> CliRunner:
 def test_data_list_table(runner: CliRunner) -> None:
     result = runner.invoke(app, ["data", "list"], env=WIDE)
     assert result.exit_code == 0, result.output
-    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    rows = {line.split()[0]: line for line in lines if line.split()[0] in REGISTRY}
     assert set(rows) == set(REGISTRY)
-    breast = rows["breastmnist"].replace("│", " ").split()
+    breast = rows["breastmnist"].split()
     assert breast == ["breastmnist", "2D", "1", "2", "28,64,128,224", "546", "78", "156"]
-    adrenal = rows["adrenalmnist3d"].replace("│", " ").split()
+    adrenal = rows["adrenalmnist3d"].split()
     assert adrenal == ["adrenalmnist3d", "3D", "1", "2", "28,64", "1188", "98", "298"]
     assert "multi-label" in rows["chestmnist"]
     assert "CC BY-NC" in rows["dermamnist"]

@@ -214,5 +214,5 @@ def test_fid_alone_needs_two_samples_not_k_plus_one(toy: PreparedDataset, toy_fx
 
 def test_extractors_are_reused_within_a_process(toy: PreparedDataset, toy_fx) -> None:
     cache = Path(toy_fx.info["cache_path"]).parent
-    again = get_feature_extractor(toy, "cnn", cache_dir=cache)
+    again = get_feature_extractor(toy, "cnn", epochs=4, batch_size=8, cache_dir=cache)
     assert again is toy_fx

@@ -22,8 +22,8 @@ def test_trains_once_then_loads_from_the_cache(tmp_path: Path) -> None:
     )
     assert epochs_seen == [1.0, 2.0, 3.0]
 
-    path = feature_cache_path(ds.info.sha256, "cnn", cache)
-    assert path.name == f"{ds.info.sha256[:16]}-cnn.pt"
+    path = feature_cache_path(ds.info.sha256, "cnn", cache, epochs=3, batch_size=8)
+    assert path.is_file() and path.name.startswith(f"{ds.info.sha256[:16]}-cnn-")
     assert path.with_name(path.name + ".sha256").read_text().split()[1] == path.name
     assert fx.info["epochs"] == 3 and fx.info["dataset_sha256"] == ds.info.sha256
     # Dark vs bright noise is trivially separable: the feature net must get it right.
@@ -33,7 +33,8 @@ def test_trains_once_then_loads_from_the_cache(tmp_path: Path) -> None:
     feats = fx.extract(ds.channel_first("test"))
     assert feats.shape == (12, fx.num_features) and feats.dtype == np.float64
 
-    again = get_feature_extractor(ds, "cnn", epochs=3, cache_dir=cache, progress=lambda r: epochs_seen.append(-1))
+    again = get_feature_extractor(ds, "cnn", epochs=3, batch_size=8, cache_dir=cache,
+                                  progress=lambda r: epochs_seen.append(-1))
     assert epochs_seen == [1.0, 2.0, 3.0]  # loaded, not retrained
     np.testing.assert_allclose(again.extract(ds.channel_first("test")), feats, rtol=1e-5, atol=1e-6)
 
@@ -49,7 +50,7 @@ def test_a_tampered_cache_is_retrained(tmp_path: Path) -> None:
     ds = make_dark_bright_toy(tmp_path / "toy")
     cache = tmp_path / "features"
     get_feature_extractor(ds, "cnn", epochs=1, cache_dir=cache)
-    path = feature_cache_path(ds.info.sha256, "cnn", cache)
+    path = feature_cache_path(ds.info.sha256, "cnn", cache, epochs=1)
     path.write_bytes(path.read_bytes() + b"tampered")
     retrained: list[dict] = []
     with pytest.warns(UserWarning, match="sha256 sidecar"):
@@ -68,7 +69,8 @@ def test_3d_feature_space(tmp_path: Path) -> None:
 
 def test_default_cache_lives_under_medgan_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDGAN_HOME", str(tmp_path / "home"))
-    assert feature_cache_path("ab" * 32, "resnet18") == tmp_path / "home" / "features" / f"{'ab' * 8}-resnet18.pt"
+    path = feature_cache_path("ab" * 32, "resnet18")
+    assert path.parent == tmp_path / "home" / "features" and path.name.startswith(f"{'ab' * 8}-resnet18-")
 
 
 def test_errors(tmp_path: Path) -> None:

@@ -22,7 +22,12 @@ from medgan.cli.main import app
 from tests.conftest import make_banded_toy
 
 TINY = {
-    "steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 2, "checkpoint_every": 100, "device": "cpu",
+    "steps": 2,
+    "batch_size": 8,
+    "log_every": 1,
+    "sample_every": 2,
+    "checkpoint_every": 100,
+    "device": "cpu",
     "model": {"g_channels": 8, "d_channels": 8, "g_max_channels": 16, "d_max_channels": 16, "z_dim": 16},
 }
 
@@ -74,8 +79,12 @@ def _bench(extra: str) -> Callable[[Path], list[str]]:
     return setup
 
 
-def _npz(root: Path, labels: dict[str, np.ndarray] | None = None, name: str = "bad.npz",
-         sidecar: dict | None = None) -> Path:
+def _npz(
+    root: Path,
+    labels: dict[str, np.ndarray] | None = None,
+    name: str = "bad.npz",
+    sidecar: dict | None = None,
+) -> Path:
     """A 2-class 8×8 npz in the MedMNIST layout (20 / 6 / 6 images), labels replaced by ``labels``."""
     rng = np.random.default_rng(0)
     arrays = {}
@@ -129,50 +138,119 @@ class Case:
 CASES: list[Case] = [
     # Numbers in a training config: sign, finiteness, range (medgan.configio.check_fields).
     Case("train --set lr_g=-1", _train_with("lr_g=-1"), "config key 'lr_g' must be positive, got -1.0"),
-    Case("train lr_g: .nan in YAML", _train_yaml("lr_g: .nan\n"), "config key 'lr_g' must be a finite number, got nan"),
-    Case("train --set lr_d=inf", _train_with("lr_d=inf"), "config key 'lr_d' must be a finite number, got inf"),
-    Case("train --set betas=[0.5,1.0]", _train_with("betas=[0.5, 1.0]"), "config key 'betas[1]' must be in [0, 1), got 1.0"),
-    Case("train --set ema_decay=.nan", _train_with("ema_decay=.nan"), "config key 'ema_decay' must be a finite number"),
+    Case(
+        "train lr_g: .nan in YAML",
+        _train_yaml("lr_g: .nan\n"),
+        "config key 'lr_g' must be a finite number, got nan",
+    ),
+    Case(
+        "train --set lr_d=inf", _train_with("lr_d=inf"), "config key 'lr_d' must be a finite number, got inf"
+    ),
+    Case(
+        "train --set betas=[0.5,1.0]",
+        _train_with("betas=[0.5, 1.0]"),
+        "config key 'betas[1]' must be in [0, 1), got 1.0",
+    ),
+    Case(
+        "train --set ema_decay=.nan",
+        _train_with("ema_decay=.nan"),
+        "config key 'ema_decay' must be a finite number",
+    ),
     Case("train --set r1_gamma=-1", _train_with("r1_gamma=-1"), "config key 'r1_gamma' must be at least 0"),
-    Case("train --set gp_weight=.nan", _train_with("gp_weight=.nan"), "config key 'gp_weight' must be a finite number"),
+    Case(
+        "train --set gp_weight=.nan",
+        _train_with("gp_weight=.nan"),
+        "config key 'gp_weight' must be a finite number",
+    ),
     Case("train --set seed=-1", _train_with("seed=-1"), "config key 'seed' must be at least 0, got -1"),
-    Case("train --set fid_samples=0", _train_with("fid_samples=0"), "config key 'fid_samples' must be positive"),
-    Case("train --set model.z_dim=0", _train_with("model.z_dim=0"), "config key 'model.z_dim' must be positive"),
-    Case("train --set fid_every=-1", _train_with("fid_every=-1"), "config key 'fid_every' must be at least 0, got -1"),
-    Case("train --set augment.speed_images=0", _train_with("augment.speed_images=0"),
-         "config key 'augment.speed_images' must be positive, got 0"),
+    Case(
+        "train --set fid_samples=0", _train_with("fid_samples=0"), "config key 'fid_samples' must be positive"
+    ),
+    Case(
+        "train --set model.z_dim=0", _train_with("model.z_dim=0"), "config key 'model.z_dim' must be positive"
+    ),
+    Case(
+        "train --set fid_every=-1",
+        _train_with("fid_every=-1"),
+        "config key 'fid_every' must be at least 0, got -1",
+    ),
+    Case(
+        "train --set augment.speed_images=0",
+        _train_with("augment.speed_images=0"),
+        "config key 'augment.speed_images' must be positive, got 0",
+    ),
     Case("train an empty YAML", _yaml_text("train", "# nothing here\n"), "config file is empty"),
     # Numbers in a benchmark config.
-    Case("benchmark classifier.lr: -1", _bench("classifier: {lr: -1}\n"),
-         "config key 'classifier.lr' must be positive, got -1.0"),
-    Case("benchmark bootstrap.confidence: .nan", _bench("bootstrap: {confidence: .nan}\n"),
-         "config key 'bootstrap.confidence' must be a finite number, got nan"),
-    Case("benchmark classical.scale: 1.5", _bench("classical: {scale: 1.5}\n"),
-         "config key 'classical.scale' must be in [0, 1), got 1.5"),
-    Case("benchmark classical.noise_std: -0.1", _bench("classical: {noise_std: -0.1}\n"),
-         "config key 'classical.noise_std' must be at least 0"),
-    Case("benchmark fidelity.seed: -3", _bench("fidelity: {seed: -3}\n"), "config key 'fidelity.seed' must be at least 0"),
+    Case(
+        "benchmark classifier.lr: -1",
+        _bench("classifier: {lr: -1}\n"),
+        "config key 'classifier.lr' must be positive, got -1.0",
+    ),
+    Case(
+        "benchmark bootstrap.confidence: .nan",
+        _bench("bootstrap: {confidence: .nan}\n"),
+        "config key 'bootstrap.confidence' must be a finite number, got nan",
+    ),
+    Case(
+        "benchmark classical.scale: 1.5",
+        _bench("classical: {scale: 1.5}\n"),
+        "config key 'classical.scale' must be in [0, 1), got 1.5",
+    ),
+    Case(
+        "benchmark classical.noise_std: -0.1",
+        _bench("classical: {noise_std: -0.1}\n"),
+        "config key 'classical.noise_std' must be at least 0",
+    ),
+    Case(
+        "benchmark fidelity.seed: -3",
+        _bench("fidelity: {seed: -3}\n"),
+        "config key 'fidelity.seed' must be at least 0",
+    ),
     Case("benchmark an empty YAML", _yaml_text("benchmark", "\n"), "config file is empty"),
     # Labels of an npz: negative, not whole, out of range.
-    Case("data info, labels -1", _data_info(labels=_neg_labels()),
-         "bad.npz: train_labels holds 3 negative label(s) (e.g. -1)"),
+    Case(
+        "data info, labels -1",
+        _data_info(labels=_neg_labels()),
+        "bad.npz: train_labels holds 3 negative label(s) (e.g. -1)",
+    ),
     Case("train, labels -1", _train_on_negative_labels, "bad.npz: train_labels holds 3 negative label(s)"),
-    Case("data info, labels 0.5", _data_info(labels={"val": np.array([0.5, 1, 0, 1, 0, 1])}),
-         "bad.npz: val_labels holds 1 label(s) that are not whole numbers (e.g. 0.5)"),
-    Case("data info, label 7 of 2 classes", _data_info(labels={"test": np.array([0, 1, 7, 1, 7, 1])}, sidecar=FULL_SIDECAR),
-         "dataset.npz: test_labels holds 2 label(s) outside 0..1 (e.g. 7); the dataset has 2 classes"),
-    Case("data info, label 2**40 without sidecar", _data_info(labels={"val": np.array([0, 1, 2**40, 1, 0, 1])}),
-         "bad.npz: labels run up to 1099511627776, but there are only 32 images"),
+    Case(
+        "data info, labels 0.5",
+        _data_info(labels={"val": np.array([0.5, 1, 0, 1, 0, 1])}),
+        "bad.npz: val_labels holds 1 label(s) that are not whole numbers (e.g. 0.5)",
+    ),
+    Case(
+        "data info, label 7 of 2 classes",
+        _data_info(labels={"test": np.array([0, 1, 7, 1, 7, 1])}, sidecar=FULL_SIDECAR),
+        "dataset.npz: test_labels holds 2 label(s) outside 0..1 (e.g. 7); the dataset has 2 classes",
+    ),
+    Case(
+        "data info, label 2**40 without sidecar",
+        _data_info(labels={"val": np.array([0, 1, 2**40, 1, 0, 1])}),
+        "bad.npz: labels run up to 1099511627776, but there are only 32 images",
+    ),
     # The dataset.json sidecar.
-    Case("sidecar without source and sha256", _data_info(sidecar=SIDECAR),
-         "dataset.json: sidecar is missing key(s) source, sha256"),
-    Case("sidecar with channels 'one'", _data_info(sidecar={**FULL_SIDECAR, "channels": "one"}),
-         "dataset.json: sidecar key 'channels': expected an integer, got 'one'"),
-    Case("sidecar with 2 channels", _data_info(sidecar={**FULL_SIDECAR, "channels": 2}),
-         "dataset.json: sidecar has channels 2"),
+    Case(
+        "sidecar without source and sha256",
+        _data_info(sidecar=SIDECAR),
+        "dataset.json: sidecar is missing key(s) source, sha256",
+    ),
+    Case(
+        "sidecar with channels 'one'",
+        _data_info(sidecar={**FULL_SIDECAR, "channels": "one"}),
+        "dataset.json: sidecar key 'channels': expected an integer, got 'one'",
+    ),
+    Case(
+        "sidecar with 2 channels",
+        _data_info(sidecar={**FULL_SIDECAR, "channels": 2}),
+        "dataset.json: sidecar has channels 2",
+    ),
     # A run to resume that does not exist: named as given.
-    Case("train --resume a missing run", lambda root: ["train", "--resume", str(root / "runs" / "nothere")],
-         "runs/nothere: no such run folder or checkpoint"),
+    Case(
+        "train --resume a missing run",
+        lambda root: ["train", "--resume", str(root / "runs" / "nothere")],
+        "runs/nothere: no such run folder or checkpoint",
+    ),
 ]
 
 
@@ -181,8 +259,9 @@ def _tree(root: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     args = case.setup(tmp_path)
     before = _tree(tmp_path)

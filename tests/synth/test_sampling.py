@@ -17,6 +17,7 @@ from medgan.synth.sampling import (
     forward_block,
     iter_samples,
     load_generator,
+    sample_block,
     sample_classes,
     sample_latents,
 )
@@ -66,6 +67,21 @@ def test_iter_samples_output_does_not_depend_on_batch_size(spatial_dims: int) ->
     assert len(np.unique(ref.reshape(n, -1), axis=0)) == n  # every sample is different
     # Sample i does not depend on n either: a shorter run is a prefix of a longer one.
     np.testing.assert_array_equal(_all(gen, 1, 70, seed=3, batch_size=9), ref[:70])
+
+
+def test_sample_block_is_random_access_into_iter_samples() -> None:
+    # SyntheticDataset reads one block at a time: the bytes must be those of iter_samples at the same positions.
+    gen = _loaded(2)
+    n = 2 * LATENT_BLOCK + 9
+    ref = _all(gen, 1, n, seed=3, batch_size=50)
+    np.testing.assert_array_equal(sample_block(gen, 1, 2, seed=3, keep=9), ref[2 * LATENT_BLOCK:])
+    np.testing.assert_array_equal(sample_block(gen, 1, 1, seed=3), ref[LATENT_BLOCK : 2 * LATENT_BLOCK])
+    np.testing.assert_array_equal(sample_block(gen, 1, 0, seed=3, keep=5), ref[:5])
+    for bad in ({"block": -1}, {"keep": 0}, {"keep": LATENT_BLOCK + 1}):
+        with pytest.raises(MedganError, match="out of range"):
+            sample_block(gen, 1, **{"block": 0, **bad})
+    with pytest.raises(MedganError, match="not one of this model's 2 classes"):
+        sample_block(gen, 2, 0)
 
 
 class _Recorder(torch.nn.Module):
