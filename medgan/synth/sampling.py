@@ -42,6 +42,7 @@ __all__ = [
     "forward_block",
     "iter_samples",
     "load_generator",
+    "sample_block",
     "sample_classes",
     "sample_latents",
 ]
@@ -217,6 +218,45 @@ def sample_latents(z_dim: int, n: int, *, seed: int = 0, class_index: int = 0,
     return torch.cat(blocks)[:n] if blocks else torch.empty(0, z_dim)
 
 
+def _class_of(gen: LoadedGenerator, class_index: int | None) -> int:
+    """The class index the latents are keyed by (0 for an unconditional model); refuse a class the model lacks."""
+    if gen.num_classes > 0 and (class_index is None or not 0 <= class_index < gen.num_classes):
+        raise MedganError(f"class index {class_index} is not one of this model's {gen.num_classes} classes")
+    return 0 if class_index is None else int(class_index)
+
+
+def _block_samples(gen: LoadedGenerator, c: int, block: int, seed: int, truncation: float | None,
+                   keep: int) -> np.ndarray:
+    """uint8 ``(keep, C, *spatial)``: the first ``keep`` samples of latent block ``block`` of class ``c``."""
+    fb = forward_block(gen.size)
+    y = torch.full((fb,), c, dtype=torch.long, device=gen.device) if gen.num_classes > 0 else None
+    z = _latent_block(gen.z_dim, seed, c, block, truncation).to(gen.device)
+    parts = []
+    for start in range(0, keep, fb):  # every forward pass has the same shape (fb, z_dim)
+        x = gen.G(z[start : start + fb], y).float()  # (fb, C, *spatial) in [-1, 1]
+        parts.append(to_uint8(x).cpu().numpy())
+    u8 = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return u8[:keep]
+
+
+@torch.inference_mode()
+def sample_block(gen: LoadedGenerator, class_index: int | None, block: int, *, seed: int = 0,
+                 truncation: float | None = None, keep: int = LATENT_BLOCK) -> np.ndarray:
+    """Samples ``block·L … block·L + keep - 1`` of one class (``L`` = :data:`LATENT_BLOCK`), uint8 ``(keep, C, *spatial)``.
+
+    The same bytes as :func:`iter_samples` gives at those positions, without computing the blocks
+    before it: random access for :class:`medgan.api.SyntheticDataset`.
+
+    Raises:
+        MedganError: a negative seed, a bad truncation, a class the model lacks, or a ``block`` /
+            ``keep`` out of range.
+    """
+    check_sampling_args(seed=seed, truncation=truncation)
+    if block < 0 or not 0 < keep <= LATENT_BLOCK:
+        raise MedganError(f"block {block} / keep {keep} out of range (block >= 0, 0 < keep <= {LATENT_BLOCK})")
+    return _block_samples(gen, _class_of(gen, class_index), block, seed, truncation, keep)
+
+
 @torch.inference_mode()
 def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed: int = 0, batch_size: int = 256,
                  truncation: float | None = None) -> Iterator[np.ndarray]:
@@ -236,23 +276,13 @@ def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed:
             a class that the model does not have.
     """
     check_sampling_args(n=n, seed=seed, batch_size=batch_size, truncation=truncation)
-    if gen.num_classes > 0 and (class_index is None or not 0 <= class_index < gen.num_classes):
-        raise MedganError(f"class index {class_index} is not one of this model's {gen.num_classes} classes")
-    c = 0 if class_index is None else int(class_index)
-    fb = forward_block(gen.size)
-    y = torch.full((fb,), c, dtype=torch.long, device=gen.device) if gen.num_classes > 0 else None
+    c = _class_of(gen, class_index)
     pending: list[np.ndarray] = []  # computed samples not yet yielded, oldest first
     held = 0
     n_blocks = math.ceil(n / LATENT_BLOCK)
     for block in range(n_blocks):
-        z = _latent_block(gen.z_dim, seed, c, block, truncation).to(gen.device)
         keep = min(LATENT_BLOCK, n - block * LATENT_BLOCK)  # the last block is padded
-        parts = []
-        for start in range(0, keep, fb):  # every forward pass has the same shape (fb, z_dim)
-            x = gen.G(z[start : start + fb], y).float()  # (fb, C, *spatial) in [-1, 1]
-            parts.append(to_uint8(x).cpu().numpy())
-        u8 = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        pending.append(u8[:keep])
+        pending.append(_block_samples(gen, c, block, seed, truncation, keep))
         held += keep
         while held >= batch_size or (held and block == n_blocks - 1):
             joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
