@@ -69,7 +69,8 @@ def augment(
     fmt: str = typer.Option("png", "--format", help="png (2D), npz, nifti or dicom."),
     seed: int = typer.Option(0, "--seed", help="Fixes the output exactly (non-negative)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Samples per batch (does not change the output)."),
-    truncation: float | None = typer.Option(None, "--truncation", help="Draw latents from the normal truncated to [-T, T]."),
+    truncation: float | None = typer.Option(None, "--truncation", help="Fidelity over diversity: z from the normal truncated to [-T, T]; for a style-family "
+                                                 "checkpoint, psi = T in (0, 1] towards the class's mean w."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 leaves torch's default)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),

@@ -81,7 +81,13 @@ class LatentGenerator(Protocol):
 
 
 def modulated_conv(
-    x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True, padding: int = 0, fused: bool = True
+    x: Tensor,
+    weight: Tensor,
+    styles: Tensor,
+    *,
+    demodulate: bool = True,
+    padding: int = 0,
+    fused: bool = True,
 ) -> Tensor:
     """Convolve each sample with the weight scaled by its own style (2D or 3D by ``x.ndim``).
 

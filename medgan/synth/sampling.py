@@ -33,6 +33,7 @@ from medgan.data.scaling import to_uint8
 from medgan.device import resolve_device
 from medgan.errors import MedganError
 from medgan.networks import build_networks, canonical_family
+from medgan.networks.style import LatentGenerator
 from medgan.training.checkpoint import check_trained_on, load_checkpoint, trained_on
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "sample_block",
     "sample_classes",
     "sample_latents",
+    "truncation_for",
 ]
 
 # Latents are drawn in blocks of this many samples, each block from its own seeded generator.
@@ -225,15 +227,37 @@ def _class_of(gen: LoadedGenerator, class_index: int | None) -> int:
     return 0 if class_index is None else int(class_index)
 
 
+def truncation_for(G: torch.nn.Module, truncation: float | None) -> tuple[float | None, dict[str, float]]:
+    """The one meaning of ``--truncation T`` for every family: ``(z threshold, generator kwargs)``.
+
+    Fidelity over diversity, smaller = more typical. A generator that exposes its ``w``
+    (:class:`~medgan.networks.style.LatentGenerator`, the style family) takes ``T`` as ψ and moves
+    ``w`` towards its class's mean (``G(z, y, truncation=ψ)``, z untruncated); ψ must lie in (0, 1],
+    1 = off. Every other generator draws ``z`` from the normal truncated to ``[-T, T]``.
+
+    Raises:
+        MedganError: ψ above 1 for a style-family generator.
+    """
+    if truncation is None:
+        return None, {}
+    if isinstance(G, LatentGenerator):
+        if truncation > 1:
+            raise MedganError(f"--truncation is ψ for a style-family generator: a number in (0, 1] (1 = off, smaller "
+                              f"is nearer the class's mean image), got {truncation}")
+        return None, {"truncation": float(truncation)}
+    return truncation, {}
+
+
 def _block_samples(gen: LoadedGenerator, c: int, block: int, seed: int, truncation: float | None,
                    keep: int) -> np.ndarray:
     """uint8 ``(keep, C, *spatial)``: the first ``keep`` samples of latent block ``block`` of class ``c``."""
     fb = forward_block(gen.size)
     y = torch.full((fb,), c, dtype=torch.long, device=gen.device) if gen.num_classes > 0 else None
-    z = _latent_block(gen.z_dim, seed, c, block, truncation).to(gen.device)
+    z_truncation, g_kw = truncation_for(gen.G, truncation)
+    z = _latent_block(gen.z_dim, seed, c, block, z_truncation).to(gen.device)
     parts = []
     for start in range(0, keep, fb):  # every forward pass has the same shape (fb, z_dim)
-        x = gen.G(z[start : start + fb], y).float()  # (fb, C, *spatial) in [-1, 1]
+        x = gen.G(z[start : start + fb], y, **g_kw).float()  # (fb, C, *spatial) in [-1, 1]
         parts.append(to_uint8(x).cpu().numpy())
     u8 = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return u8[:keep]
@@ -268,8 +292,9 @@ def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed:
         n: how many samples.
         seed: fixes the latents, hence the output bytes (non-negative).
         batch_size: samples per yielded batch (does not change the output; see the module doc).
-        truncation: draw latents from the normal truncated to ``[-t, t]`` (fidelity over
-            diversity); ``None`` = off.
+        truncation: fidelity over diversity (:func:`truncation_for`): latents from the normal
+            truncated to ``[-t, t]``, or for the style family ψ towards the class's mean ``w``;
+            ``None`` = off.
 
     Raises:
         MedganError: a non-positive ``n`` or ``batch_size``, a negative seed, a bad truncation, or
