@@ -41,9 +41,11 @@ __all__ = [
     "check_not_input",
     "check_out_folder",
     "check_stop",
+    "describe_holder",
     "file_md5",
     "file_sha256",
     "format_bytes",
+    "lock_holder",
     "run_lock",
     "stop_on_signals",
     "write_text_atomic",
@@ -392,6 +394,35 @@ def _alive(record: dict[str, object]) -> bool | None:
     return started is None or _start_time(pid) in (None, started)
 
 
+def _holder(lock: Path) -> tuple[dict[str, object], bool | None] | None:
+    """The record in ``lock`` and whether its run is alive (``None``: cannot tell); ``None`` if no lock."""
+    try:
+        held = json.loads(lock.read_text())
+        return held, _alive(held)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, AttributeError):
+        # Unreadable: being written right now (young), or left half-written by a kill (old).
+        try:
+            return {}, time.time() - lock.stat().st_mtime < 10
+        except FileNotFoundError:
+            return None
+
+
+def lock_holder(out: str | Path) -> dict[str, object] | None:
+    """The record (pid, host, since, command) of the live run that holds ``out``, or ``None``.
+
+    A lock from another host counts as live (it cannot be checked from here).
+    """
+    found = _holder(_lock_path(Path(out)))
+    return found[0] if found is not None and found[1] is not False else None
+
+
+def describe_holder(held: dict[str, object]) -> str:
+    """``'pid 1234 on node7, since 2026-12-01 10:20:00'``: a lock record in words."""
+    return f"pid {held.get('pid', '?')} on {held.get('host', '?')}, since {held.get('since', '?')}"
+
+
 @contextmanager
 def run_lock(out: str | Path) -> Iterator[Path]:
     """Hold ``out`` for this run: a second run into the same folder is refused while this one lives.
@@ -401,15 +432,22 @@ def run_lock(out: str | Path) -> Iterator[Path]:
     the pid, host, start time and command. A lock whose process is gone (same host: the pid no
     longer runs, or runs a newer process) is stale and taken over with a note on stderr. A lock from
     another host cannot be checked, and is refused with its path so the user can remove it.
+    Missing parent folders are made, and removed again on exit if they are still empty.
 
     Yields:
         The lock file's path; it is removed on exit, however the block ends.
 
     Raises:
-        MedganError: another live run holds ``out`` (the message names its pid and host).
+        MedganError: another live run holds ``out`` (the message names its pid and host); the
+            parent folder cannot be written.
     """
     out = Path(out)
     lock = _lock_path(out)
+    made = []
+    parent = lock.parent
+    while not parent.exists() and parent != parent.parent:
+        made.append(parent)
+        parent = parent.parent
     record = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -417,46 +455,57 @@ def run_lock(out: str | Path) -> Iterator[Path]:
         "since": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": " ".join(sys.argv)[:500],
     }
-    for _ in range(3):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
             try:
-                held = json.loads(lock.read_text())
-                alive = _alive(held)
-            except FileNotFoundError:
-                continue  # released in between: try again
-            except (OSError, ValueError, TypeError):
-                # Unreadable: being written right now (young), or left half-written by a kill (old).
-                held, alive = {}, time.time() - lock.stat().st_mtime < 10
-            if alive is False:
-                lock.unlink(missing_ok=True)
-                _note(f"{out}: took over a stale lock of pid {held.get('pid', '?')} (no longer running)")
-                continue
-            who = f"pid {held.get('pid', '?')} on {held.get('host', '?')}, since {held.get('since', '?')}"
-            gone = f"; if that run is gone, delete {lock}" if alive is None else ""
-            raise MedganError(
-                f"another medgan run is writing here ({who}); wait for it to finish or choose another "
-                f"--out{gone}",
-                out,
-            ) from None
-        except OSError as exc:
-            raise MedganError(f"cannot write here ({exc.strerror})", lock.parent) from None
-        try:
-            os.write(fd, (json.dumps(record) + "\n").encode())
-        finally:
-            os.close(fd)
-        break
-    else:
-        raise MedganError(f"could not take the lock {lock}; another run keeps taking it", out)
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                found = _holder(lock)
+                if found is None:
+                    continue  # released in between: try again
+                held, alive = found
+                if alive is False:
+                    lock.unlink(missing_ok=True)
+                    _note(f"{out}: took over a stale lock of pid {held.get('pid', '?')} (no longer running)")
+                    continue
+                gone = f"; if that run is gone, delete {lock}" if alive is None else ""
+                raise MedganError(
+                    f"another medgan run is writing here ({describe_holder(held)}); wait for it to finish "
+                    f"or choose another --out{gone}",
+                    out,
+                ) from None
+            try:
+                os.write(fd, (json.dumps(record) + "\n").encode())
+            finally:
+                os.close(fd)
+            break
+        else:
+            raise MedganError(f"could not take the lock {lock}; another run keeps taking it", out)
+    except OSError as exc:
+        _remove_empty(made)
+        raise MedganError(f"cannot write here ({exc.strerror})", lock.parent) from None
+    except BaseException:
+        _remove_empty(made)
+        raise
     try:
         yield lock
     finally:
         try:
             if json.loads(lock.read_text()).get("pid") == os.getpid():
                 lock.unlink()
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             pass
+        _remove_empty(made)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this run made (deepest first), as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 # Section. Signals: SIGINT and SIGTERM unwind the stack and always stop the run.

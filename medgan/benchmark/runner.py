@@ -40,7 +40,18 @@ from medgan.benchmark.plan import JobPlan, is_finished, run_path
 from medgan.configio import config_to_dict, load_config, save_config
 from medgan.data.dataset import PreparedDataset, class_counts, describe_images, load_dataset, resolve_class
 from medgan.errors import MedganError
-from medgan.utils import atomic_dir, file_sha256, write_text_atomic
+from medgan.utils import (
+    atomic_dir,
+    check_free_space,
+    check_not_input,
+    check_out_folder,
+    describe_holder,
+    file_sha256,
+    lock_holder,
+    run_lock,
+    write_text_atomic,
+)
+from medgan.version import __version__
 
 if TYPE_CHECKING:
     from medgan.synth.sampling import LoadedGenerator
@@ -197,6 +208,71 @@ def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> None:
     write_text_atomic(marker, json.dumps(record, indent=2, default=str) + "\n")
 
 
+# Section. One invocation at a time: the folder's lock, the array jobs' locks, the space it needs.
+
+
+def _holding_out(run: Any) -> Any:
+    """Wrap :func:`run_benchmark` so that it runs with the output folder checked and locked.
+
+    A whole benchmark (or ``--only gan``, or ``--report-only``) holds ``OUT`` itself
+    (:func:`medgan.utils.run_lock`), and refuses to start while array jobs run in it; one job of an
+    array (``--only ARM:SEED``) holds only its runs (``OUT/.runs.ARM__seedK.lock``), so the jobs of an
+    array share the folder, and refuses to start while a whole benchmark holds it.
+    """
+    import functools
+
+    @functools.wraps(run)
+    def wrapper(cfg: BenchmarkConfig, **kwargs: Any) -> BenchmarkResult:
+        out = Path(kwargs.get("out") or cfg.out).expanduser()
+        plan = kwargs.get("plan") or JobPlan.everything()
+        check_out_folder(out)
+        with contextlib.ExitStack() as held:
+            if plan.runs is None:
+                held.enter_context(run_lock(out))
+                jobs = sorted(out.glob(".runs.*.lock")) if out.is_dir() else []
+                busy = [h for h in (lock_holder(out / j.name[1:-5]) for j in jobs) if h is not None]
+                if busy:
+                    who = describe_holder(busy[0])
+                    raise MedganError(f"jobs of an array are running in this folder ({who}); wait for them, "
+                                      "or choose another --out", out)
+            else:
+                whole = lock_holder(out)
+                if whole is not None:
+                    who = describe_holder(whole)
+                    raise MedganError(f"a whole benchmark is running in this folder ({who}); it does every "
+                                      "run: wait for it, or choose another --out", out)
+                for arm, seed in plan.runs:  # OUT/.runs.ARM__seedK.lock: a dot file does not make OUT "used"
+                    held.enter_context(run_lock(out / f"runs.{run_path(out, arm, seed).stem}"))
+            return run(cfg, **kwargs)
+
+    return wrapper
+
+
+def _estimated_bytes(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str,
+                     train_gan: bool) -> int:
+    """Roughly what the benchmark writes, erring large: the train-split copy and checkpoints of each GAN
+    (weights, EMA and Adam state of G and D, counted on the meta device), the runs and the report."""
+    per_gan = ds.images["train"].nbytes
+    if train_gan:
+        try:
+            import torch
+
+            from medgan.networks import build_networks
+            from medgan.training.loop import model_spec
+
+            train_cfg = _train_config(cfg, out, device)
+            with torch.device("meta"):
+                G, D = build_networks(model_spec(train_cfg, ds))
+            g, d = (sum(p.numel() for p in m.parameters()) for m in (G, D))
+            per_gan += 4 * (4 * g + 3 * d) * (int(train_cfg.keep_checkpoints) + 1)
+        except Exception:  # an estimate only: a network that cannot be built on "meta" gets a flat allowance
+            per_gan += 200 * 10**6
+    gans = len(getattr(cfg, "fractions", [1.0]) or [1.0]) if train_gan else 0
+    runs = len(cfg.arms) * cfg.seeds * (1 + len(getattr(getattr(cfg, "synthetic", None), "ratios", []) or []))
+    per_run = 64 * 1024 + 32 * len(ds.labels["test"]) * max(ds.info.num_classes, 2)
+    return gans * per_gan + runs * per_run + 20 * 10**6
+
+
 # Section. The whole benchmark.
 
 
@@ -232,6 +308,7 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@_holding_out
 def run_benchmark(
     cfg: BenchmarkConfig,
     *,
@@ -292,6 +369,10 @@ def run_benchmark(
     # Section. The output folder: new, resumed, or refused.
     if report_only and not (out / "benchmark.json").is_file():
         raise MedganError("no benchmark here to report on (no benchmark.json)", out)
+    check_not_input(out, {"the dataset": ds.path, "the GAN checkpoint": given,
+                          "the GAN's training config": cfg.gan.train_config})
+    train_gan = needs_gan and given is None
+    check_free_space(out, _estimated_bytes(cfg, ds, out, device, train_gan), "the benchmark")
     _open_out(out, ident, overwrite and not report_only)
     save_config(cfg, out / "benchmark.yaml")
     result = BenchmarkResult(out=out)
