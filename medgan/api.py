@@ -440,6 +440,10 @@ def train(
     if resume is not None and "out" not in extra:
         extra["out"] = str(RunFolder.containing(resume).root)
     cfg = train_config(config, extra)
+    if resume is None and isinstance(config, (str, Path)):  # --overwrite would delete the config file
+        from medgan.utils import check_not_input
+
+        check_not_input(cfg.out, {"the config": config})
     result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress,
                           evaluator=fid_evaluator(cfg) if cfg.fid_every else None)
     log = RunFolder(result.run_dir).metrics
@@ -521,7 +525,7 @@ def evaluate(
     from medgan.metrics.features import feature_cache_path, get_feature_extractor
     from medgan.metrics.report import save_class_grid, save_memorisation_pairs, summary_markdown
     from medgan.networks.classifier import ARCHS
-    from medgan.utils import atomic_dir, write_text_atomic
+    from medgan.utils import atomic_dir, check_memory, check_not_input, check_out_folder, write_text_atomic
 
     if arch not in ARCHS:
         raise MedganError(f"unknown --arch {arch!r}; allowed: {', '.join(ARCHS)}")
@@ -532,6 +536,13 @@ def evaluate(
 
     # Section. Inputs, checked before any training so that mistakes fail fast.
     dataset = load_dataset(real)
+    if out is not None:  # never replace an input; a folder can be made there
+        check_out_folder(out)
+        check_not_input(out, {"the real dataset": dataset.path, "the synthetic set": source})
+    if n is not None:  # the synthetic images, their float copies and features are held in memory
+        pixels = int(np.prod(dataset.info.size)) * dataset.info.channels
+        check_memory(16 * n * max(dataset.info.num_classes, 1) * pixels, f"--n {n} synthetic images per class",
+                     "lower --n")
     syn = load_synthetic(Path(source), dataset, n_per_class=n, seed=seed, device=device)
     names = list(dataset.info.class_names)
     check_compatible(dataset.channel_first("train"), dataset.labels["train"], syn.images, syn.labels, names, k=k)
@@ -693,6 +704,10 @@ def benchmark(
     cfg = load_benchmark_config(config, quick=quick, overrides=items)
     plan = JobPlan.parse(list(only), cfg) if only else JobPlan.everything()
     folder = Path(out) if out is not None else Path(cfg.out)
+    if isinstance(config, (str, Path)):  # --overwrite would delete the config file
+        from medgan.utils import check_not_input
+
+        check_not_input(folder, {"the config": config})
     ckpt = checkpoint.checkpoint_path if isinstance(checkpoint, Generator) else checkpoint
     try:
         result = run_benchmark(cfg, out=folder, checkpoint=ckpt, plan=plan, report_only=report_only,

@@ -58,7 +58,7 @@ def benchmark_command(
     except (KeyboardInterrupt, TrainingInterrupted) as exc:
         folder = getattr(exc, "benchmark_out", out)
         typer.echo(f"interrupted: finished runs are kept in {folder}; run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signum", 2)) from None  # 130 for Ctrl-C, 143 for SIGTERM
     folder = result.out
     if result.results is None:
         done = (f"{len(result.ran)} run(s) done, {len(result.skipped)} already finished"
