@@ -549,7 +549,8 @@ def evaluate(
 
     def compute() -> tuple[Any, Any]:
         # Section. Feature net (trained once per dataset and cached), with a progress bar.
-        cached = feature_cache_path(dataset.info.sha256, arch).is_file() and not retrain_features
+        cache = feature_cache_path(dataset.info.sha256, arch, epochs=feature_epochs, seed=seed)
+        cached = cache.is_file() and not retrain_features
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True, disable=cached or not progress,

@@ -16,10 +16,19 @@ from typing import Any
 
 import numpy as np
 
+from medgan.errors import MedganError
 from medgan.synth.writers.base import medgan_version
 from medgan.utils import atomic_file, write_text_atomic
 
-__all__ = ["MANIFEST_NAME", "PROVENANCE_NAME", "ManifestRow", "manifest_rows", "write_manifest", "write_provenance"]
+__all__ = [
+    "MANIFEST_NAME",
+    "PROVENANCE_NAME",
+    "ManifestRow",
+    "manifest_rows",
+    "read_manifest",
+    "write_manifest",
+    "write_provenance",
+]
 
 MANIFEST_NAME = "manifest.csv"
 PROVENANCE_NAME = "provenance.json"
@@ -74,6 +83,30 @@ def write_manifest(out_dir: str | Path, rows: Iterable[ManifestRow]) -> Path:
         out.writerows((r.file, r.class_name, r.class_index, r.seed, r.sample_index, *((r.source,) if translated else ()))
                       for r in rows)
     return path
+
+
+def read_manifest(out_dir: str | Path) -> list[ManifestRow]:
+    """The rows of an export's ``manifest.csv``, in file order.
+
+    Raises:
+        MedganError: no manifest, missing columns, or a row whose numbers are not integers.
+    """
+    path = Path(out_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise MedganError(f"no {MANIFEST_NAME}: not a folder that medgan augment wrote", Path(out_dir))
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise MedganError(f"manifest lacks column(s) {', '.join(missing)}", path)
+        for line, rec in enumerate(reader, start=2):
+            try:
+                rows.append(ManifestRow(rec["file"], rec["class_name"], int(rec["class_index"]), int(rec["seed"]),
+                                        int(rec["sample_index"])))
+            except (TypeError, ValueError):
+                raise MedganError(f"line {line}: class_index, seed and sample_index must be integers", path) from None
+    return rows
 
 
 def write_provenance(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from medgan.configio import bounded, check_fields
 from medgan.errors import MedganError
 from medgan.networks import FamilyName, canonical_family
 from medgan.networks.cgan import UpsampleMode
@@ -45,11 +46,11 @@ class ModelConfig:
 
     family: FamilyName = "residual"
     conditional: bool = True
-    z_dim: int = 128
-    g_channels: int = 16
-    d_channels: int = 16
-    g_max_channels: int = 256
-    d_max_channels: int = 256
+    z_dim: int = bounded(128, gt=0)
+    g_channels: int = bounded(16, gt=0)
+    d_channels: int = bounded(16, gt=0)
+    g_max_channels: int = bounded(256, gt=0)
+    d_max_channels: int = bounded(256, gt=0)
     g_upsample: UpsampleMode = "nearest"
     d_spectral_norm: bool = True
     d_mbstd: bool = False
@@ -72,11 +73,11 @@ class AugmentConfig:
     """
 
     policy: list[str] = field(default_factory=lambda: ["translation", "cutout", "color"])
-    p: float = 0.0
+    p: float = bounded(0.0, ge=0, lt=1)
     adaptive: bool = True
-    target: float = 0.6
-    interval: int = 4
-    speed_images: int = 50_000
+    target: float = bounded(0.6, gt=0, le=1)
+    interval: int = bounded(4, gt=0)
+    speed_images: int = bounded(50_000, gt=0)
 
 
 CycleAdversarial = Literal["lsgan", "hinge"]
@@ -162,31 +163,31 @@ class TrainConfig:
     """
 
     data: str = "breastmnist"
-    data_size: int | None = None
+    data_size: int | None = bounded(None, gt=0)
     out: str = "runs/cgan"
-    steps: int | None = 2000
-    batch_size: int = 64
-    lr_g: float = 1e-4
-    lr_d: float = 4e-4
-    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
+    steps: int | None = bounded(2000, gt=0)
+    batch_size: int = bounded(64, gt=0)
+    lr_g: float = bounded(1e-4, gt=0)
+    lr_d: float = bounded(4e-4, gt=0)
+    betas: list[float] = bounded(default_factory=lambda: [0.0, 0.99], ge=0, lt=1)
     loss: LossName = "hinge"
-    d_steps: int = 2
-    r1_gamma: float = 0.0
-    r1_every: int = 16
-    gp_weight: float = 10.0
-    ema_decay: float = 0.999
-    seed: int = 0
+    d_steps: int = bounded(2, gt=0)
+    r1_gamma: float = bounded(0.0, ge=0)
+    r1_every: int = bounded(16, gt=0)
+    gp_weight: float = bounded(10.0, ge=0)
+    ema_decay: float = bounded(0.999, ge=0, lt=1)
+    seed: int = bounded(0, ge=0)
     deterministic: bool = False
     device: str = "auto"
-    threads: int = 0
+    threads: int = bounded(0, ge=0)
     amp: Literal["none", "bf16"] = "bf16"
-    log_every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    fid_every: int = 0
-    fid_samples: int = 500
-    grid_columns: int = 8
+    log_every: int = bounded(50, gt=0)
+    sample_every: int = bounded(500, gt=0)
+    checkpoint_every: int = bounded(500, gt=0)
+    keep_checkpoints: int = bounded(2, gt=0)
+    fid_every: int = bounded(0, ge=0)
+    fid_samples: int = bounded(500, gt=0)
+    grid_columns: int = bounded(8, gt=0)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progressive: ProgressiveSchedule | None = None
@@ -228,24 +229,11 @@ class TrainConfig:
                               f"got {c.g_down}, {c.d_layers}, {c.g_blocks}")
 
     def validate(self) -> None:
-        """Cross-field checks; raises :class:`MedganError` with the key at fault."""
-        if self.steps is not None and self.steps <= 0:
-            raise MedganError(f"config key 'steps' must be positive, got {self.steps}")
-        for key in ("batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every", "r1_every", "keep_checkpoints"):
-            if getattr(self, key) <= 0:
-                raise MedganError(f"config key '{key}' must be positive, got {getattr(self, key)}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+        """Every field in its range (declared beside the field, :func:`medgan.configio.check_fields`),
+        then the cross-field checks; raises :class:`MedganError` with the key at fault."""
+        check_fields(self)
+        if len(self.betas) != 2:
             raise MedganError(f"config key 'betas' must be two numbers in [0, 1), got {self.betas}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise MedganError(f"config key 'ema_decay' must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 < self.augment.target <= 1.0:
-            raise MedganError(f"config key 'augment.target' must be in (0, 1], got {self.augment.target}")
-        if not 0.0 <= self.augment.p < 1.0:
-            raise MedganError(f"config key 'augment.p' must be in [0, 1), got {self.augment.p}")
-        if self.augment.interval <= 0 or self.augment.speed_images <= 0:
-            raise MedganError("config keys 'augment.interval' and 'augment.speed_images' must be positive")
-        if self.model.z_dim <= 0 or min(self.model.g_channels, self.model.d_channels) <= 0:
-            raise MedganError("config keys 'model.z_dim', 'model.g_channels' and 'model.d_channels' must be positive")
         bad = [p for p in self.augment.policy if p not in AUGMENT_OPS]
         if bad:
             raise MedganError(f"config key 'augment.policy': unknown op '{bad[0]}' (allowed: {', '.join(sorted(AUGMENT_OPS))})")
