@@ -35,14 +35,13 @@ class EvaluateSection:
 
     Args:
         n_per_class: synthetic samples per class that are measured.
-        seed: the sampling seed of that draw (and of the metrics).
+        seed: the sampling seed of that draw, of the metrics and of the domain feature net.
         arch: the domain feature net (``cnn``, ``resnet10``, ``resnet18``, ``densenet121``); it is
             also the classifier of the export's quality gate.
         feature_epochs: its training epochs when it is not cached yet.
         k: the neighbour count of precision / recall / density / coverage.
         c2st_folds: cross-validation folds of the two-sample CNN.
         c2st_steps: at least this many optimisation steps per C2ST fold.
-        c2st_epochs: at least this many epochs per C2ST fold.
     """
 
     n_per_class: int = bounded(200, ge=1)
@@ -52,7 +51,6 @@ class EvaluateSection:
     k: int = bounded(3, ge=1)
     c2st_folds: int = bounded(5, ge=2)
     c2st_steps: int = bounded(300, ge=0)
-    c2st_epochs: int = bounded(15, ge=1)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,10 +34,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from medgan.configio import config_to_dict, to_dataclass
-from medgan.data.dataset import PreparedDataset, class_slugs, load_dataset
+from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.data.preprocess import PreprocessOptions
 from medgan.errors import MedganError
 from medgan.pipeline.config import RunConfig
@@ -172,20 +174,26 @@ def _preprocess_run(ctx: _Context, folder: Path) -> dict[str, Any]:
 
     src: Path | None = ctx.opts.source
     manifest = None
+    # With pseudonymise, the matched labels (real paths and patient IDs) must not stay in OUT.
+    scratch = Path(tempfile.mkdtemp(prefix="medgan-run-")) if ctx.preprocess_options.pseudonymise else None
     if ctx.opts.labels is not None:
-        manifest = ctx.out / "labels_matched.csv"
+        manifest = (scratch or ctx.out) / "labels_matched.csv"
         write_manifest(ctx.sources.sources, manifest)
         src = None
     ctx.display.task(f"reading {len(ctx.sources.sources)} inputs", None)
-    info = preprocess(
-        src,
-        folder,
-        ctx.preprocess_options,
-        csv_path=manifest,
-        overwrite=True,
-        name=ctx.out.name,
-        progress=False,
-    )
+    try:
+        info = preprocess(
+            src,
+            folder,
+            ctx.preprocess_options,
+            csv_path=manifest,
+            overwrite=True,
+            name=ctx.out.name,
+            progress=False,
+        )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return {
         "dataset_sha256": info.sha256,
         "class_names": info.class_names,
@@ -210,12 +218,18 @@ def _after_preprocess(ctx: _Context) -> None:
     info = ctx.ds.info
     if info.num_classes < 2:
         raise MedganError("the prepared data has one class only; medgan run needs at least two", ctx.ds.path)
-    missing = [n for n, k in zip(info.class_names, info.counts["train"], strict=True) if k == 0]
-    if missing:
-        raise MedganError(
-            f"class {', '.join(missing)} has no training image after the split; add data", ctx.ds.path
-        )
     cfg = ctx.opts.config
+    need = cfg.evaluate.k + 1  # the k-NN fidelity metrics of stage 3, per class
+    few = [f"'{n}' ({c})" for n, c in zip(info.class_names, info.counts["train"], strict=True) if c < need]
+    if few:
+        raise MedganError(
+            f"too few training images after the split in class {', '.join(few)}: the evaluation needs at least "
+            f"{need} per class (k + 1, k = {cfg.evaluate.k}); add data, lower preprocess val_frac / test_frac, "
+            "or evaluate.k",
+            ctx.ds.path,
+        )
+    if cfg.evaluate.n_per_class < need:
+        raise MedganError(f"config key 'evaluate.n_per_class' must be at least k + 1 = {need}")
     ctx.train = derive_train_config(
         info,
         ctx.out / "preprocess",
@@ -268,39 +282,29 @@ def _set_checkpoint(ctx: _Context, path: Path) -> None:
 
 
 def _train_run(ctx: _Context, folder: Path) -> dict[str, Any]:
-    from medgan.training import loop
+    from medgan.api import train
     from medgan.training.checkpoint import find_checkpoint, list_checkpoints
 
     assert ctx.train is not None
     derived = ctx.train
-    write_text_atomic(
-        folder / "derived.json",
-        json.dumps(
-            {
-                "base": derived.base,
-                "reason": derived.reason,
-                "changes": derived.changes,
-                "overrides": derived.overrides,
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n",
-    )
+    record = {
+        "base": derived.base,
+        "reason": derived.reason,
+        "changes": derived.changes,
+        "overrides": derived.overrides,
+    }
+    write_text_atomic(folder / "derived.json", json.dumps(record, indent=2, default=str) + "\n")
     run_dir = folder / "run"
-    resume = run_dir if list_checkpoints(run_dir) else None
+    resume = run_dir if list_checkpoints(run_dir) else None  # an interrupted attempt continues exactly
     ctx.display.describe("training the GAN")
-    t0 = time.perf_counter()
-    result = loop.train(
-        derived.config, resume=resume, overwrite=resume is None, progress=ctx.display.nested_bars
-    )
+    result = train(derived.config, resume=resume, overwrite=resume is None, progress=ctx.display.nested_bars)
     ckpt = result.checkpoint or find_checkpoint(run_dir)
     _set_checkpoint(ctx, ckpt)
     return {
         "checkpoint": str(ckpt.relative_to(folder)),
         "checkpoint_sha256": ctx.checkpoint_sha256,
         "steps": result.step,
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(result.seconds, 1),
         "base": derived.base,
         "family": derived.config.model.family,
         "resumed": resume is not None,
@@ -330,99 +334,55 @@ def _extractor(ctx: _Context) -> Any:
     sec = ctx.opts.config.evaluate
     # The bar only moves when the net is trained here (a cached one is loaded at once).
     advance = ctx.display.task(f"feature net ({sec.arch}) on the real train split", sec.feature_epochs)
+    # The evaluate stage's feature net (same settings and seed), so the gate's classifier is the one it scored.
     return get_feature_extractor(
         ctx.ds,
         sec.arch,
         device=ctx.device,
-        seed=ctx.opts.config.seed,
+        seed=sec.seed,
         epochs=sec.feature_epochs,
         progress=lambda row: advance(1),
     )
 
 
+def _c2st_folds(ctx: _Context) -> int:
+    """The C2ST folds that the data allows: each side, matched to the real class proportions, needs an
+    image per fold (the configured folds, fewer on a tiny dataset)."""
+    from medgan.metrics.c2st import matched_proportions
+
+    sec = ctx.opts.config.evaluate
+    counts = ctx.ds.info.counts["train"]
+    labels = np.repeat(np.arange(len(counts)), counts)
+    planned = np.repeat(np.arange(len(counts)), sec.n_per_class)
+    matched, _ = matched_proportions(labels, planned, None, 0)
+    return max(2, min(sec.c2st_folds, len(matched)))
+
+
 def _evaluate_run(ctx: _Context, folder: Path) -> dict[str, Any]:
-    from medgan.metrics.c2st import C2STConfig, matched_proportions
-    from medgan.metrics.evaluate import METRIC_FAMILIES, evaluate_detailed
-    from medgan.metrics.report import save_class_grid, save_memorisation_pairs, summary_markdown
-    from medgan.synth.sampling import load_generator, sample_classes
+    from medgan.api import evaluate
 
     assert ctx.checkpoint is not None
     sec = ctx.opts.config.evaluate
-    ds = ctx.ds
-    names = list(ds.info.class_names)
-    gen = load_generator(ctx.checkpoint, ctx.device)
-    ctx.display.task(f"sampling {sec.n_per_class} per class", None)
-    images, labels, _ = sample_classes(gen, sec.n_per_class, seed=sec.seed)
-    extractor = _extractor(ctx)
-    # C2ST where it can run: both sides, matched to the real class proportions, need an image per fold.
-    c2st = C2STConfig(
-        folds=sec.c2st_folds,
-        min_steps=sec.c2st_steps,
-        epochs=sec.c2st_epochs,
-        seed=sec.seed,
-        device=ctx.device,
+    folds = _c2st_folds(ctx)
+    ctx.display.describe(
+        f"{sec.n_per_class} samples per class: C2ST ({folds} folds), SWD, FID, PRDC, memorisation"
     )
-    matched, _ = matched_proportions(ds.labels["train"], labels, c2st.max_per_side, c2st.seed)
-    c2st_ok = len(matched) >= sec.c2st_folds
-    families = [f for f in METRIC_FAMILIES if f != "c2st" or c2st_ok]
-    ctx.display.task("metrics: " + ", ".join(families), None)
-    ev = evaluate_detailed(
-        ds,
-        (images, labels),
-        extractor=extractor,
-        metrics=families,
+    result = evaluate(
+        ctx.out / "preprocess",
+        ctx.checkpoint,
+        folder,
+        n=sec.n_per_class,
+        overwrite=True,
+        seed=sec.seed,
+        arch=sec.arch,
+        device=ctx.device,
         k=sec.k,
-        seed=sec.seed,
-        device=ctx.device,
-        c2st=c2st,
+        feature_epochs=sec.feature_epochs,
+        c2st_folds=folds,
+        c2st_steps=sec.c2st_steps,
+        progress=ctx.display.nested_bars,
+        console=ctx.display.console,
     )
-    record = {
-        "metrics": ev.metrics,
-        "real": str(ds.path),
-        "real_sha256": ds.info.sha256,
-        "synthetic": f"checkpoint:{ctx.checkpoint}",
-        "checkpoint_sha256": ctx.checkpoint_sha256,
-        "n_per_class": sec.n_per_class,
-        "class_names": names,
-        "k": sec.k,
-        "seed": sec.seed,
-        "c2st": "computed" if c2st_ok else f"not computed: fewer than {sec.c2st_folds} images per side",
-        "feature_net": {
-            key: extractor.info.get(key)
-            for key in (
-                "arch",
-                "epochs",
-                "selected_epoch",
-                "seed",
-                "val_balanced_accuracy",
-                "test_accuracy",
-                "test_balanced_accuracy",
-                "cache_path",
-            )
-        },
-    }
-    write_text_atomic(folder / "metrics.json", json.dumps(record, indent=2, default=str) + "\n")
-    notes = [
-        f"real: `{ds.info.name}` (sha256 {ds.info.sha256[:12]}…), train split as reference, test split for the "
-        "memorisation audit",
-        f"synthetic: {sec.n_per_class} per class drawn from `{ctx.checkpoint.name}` with seed {sec.seed}",
-        f"feature space: `{sec.arch}` classifier trained on the real train split (test balanced accuracy "
-        f"{extractor.scores.get('balanced_accuracy', float('nan')):.3f}); k = {sec.k}",
-    ]
-    write_text_atomic(
-        folder / "summary.md",
-        summary_markdown(ev.metrics, names, title=f"medgan run: evaluate {ds.info.name}", notes=notes),
-    )
-    for c, (name, slug) in enumerate(zip(names, class_slugs(names), strict=True)):
-        save_class_grid(
-            folder / f"grid_class_{slug}.png",
-            ev.real_images[ev.real_labels == c],
-            images[labels == c],
-            title=f"{ds.info.name}: class {name} (left real train, right synthetic)",
-            seed=sec.seed,
-        )
-    if ev.audit is not None:
-        save_memorisation_pairs(folder / "memorisation_pairs.png", ev.audit, images, ev.real_images)
     keys = (
         "c2st/auc",
         "c2st/real_vs_real_auc",
@@ -433,7 +393,7 @@ def _evaluate_run(ctx: _Context, folder: Path) -> dict[str, Any]:
         "memorisation/fraction",
         "domain_classifier/balanced_accuracy",
     )
-    return {k: ev.metrics[k] for k in keys if k in ev.metrics}
+    return {"c2st_folds": folds, **{k: result.metrics[k] for k in keys if k in result.metrics}}
 
 
 def _evaluate_load(ctx: _Context, folder: Path, record: dict[str, Any]) -> None:
@@ -479,7 +439,7 @@ def _export_run(ctx: _Context, folder: Path) -> dict[str, Any]:
     n = _export_n(ctx)
     advance = ctx.display.task(f"drawing and gating {n} candidates per class", n * gen.num_classes)
     arguments = {
-        "source": str(ctx.opts.source),
+        "source": "(pseudonymised)" if ctx.preprocess_options.pseudonymise else str(ctx.opts.source),
         "out": str(ctx.out),
         "checkpoint": str(ctx.checkpoint),
         **asdict(sec),
@@ -544,13 +504,27 @@ def _benchmark_inputs(ctx: _Context) -> dict[str, Any]:
 
 
 def _benchmark_run(ctx: _Context, folder: Path) -> dict[str, Any]:
-    from medgan.benchmark.runner import run_benchmark
+    from medgan.api import benchmark
+    from medgan.configio import save_config
 
     cfg = _benchmark_config(ctx)
-    ctx.display.describe(f"{len(cfg.arms)} arms × {cfg.seeds} seeds, {cfg.classifier.epochs} epochs each")
-    result = run_benchmark(cfg, out=folder, progress=ctx.display.nested_bars, console=ctx.display.console)
-    assert result.results is not None
-    return {"answer": result.results["verdict"]["answer"], "runs": len(result.ran) + len(result.skipped)}
+    ctx.display.describe(f"{len(cfg.arms)} arms × {cfg.seeds} seeds")
+    scratch = Path(tempfile.mkdtemp(prefix="medgan-run-"))
+    try:
+        save_config(cfg, scratch / "benchmark.yaml")  # the benchmark writes its resolved copy into its folder
+        result = benchmark(
+            scratch / "benchmark.yaml",
+            out=folder,
+            progress=ctx.display.nested_bars,
+            console=ctx.display.console,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "answer": result.verdict,
+        "runs": len(result.ran) + len(result.skipped),
+        "lift_balanced_accuracy": result.lift(),
+    }
 
 
 def _benchmark_load(ctx: _Context, folder: Path, record: dict[str, Any]) -> None:
@@ -651,9 +625,12 @@ def _check_out(out: Path) -> None:
 
 
 def _run_record(opts: RunOptions) -> str:
+    hidden = (
+        "(pseudonymised)" if opts.config.preprocess.get("pseudonymise") else None
+    )  # paths may name patients
     record = {
-        "source": str(opts.source.resolve()),
-        "labels": str(opts.labels.resolve()) if opts.labels else None,
+        "source": hidden or str(opts.source.resolve()),
+        "labels": (hidden or str(opts.labels.resolve())) if opts.labels else None,
         "target_class": opts.target_class,
         "size": opts.size,
         "device": opts.device,
@@ -703,5 +680,7 @@ def run_pipeline(opts: RunOptions, *, console: Any = None) -> PipelineResult:
             reports.append(report)
             if stage.name == "preprocess":
                 _after_preprocess(ctx)
-            write_index(ctx.out, sources, ctx.records, STAGES)
+            if report.status == "ran":  # the page follows a long run; a run that skips all leaves it alone
+                write_index(ctx.out, sources, ctx.records, STAGES)
+        write_index(ctx.out, sources, ctx.records, STAGES)
     return PipelineResult(out=opts.out, stages=reports, index=opts.out / "index.md")

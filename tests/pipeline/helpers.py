@@ -23,7 +23,7 @@ TINY_RUN_CONFIG = {
         "device": "cpu",
         "model": {"z_dim": 16, "g_channels": 8, "d_channels": 8, "g_max_channels": 16, "d_max_channels": 16},
     },
-    "evaluate": {"n_per_class": 12, "feature_epochs": 1, "c2st_folds": 2, "c2st_steps": 0, "c2st_epochs": 1},
+    "evaluate": {"n_per_class": 12, "feature_epochs": 1, "c2st_folds": 2, "c2st_steps": 0},
     "export": {"n_per_class": 8},
     "benchmark": {"seeds": 1, "classifier": {"epochs": 1, "batch_size": 16}, "bootstrap": {"resamples": 100}},
 }
