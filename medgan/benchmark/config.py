@@ -317,7 +317,7 @@ def _find_train_config(name: str, beside: Path) -> Path:
     for cand in ([p] if p.is_absolute() else [beside / p, p, packaged / p]):
         if cand.is_file():
             return cand.resolve()
-    where = "" if p.is_absolute() else f" (looked beside {beside}, in the working directory and in {packaged})"
+    where = "" if p.is_absolute() else f" (looked beside {beside}, in the working directory, in {packaged})"
     raise MedganError(f"config key 'gan.train_config': training config '{name}' not found{where}")
 
 

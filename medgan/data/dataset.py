@@ -101,9 +101,11 @@ class DatasetInfo:
             info = to_dataclass(cls, {k: v for k, v in data.items() if k in cls.__dataclass_fields__})
         except MedganError as exc:
             raise MedganError(f"sidecar {str(exc).replace('config key', 'key')}", path) from None
-        if info.channels not in (1, 3) or info.spatial_dims not in (2, 3) or len(info.size) != info.spatial_dims:
+        dims_ok = info.spatial_dims in (2, 3) and len(info.size) == info.spatial_dims
+        if info.channels not in (1, 3) or not dims_ok:
             raise MedganError(f"sidecar has channels {info.channels}, spatial_dims {info.spatial_dims} and size "
-                              f"{info.size}; medgan reads 1 or 3 channels, 2D or 3D, one size per dimension", path)
+                              f"{info.size}; medgan reads 1 or 3 channels, 2D or 3D, one size per dimension",
+                              path)
         return info
 
 
@@ -259,12 +261,13 @@ def check_split_arrays(images: np.ndarray, labels: np.ndarray, split: str, path:
 
 
 def _class_indices(labels: np.ndarray, key: str, path: Path) -> np.ndarray:
-    """``labels`` as int64 class indices; a float that is not a whole number, or a negative label, is an error."""
+    """``labels`` as int64 class indices; a float that is not whole, or a negative label, is an error."""
     hint = "labels are class indices 0, 1, 2, ..."
     if labels.dtype.kind == "f":
         bad = labels[~(labels == np.round(labels))]  # NaN compares unequal too
         if bad.size:
-            raise MedganError(f"{key} holds {bad.size} label(s) that are not whole numbers (e.g. {bad[0]}); {hint}", path)
+            raise MedganError(f"{key} holds {bad.size} label(s) that are not whole numbers (e.g. {bad[0]}); "
+                              f"{hint}", path)
     elif labels.dtype.kind not in "iub":
         raise MedganError(f"{key} must hold integer class indices, found {labels.dtype}", path)
     flat = labels.astype(np.int64)
@@ -333,9 +336,9 @@ def load_dataset(name_or_path: str | Path, size: int | None = None) -> PreparedD
         n_cls = int(max(int(lab.max()) if lab.size else -1 for lab in labels.values())) + 1
         n_images = sum(len(lab) for lab in labels.values())
         if n_cls > max(n_images, 2):  # a stray huge label would otherwise make that many empty classes
+            sidecar_name = npz.with_suffix(".json").name
             raise MedganError(f"labels run up to {n_cls - 1}, but there are only {n_images} images; without a "
-                              f"sidecar the classes are 0..max label (add {npz.with_suffix('.json').name} with "
-                              "class_names)", npz)
+                              f"sidecar the classes are 0..max label (add {sidecar_name} with class_names)", npz)
         counts = {s: class_counts(labels[s], max(n_cls, 1)) for s in SPLITS}
         derived = _registry_info(npz, sha, counts, images["train"].shape)
         if derived is None:
@@ -364,8 +367,9 @@ def _check_consistent(info: DatasetInfo, images: dict[str, np.ndarray], labels: 
             )
         outside = labels[s][(labels[s] < 0) | (labels[s] >= info.num_classes)]
         if outside.size:
-            raise MedganError(f"{s}_labels holds {outside.size} label(s) outside 0..{info.num_classes - 1} (e.g. "
-                              f"{outside[0]}); the dataset has {info.num_classes} classes", npz)
+            k = info.num_classes
+            raise MedganError(f"{s}_labels holds {outside.size} label(s) outside 0..{k - 1} (e.g. {outside[0]}); "
+                              f"the dataset has {k} classes", npz)
 
 
 def save_prepared(

@@ -528,15 +528,15 @@ def _read_png_export(folder: Path, class_names: list[str]) -> tuple[np.ndarray, 
         raise MedganError(f"{MANIFEST_NAME} lists no samples", folder)
     other = next((r.file for r in rows if not r.file.lower().endswith(".png")), None)
     if other is not None:
-        raise MedganError(f"evaluate reads PNG and npz exports, and this one holds '{other}'; rerun medgan augment "
-                          "with --format npz", folder)
+        raise MedganError(f"evaluate reads PNG and npz exports, and this one holds '{other}'; rerun medgan "
+                          "augment with --format npz", folder)
     root = folder.resolve()
     images = []
     for row in rows:
         if row.class_index >= len(class_names) or row.class_name != class_names[row.class_index]:
             known = ", ".join(f"{i}: {c}" for i, c in enumerate(class_names))
-            raise MedganError(f"{MANIFEST_NAME}: '{row.file}' is class {row.class_index} '{row.class_name}', which the "
-                              f"real data does not have (its classes: {known})", folder)
+            raise MedganError(f"{MANIFEST_NAME}: '{row.file}' is class {row.class_index} '{row.class_name}', "
+                              f"which the real data does not have (its classes: {known})", folder)
         file = (folder / row.file).resolve()
         if not file.is_relative_to(root):
             raise MedganError(f"{MANIFEST_NAME} names '{row.file}', outside the folder", folder)
@@ -546,7 +546,8 @@ def _read_png_export(folder: Path, class_names: list[str]) -> tuple[np.ndarray, 
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise MedganError(f"not a readable PNG ({exc.__class__.__name__})", file) from None
         if arr.dtype != np.uint8 or (arr.ndim == 3 and arr.shape[2] != 3):
-            raise MedganError(f"PNG of shape {arr.shape} and type {arr.dtype}; medgan writes 8-bit grey or RGB", file)
+            raise MedganError(f"PNG of shape {arr.shape} and type {arr.dtype}; medgan writes 8-bit grey or RGB",
+                              file)
         if images and arr.shape != images[0].shape:
             raise MedganError(f"PNG of shape {arr.shape}, but the first one is {images[0].shape}", file)
         images.append(arr)
@@ -590,8 +591,8 @@ def load_synthetic(
         images, labels = _read_png_export(path, real.info.class_names)
         npz = path
     elif not npz.is_file():
-        raise MedganError("synthetic set not found (expected what medgan augment wrote: its --out folder, as npz or "
-                          "PNG; or an npz, a prepared folder or a checkpoint)", path)
+        raise MedganError("synthetic set not found (expected what medgan augment wrote: its --out folder, as "
+                          "npz or PNG; or an npz, a prepared folder or a checkpoint)", path)
     else:
         try:
             with np.load(npz, allow_pickle=False) as data:

@@ -58,7 +58,8 @@ def _medgan_home() -> Path:
     return Path(os.environ.get("MEDGAN_HOME") or Path.home() / ".cache" / "medgan").expanduser()
 
 
-def _settings(epochs: int, batch_size: int, lr: float, seed: int, arch_kwargs: dict[str, Any]) -> dict[str, Any]:
+def _settings(epochs: int, batch_size: int, lr: float, seed: int,
+              arch_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The training settings that make a feature net (and key its cache file)."""
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(arch_kwargs.items())}
     return {"epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed),
@@ -152,8 +153,9 @@ class FeatureExtractor:
         return {f"domain_classifier/{k}": float(v) for k, v in self.scores.items()}
 
 
-def _load_cached(path: Path, dataset: PreparedDataset, arch: str, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The cached state if its sidecar matches and it belongs to ``dataset``, ``arch`` and ``settings``; else None."""
+def _load_cached(path: Path, dataset: PreparedDataset, arch: str,
+                 settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached state if its sidecar matches and it is for ``dataset``, ``arch`` and ``settings``; else None."""
     sidecar = path.with_name(path.name + ".sha256")
     if not path.is_file():
         return None
@@ -239,8 +241,8 @@ def get_feature_extractor(
         if len(dataset.labels[split]) == 0:
             raise MedganError(f"the {split} split is empty; the feature net needs train, val and test", dataset.path)
     settings = _settings(epochs, batch_size, lr, seed, arch_kw)
-    path = feature_cache_path(info.sha256, arch, cache_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                              arch_kwargs=arch_kw)
+    path = feature_cache_path(info.sha256, arch, cache_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+                              seed=seed, arch_kwargs=arch_kw)
     if not retrain and path.is_file():
         key = (str(path.resolve()), file_sha256(path), str(torch.device(device)))
         if key in _LOADED:

@@ -102,10 +102,11 @@ def read_manifest(out_dir: str | Path) -> list[ManifestRow]:
             raise MedganError(f"manifest lacks column(s) {', '.join(missing)}", path)
         for line, rec in enumerate(reader, start=2):
             try:
-                rows.append(ManifestRow(rec["file"], rec["class_name"], int(rec["class_index"]), int(rec["seed"]),
-                                        int(rec["sample_index"])))
+                numbers = int(rec["class_index"]), int(rec["seed"]), int(rec["sample_index"])
             except (TypeError, ValueError):
-                raise MedganError(f"line {line}: class_index, seed and sample_index must be integers", path) from None
+                raise MedganError(f"line {line}: class_index, seed and sample_index must be integers",
+                                  path) from None
+            rows.append(ManifestRow(rec["file"], rec["class_name"], *numbers, rec.get("source") or ""))
     return rows
 
 

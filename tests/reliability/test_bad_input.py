@@ -1,4 +1,4 @@
-"""The bad-input corpus (#15): each bad input, run through the real CLI, is one line, exit 2, and nothing written.
+"""The bad-input corpus (#15): each bad input, through the real CLI, is one line, exit 2, and nothing written.
 
 Every case is a row of :data:`CASES`: an id, a setup that builds the bad input in a fresh folder and
 returns the command line, and a fragment of the one-line message. The same rows fill the table in
@@ -128,7 +128,7 @@ FULL_SIDECAR = {**SIDECAR, "source": "test", "sha256": ""}
 
 @dataclass(frozen=True)
 class Case:
-    """One bad input: ``setup(folder)`` builds it and returns the command line; ``message`` is in the one line."""
+    """One bad input: ``setup(folder)`` builds it and returns the command line; ``message`` is in the line."""
 
     id: str
     setup: Callable[[Path], list[str]]

@@ -1,4 +1,4 @@
-"""Usability defects of #15, through the real CLI: what the README says runs, and nothing is ignored in silence."""
+"""Usability defects of #15, through the real CLI: the README's commands run, nothing is silently ignored."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_a_minimal_benchmark_config_works_from_any_directory(
     assert default_config_path().is_file()
     # A training config that is nowhere is still an error that says where it looked.
     (tmp_path / "bad.yaml").write_text("gan: {train_config: nowhere.yaml}\n")
-    with pytest.raises(Exception, match=f"in the working directory and in {packaged_configs()}"):
+    with pytest.raises(Exception, match=f"in the working directory, in {packaged_configs()}"):
         load_benchmark_config("bad.yaml")
 
 
@@ -179,7 +179,7 @@ def test_a_minimal_benchmark_config_works_from_any_directory(
 
 
 def test_feature_epochs_is_not_ignored_when_a_net_is_cached(tmp_path: Path) -> None:
-    """``evaluate --feature-epochs N`` is ``get_feature_extractor(epochs=N)``: a cached net of other settings is not it."""
+    """``evaluate --feature-epochs N`` calls ``get_feature_extractor(epochs=N)``: no net of other settings."""
     toy = make_dark_bright_toy(tmp_path / "toy")
     cache = tmp_path / "features"
     trained_epochs: list[list[float]] = []
