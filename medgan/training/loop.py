@@ -326,9 +326,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     run_dir = Path(cfg.out)
     check_out_folder(run_dir)
     if resume is None:  # a resumed run continues in place and deletes nothing
-        datasets = (cfg.data, getattr(getattr(cfg, "cycle", None), "target_data", None))
-        paths = [Path(str(d)).expanduser() for d in datasets if d is not None]
-        check_not_input(run_dir, {f"the training data {p}": p for p in paths if p.exists()})
+        target = getattr(getattr(cfg, "cycle", None), "target_data", None)
+        datasets = {"the training data": cfg.data, "the target domain's data": target}
+        paths = {what: Path(str(d)).expanduser() for what, d in datasets.items() if d is not None}
+        check_not_input(run_dir, {what: p for what, p in paths.items() if p.exists()})
     # One run per folder; under torchrun, rank 0 holds the lock for every rank.
     with run_lock(run_dir) if os.environ.get("RANK", "0") == "0" else nullcontext():
         return _train(cfg, resume=resume, overwrite=overwrite, progress=progress, evaluator=evaluator)
