@@ -2,10 +2,11 @@
 
 Training starts from the packaged config in ``configs/train/`` whose data is closest to the
 prepared dataset: the same dimensionality first, then the same channels, then the nearest size (on
-a log scale), the residual family on a tie. It then takes the dataset's own path, size and classes,
-and the run's seed, device and ``--steps``; a progressive schedule is re-aimed at the data's canvas
-and, with ``--steps``, shortened in proportion so that training still ends at full resolution. The
-``train:`` section of ``--config`` is applied last.
+a log scale); on a tie the residual family, then progressive, then style (never a translation
+family). It then takes the dataset's own path, size and classes, and the run's seed, device and
+``--steps``; a progressive schedule is re-aimed at the data's canvas and, with ``--steps``, shortened
+in proportion so that training still ends at full resolution. The ``train:`` section of ``--config``
+is applied last.
 
 The benchmark is a small plan that finishes in minutes on a CPU: two seeds, 20 classifier epochs,
 the run's GAN checkpoint (not a second GAN), and no fidelity section (stage 3 measured it). Its
@@ -28,6 +29,7 @@ from medgan.training.config import TrainConfig
 from medgan.training.schedule import total_steps
 
 __all__ = [
+    "NOISE_FAMILIES",
     "DerivedTrain",
     "closest_train_config",
     "derive_benchmark_config",
@@ -35,6 +37,10 @@ __all__ = [
     "merge_overrides",
 ]
 
+
+NOISE_FAMILIES: tuple[str, ...] = ("residual", "progressive", "style")
+"""The families a run may start from: class-conditional noise-to-image GANs (a translation family such as
+``cycle`` makes no samples of a chosen class from noise), in the order that breaks a tie (docs/models.md)."""
 
 QUICK_BENCHMARK: dict[str, Any] = {
     "seeds": 2,
@@ -110,9 +116,10 @@ def closest_train_config(info: DatasetInfo, folder: Path | None = None) -> tuple
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         cfg = load_config(TrainConfig, path)
         shape = _data_shape(cfg)
-        if shape is not None:
-            # Ties go to the residual family: it trains at full resolution from the first step.
-            scored.append((_distance(want, shape), cfg.model.family != "residual", path.name, path, shape))
+        if shape is not None and cfg.model.family in NOISE_FAMILIES:
+            # Ties go in the order of NOISE_FAMILIES: the residual family is the quickest usable model.
+            rank = NOISE_FAMILIES.index(cfg.model.family)
+            scored.append((_distance(want, shape), rank, path.name, path, shape))
     if not scored:
         return None, "no packaged config found; the TrainConfig defaults"
     _, _, _, path, (dims, channels, size) = min(scored)

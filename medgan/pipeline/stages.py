@@ -53,7 +53,7 @@ __all__ = ["STAGES", "PipelineResult", "RunOptions", "StageReport", "run_pipelin
 
 STAGES: tuple[str, ...] = ("preprocess", "train", "evaluate", "export", "benchmark")
 MARKER = "stage.json"
-_PENDING = ".inputs.json"  # what an unfinished resumable stage was started with
+_PENDING = ".inputs_hash"  # the inputs an unfinished resumable stage was started with
 _FORMAT = "medgan-run-stage-v1"
 
 
@@ -421,7 +421,7 @@ def _export_inputs(ctx: _Context) -> dict[str, Any]:
         "export": asdict(ctx.opts.config.export),
         "format": _export_format(ctx),
         "n_per_class": _export_n(ctx),
-        "classifier": {"arch": ev.arch, "feature_epochs": ev.feature_epochs},
+        "classifier": {"arch": ev.arch, "feature_epochs": ev.feature_epochs, "seed": ev.seed},
     }
 
 
@@ -614,11 +614,9 @@ def _check_out(out: Path) -> None:
     """Refuse an output folder that holds something other than a medgan run."""
     if out.exists() and not out.is_dir():
         raise MedganError("exists and is not a folder", out)
-    if (
-        out.is_dir()
-        and any(not p.name.startswith(".") for p in out.iterdir())
-        and not (out / "run.yaml").is_file()
-    ):
+    if not out.is_dir() or not any(not p.name.startswith(".") for p in out.iterdir()):
+        return
+    if not (out / "run.yaml").is_file() and not any((out / s / MARKER).is_file() for s in STAGES):
         raise MedganError(
             "folder exists, is not empty and holds no medgan run (no run.yaml); use another --out", out
         )
