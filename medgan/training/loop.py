@@ -364,10 +364,6 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     info = ds.info
     spec = model_spec(cfg, ds)
     conditional = spec["generator"]["num_classes"] > 0
-    if dist.is_main:
-        for text in data_warnings(info.class_names, class_counts(ds.labels["train"], info.num_classes),
-                                  bool(cfg.model.conditional)):
-            warnings.warn(text, MedganWarning, stacklevel=2)
     sampler = EpochSampler(n_images, cfg.seed, device)
     # The cycle family translates between two domains: its data and its step are medgan.training.cycle's.
     cycle = None
@@ -488,6 +484,12 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
         box: list[Any] = [None] * dist.world_size
         torch.distributed.all_gather_object(box, local)
         return box
+
+    # Warnings about the data, once every check that can refuse the run has passed (an error stays one line).
+    if dist.is_main:
+        for text in data_warnings(info.class_names, class_counts(ds.labels["train"], info.num_classes),
+                                  bool(cfg.model.conditional)):
+            warnings.warn(text, MedganWarning, stacklevel=3)
 
     # The loop.
     from rich.progress import (
