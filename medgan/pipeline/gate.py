@@ -37,6 +37,7 @@ from medgan.metrics.memorisation import memorisation_audit
 from medgan.synth.export import SampleWriter
 from medgan.synth.manifest import write_manifest, write_provenance
 from medgan.synth.sampling import LATENT_BLOCK, LoadedGenerator, forward_block, iter_samples
+from medgan.synth.write import check_format
 from medgan.training.classifier import predict_proba
 from medgan.utils import atomic_dir, atomic_file
 
@@ -213,7 +214,8 @@ def export_gated(
         on_batch: called with the size of every batch drawn (a progress bar).
 
     Raises:
-        MedganError: an unconditional generator, or one not trained on ``dataset``; an empty test split.
+        MedganError: an unconditional generator, or one not trained on ``dataset``; a format that cannot
+            hold its samples; an empty test split.
     """
     import torch
 
@@ -222,6 +224,7 @@ def export_gated(
             "the quality gate checks each sample's class; this generator is unconditional",
             gen.checkpoint_path,
         )
+    check_format(fmt, gen)
     gen.check_trained_on(dataset.info, "the run's prepared data")
     if len(dataset.labels["test"]) == 0:
         raise MedganError(
@@ -236,9 +239,9 @@ def export_gated(
     with atomic_dir(out, overwrite=True) as tmp:
         with SampleWriter(
             tmp,
-            fmt=fmt,
+            fmt=fmt,  # type: ignore[arg-type]  # checked above
             class_names=names,
-            spatial_dims=gen.spatial_dims,  # type: ignore[arg-type]
+            spatial_dims=gen.spatial_dims,
             checkpoint_sha256=gen.checkpoint_sha256,
             dataset_name=str(gen.dataset.get("name")),
             spacing=gen.spacing,

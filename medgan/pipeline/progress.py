@@ -81,7 +81,11 @@ class RunDisplay:
             self.progress.remove_task(self._inner)
         self._inner = self.progress.add_task(f"  {description}", total=total)
         task = self._inner
-        return lambda n=1: self.progress.advance(task, n)
+
+        def advance(n: float = 1) -> None:
+            self.progress.advance(task, n)
+
+        return advance
 
     def describe(self, description: str) -> None:
         """Change the inner bar's text."""

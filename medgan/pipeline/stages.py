@@ -428,13 +428,11 @@ def _export_inputs(ctx: _Context) -> dict[str, Any]:
 def _export_run(ctx: _Context, folder: Path) -> dict[str, Any]:
     from medgan.pipeline.gate import export_gated
     from medgan.synth.sampling import load_generator
-    from medgan.synth.write import check_format
 
     assert ctx.checkpoint is not None
     sec = ctx.opts.config.export
     fmt = _export_format(ctx)
     gen = load_generator(ctx.checkpoint, ctx.device)
-    check_format(fmt, gen)
     extractor = _extractor(ctx)
     n = _export_n(ctx)
     advance = ctx.display.task(f"drawing and gating {n} candidates per class", n * gen.num_classes)

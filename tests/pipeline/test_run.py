@@ -259,6 +259,43 @@ def test_bad_input_is_refused_before_training(hospital: SimpleNamespace, tmp_pat
     _one_line_error(code, output, "holds no medgan run")
 
 
+@pytest.mark.slow
+def test_ct_volumes_from_dicom_series(tmp_path: Path) -> None:
+    """One CT series per patient and class: 3D all the way, from the 3D packaged config to NIfTI samples."""
+    from tests.data.helpers import write_series
+
+    for c, name in enumerate(("healthy", "tumour")):
+        for p in range(6):
+            write_series(tmp_path / "src" / name / f"{name[0]}{p}", 6, patient=f"{name[0]}{p}", step=2.5 + c)
+    config = write_run_config(tmp_path / "run.yaml", train={"batch_size": 4})
+    args = [
+        "run",
+        tmp_path / "src",
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "8",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--config",
+        config,
+        "--no-progress",
+    ]
+    result = runner.invoke(app, [str(a) for a in args], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert json.loads((out / "preprocess" / "dataset.json").read_text())["size"] == [8, 8, 8]
+    assert json.loads((out / "train" / "derived.json").read_text())["base"].endswith(
+        "cgan_adrenalmnist3d.yaml"
+    )
+    with open(out / "export" / "synthetic" / "manifest.csv", newline="") as fh:
+        files = [row["file"] for row in csv.DictReader(fh)]
+    assert all(f.endswith(".nii.gz") and (out / "export" / "synthetic" / f).is_file() for f in files)
+    assert (out / "benchmark" / "report.md").is_file()
+
+
 # Section. Real data (slow).
 
 
