@@ -29,6 +29,7 @@ from medgan.utils import write_text_atomic
 
 if TYPE_CHECKING:
     from medgan.synth.sampling import LoadedGenerator
+    from medgan.synth.translate import LoadedTranslator
 
 __all__ = ["EpochCallback", "JobCache", "JobContext", "run_job", "run_jobs"]
 
@@ -63,7 +64,7 @@ class JobCache:
 
     def __init__(self, *datasets: PreparedDataset) -> None:
         self._datasets = {str(ds.path): ds for ds in datasets}
-        self._generators: dict[tuple[str, str], LoadedGenerator] = {}
+        self._generators: dict[tuple[str, str], LoadedGenerator | LoadedTranslator] = {}
         self._pool_key: tuple[Any, ...] | None = None
         self._pool: Pool | None = None
 
@@ -73,13 +74,13 @@ class JobCache:
             self._datasets[path] = load_dataset(path)
         return self._datasets[path]
 
-    def generator(self, checkpoint: str, device: str) -> LoadedGenerator:
-        """The generator of ``checkpoint`` on ``device``, loaded once."""
-        from medgan.synth.sampling import load_generator
+    def generator(self, checkpoint: str, device: str) -> LoadedGenerator | LoadedTranslator:
+        """The generator of ``checkpoint`` on ``device`` (a translator for a cycle checkpoint), loaded once."""
+        from medgan.synth.translate import load_model
 
         key = (checkpoint, device)
         if key not in self._generators:
-            self._generators[key] = load_generator(checkpoint, device)
+            self._generators[key] = load_model(checkpoint, device)
         return self._generators[key]
 
     def pool(self, key: tuple[Any, ...], draw: Callable[[], Pool]) -> Pool:
@@ -97,6 +98,7 @@ def _synthetic_plan(cfg: BenchmarkConfig) -> ClassPlan:
 
 def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, seed: int, cache: JobCache) -> Pool:
     """This seed's synthetic images: enough of every class for every arm, drawn with sampling seed ``seed``."""
+    from medgan.synth import translate
     from medgan.synth.sampling import iter_samples
 
     if ctx.checkpoint is None:
@@ -112,6 +114,8 @@ def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, seed: int, cache: JobC
 
     def draw() -> Pool:
         gen = cache.generator(checkpoint, ctx.device)
+        if isinstance(gen, translate.LoadedTranslator):  # a CycleGAN: the other class's train images, translated
+            return translate.translated_pool(gen, ds, need, seed)
         images, labels = [], []
         for c, n in enumerate(need):
             if n == 0:

@@ -276,9 +276,13 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
     from medgan.metrics.evaluate import evaluate_detailed
     from medgan.metrics.report import save_class_grid, save_memorisation_pairs
     from medgan.synth.sampling import sample_classes
+    from medgan.synth.translate import LoadedTranslator, load_model
 
     names = list(ds.info.class_names)
-    images, labels, _ = sample_classes(checkpoint, cfg.fidelity.n_per_class, seed=cfg.fidelity.seed, device=device)
+    gen = load_model(checkpoint, device)
+    if isinstance(gen, LoadedTranslator):  # a CycleGAN: a translated draw, audited against both domains
+        return _translator_fidelity(out, cfg, ds, gen, device)
+    images, labels, _ = sample_classes(gen, cfg.fidelity.n_per_class, seed=cfg.fidelity.seed, device=device)
     real_x, real_y = ds.channel_first("train"), ds.labels["train"]
     figures = []
     for c, (name, slug) in enumerate(zip(names, class_slugs(names), strict=True)):
@@ -291,6 +295,27 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
         return None, f"fidelity not computed: {exc}", figures
     if ev.audit is not None:
         figures.append(save_memorisation_pairs(out / "memorisation_pairs.png", ev.audit, images, real_x).name)
+    return ev.metrics, None, figures
+
+
+def _translator_fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, tr: Any, device: str,
+                         suffix: str = "") -> tuple[dict[str, float] | None, str | None, list[str]]:
+    """A translator's draw (:func:`medgan.metrics.translated.evaluate_translator`): fidelity as a GAN's, the
+    memorisation audit against both domains, sample grids; no pairs figure (the nearest training image
+    of a faithful translation is its own source)."""
+    from medgan.metrics.report import save_class_grid
+    from medgan.metrics.translated import evaluate_translator
+
+    names = list(ds.info.class_names)
+    try:
+        ev = evaluate_translator(ds, tr, cfg.fidelity.n_per_class, seed=cfg.fidelity.seed, arch=cfg.fidelity.arch,
+                                 device=device, feature_epochs=cfg.fidelity.feature_epochs)
+    except MedganError as exc:
+        return None, f"fidelity not computed: {exc}", []
+    real_x, real_y = ds.channel_first("train"), ds.labels["train"]
+    figures = [save_class_grid(out / f"samples_{slug}{suffix}.png", real_x[real_y == c], ev.images[ev.labels == c],
+                               title=f"{ds.info.name}: {name} (left real train, right translated)").name
+               for c, (name, slug) in enumerate(zip(names, class_slugs(names), strict=True)) if (ev.labels == c).any()]
     return ev.metrics, None, figures
 
 

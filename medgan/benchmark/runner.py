@@ -55,6 +55,7 @@ from medgan.version import __version__
 
 if TYPE_CHECKING:
     from medgan.synth.sampling import LoadedGenerator
+    from medgan.synth.translate import LoadedTranslator
 
 __all__ = ["BenchmarkResult", "JobPlan", "check_checkpoint", "run_benchmark", "run_path"]
 
@@ -81,7 +82,8 @@ class BenchmarkResult:
 # Section. The GAN: a given checkpoint, checked; or one trained here on the train split only.
 
 
-def check_checkpoint(checkpoint: str | Path, ds: PreparedDataset, device: str = "cpu") -> LoadedGenerator:
+def check_checkpoint(checkpoint: str | Path, ds: PreparedDataset,
+                     device: str = "cpu") -> LoadedGenerator | LoadedTranslator:
     """Load a GAN checkpoint and make sure it can serve this benchmark.
 
     A checkpoint is accepted when it makes samples of the real images' shape, is class-conditional
@@ -91,10 +93,14 @@ def check_checkpoint(checkpoint: str | Path, ds: PreparedDataset, device: str = 
     Raises:
         MedganError: a shape, class or dataset mismatch (one line saying which).
     """
-    from medgan.synth.sampling import load_generator
+    from medgan.synth.translate import load_model
 
-    gen = load_generator(checkpoint, device)
+    # A cycle checkpoint gives a translator: its samples are the other class's train images, translated.
+    gen = load_model(checkpoint, device)
     info = ds.info
+    if getattr(gen, "mode", "class") != "class":
+        raise MedganError("a domain translator (cycle.target_data) cannot add images of given classes; the benchmark "
+                          "needs a class translator (cycle.source_class and cycle.target_class)", gen.checkpoint_path)
     made = describe_images([gen.channels, *gen.size])
     want = describe_images([info.channels, *info.size])
     if made != want:

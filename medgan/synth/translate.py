@@ -48,7 +48,7 @@ from medgan.device import resolve_device
 from medgan.errors import MedganError
 from medgan.networks import build_networks
 from medgan.synth.plan import ClassPlan
-from medgan.synth.sampling import check_sampling_args, forward_block
+from medgan.synth.sampling import LoadedGenerator, check_sampling_args, forward_block, load_generator
 from medgan.synth.write import Batch, check_format, write_batches
 from medgan.training.checkpoint import check_trained_on, load_checkpoint, trained_on
 
@@ -60,8 +60,10 @@ __all__ = [
     "input_sources",
     "is_translator",
     "iter_translated",
+    "load_model",
     "load_translator",
     "training_dataset",
+    "translated_pool",
     "translator_from_checkpoint",
     "write_translated",
 ]
@@ -103,6 +105,11 @@ class LoadedTranslator:
     config: dict[str, Any]
     device: torch.device
     family: str = field(default="cycle")
+
+    @property
+    def num_classes(self) -> int:
+        """The classes of the training data (as :attr:`LoadedGenerator.num_classes`; a translator is never unconditional)."""
+        return len(self.class_names)
 
     @property
     def shape(self) -> str:
@@ -192,6 +199,16 @@ def translator_from_checkpoint(ckpt: dict[str, Any], device: str = "auto") -> Lo
         config=ckpt["config"],
         device=dev,
     )
+
+
+def load_model(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator | LoadedTranslator:
+    """A checkpoint's generator, or its translator for the cycle family (the checkpoint is read once).
+
+    Raises:
+        MedganError: as :func:`medgan.synth.sampling.load_generator` and :func:`load_translator`.
+    """
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    return translator_from_checkpoint(ckpt, device) if is_translator(ckpt) else load_generator(ckpt, device)
 
 
 def load_translator(checkpoint: str | Path, device: str = "auto") -> LoadedTranslator:
@@ -384,9 +401,9 @@ def augment_sources(
     pool = np.flatnonzero(ds.labels["train"] == src)
     if n > len(pool):
         raise MedganError(
-            f"--n {n} is more than the {len(pool)} '{tr.class_names[src]}' training images there are to "
-            f"translate into '{tr.class_names[target_class]}' (a translator is deterministic: one source "
-            "gives one image)"
+            f"{n} '{tr.class_names[target_class]}' images asked for, but there are only {len(pool)} "
+            f"'{tr.class_names[src]}' training images to translate (a translator is deterministic: one "
+            "source gives one image)"
         )
     rng = np.random.default_rng(np.random.SeedSequence([seed, target_class]))
     picked = pool[rng.permutation(len(pool))[:n]]
@@ -436,6 +453,36 @@ def augment_parts(
     return [
         (augment_sources(tr, ds, c, k, seed), 0 if c == tr.source_class else 1) for c, k in counts.items()
     ]
+
+
+def translated_pool(
+    tr: LoadedTranslator, ds: PreparedDataset, counts: Sequence[int], seed: int = 0, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[c]`` translated images of every class ``c``, as the benchmark's synthetic pool.
+
+    Image ``i`` of class ``c`` is the translation of :func:`augment_sources`' ``i``-th draw from
+    the other class's train split, so a larger count extends the same pool.
+
+    Returns:
+        uint8 images ``(N, C, *spatial)`` and int64 labels ``(N,)``, class by class.
+
+    Raises:
+        MedganError: as :func:`augment_sources` (a class the translator does not make, or more
+            images than the other class has).
+    """
+    images, labels = [], []
+    for c, n in enumerate(counts):
+        if n <= 0:
+            continue
+        src = augment_sources(tr, ds, c, int(n), seed)
+        to = 0 if c == tr.source_class else 1
+        images += list(iter_translated(tr, src.images, to, batch_size))
+        labels.append(np.full(int(n), c, np.int64))
+    shape = (tr.channels, *tr.size)
+    return (
+        np.concatenate(images) if images else np.zeros((0, *shape), np.uint8),
+        np.concatenate(labels) if labels else np.zeros(0, np.int64),
+    )
 
 
 # Section. Translation and the output folder.

@@ -245,5 +245,5 @@ def test_augment_with_a_translator_refuses_more_images_than_the_source_class_has
         "augment", "--checkpoint", toy["run2d"], "--class", "malignant", "--n", 37, "--out", tmp_path / "a"
     )
     assert code == 2
-    assert "--n 37 is more than the 36 'normal, benign' training images there are to translate" in stderr
+    assert "37 'malignant' images asked for, but there are only 36 'normal, benign' training images" in stderr
     assert not (tmp_path / "a").exists()

@@ -44,3 +44,27 @@ def test_percentile_moves_the_threshold() -> None:
     assert 0.3 < high.metrics()["memorisation/fraction"] < 0.7
     with pytest.raises(ValueError, match="percentile"):
         memorisation_audit(syn, train, ref, percentile=0)
+
+
+def test_translation_audit_does_not_count_closeness_to_the_own_source_but_flags_copies_of_either_domain() -> None:
+    from medgan.metrics.memorisation import translation_audit
+
+    rng = np.random.default_rng(3)
+    src_train, tgt_train = rng.normal(size=(200, 6)), rng.normal(size=(200, 6)) + 3.0
+    src_ref, tgt_ref = rng.normal(size=(100, 6)), rng.normal(size=(100, 6)) + 3.0
+    idx = np.arange(30)
+    # 28 faithful translations (each near its own source), one copy of another source image, one target copy.
+    out = src_train[idx] + 1e-4
+    out[28] = src_train[150] + 1e-9
+    out[29] = tgt_train[5] + 1e-9
+    audit = translation_audit(out, src_train[idx], idx, src_train, tgt_train, src_ref, tgt_ref)
+    m = audit.metrics()
+    assert np.flatnonzero(audit.likely_copies).tolist() == [28, 29]
+    assert m["memorisation/fraction"] == pytest.approx(2 / 30)
+    assert m["memorisation/fraction_other_source"] == pytest.approx(1 / 30)
+    assert m["memorisation/fraction_target"] == pytest.approx(1 / 30)
+    assert audit.nearest_other_source[28] == 150 and audit.nearest_other_source[0] != 0  # its own source is skipped
+    assert m["memorisation/median_distance_to_source"] < 1e-3
+    # The plain audit against every training image would call all 30 copies.
+    plain = memorisation_audit(out, np.concatenate([src_train, tgt_train]), np.concatenate([src_ref, tgt_ref]))
+    assert plain.likely_copies.all()
