@@ -53,7 +53,10 @@ def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     batch norm cannot normalise a single sample whose spatial size has been pooled to 1."""
     chunks = list(torch.split(order, batch_size))
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+        # Pop first, then join: ``chunks[-2] = cat([chunks[-2], chunks.pop()])`` assigns after the pop,
+        # so it overwrote the first batch (or failed with two batches, e.g. 65 images in batches of 64).
+        last = chunks.pop()
+        chunks[-1] = torch.cat([chunks[-1], last])
     return chunks
 
 
