@@ -174,3 +174,28 @@ def test_the_cycle_family_refuses_torchrun_with_one_line(tmp_path):
             EpochSampler,
             distributed=True,
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"), [("cycle_breastmnist", (1, 28, 28)), ("cycle_adrenalmnist3d", (1, 28, 28, 28))]
+)
+def test_the_packaged_cycle_configs_validate_and_build_translators_of_their_data_shape(name, shape):
+    from medgan.configio import load_config
+    from medgan.networks import build_networks
+    from medgan.training.config import TrainConfig
+    from medgan.training.cycle import cycle_spec
+    from tests.conftest import REPO
+
+    cfg = load_config(TrainConfig, REPO / "configs" / "train" / f"{name}.yaml")
+    info = DatasetInfo(
+        name=name,
+        class_names=["a", "b"],
+        channels=1,
+        spatial_dims=len(shape) - 1,
+        size=list(shape[1:]),
+        source="test",
+        sha256="",
+    )
+    G, D = build_networks(cycle_spec(cfg, info))
+    x = torch.zeros(1, *shape)
+    assert G(x, 1).shape == x.shape and D(x, 0).ndim == 2
