@@ -401,6 +401,7 @@ def train(
     resume: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Train a GAN, as ``medgan train`` does (it calls this); return where the run ended.
 
@@ -411,9 +412,12 @@ def train(
         resume: a run folder or checkpoint to continue exactly; the run folder is the default ``out``.
         overwrite: replace a non-empty run folder.
         progress: show a progress bar.
+        tensorboard: also log to TensorBoard in ``RUN/tensorboard/`` (as config key ``logger: tensorboard``;
+            needs ``pip install "medgan[tensorboard]"``).
 
     Raises:
-        MedganError: a bad config, data or checkpoint, or a non-finite loss.
+        MedganError: a bad config, data or checkpoint, a non-finite loss, or TensorBoard asked for
+            without the package.
         medgan.training.loop.TrainingInterrupted: after Ctrl-C / SIGTERM, once a checkpoint is written.
 
     Example:
@@ -425,6 +429,7 @@ def train(
 
     from medgan.metrics.training_fid import fid_evaluator
     from medgan.training.checkpoint import RunFolder
+    from medgan.training.loggers import make_logger
     from medgan.training.loop import train as run_training
     from medgan.training.snapshots import read_jsonl
 
@@ -439,13 +444,16 @@ def train(
             raise MedganError("no config.yaml in the run folder; pass the CONFIG explicitly", run_folder.root)
     if resume is not None and "out" not in extra:
         extra["out"] = str(RunFolder.containing(resume).root)
+    if tensorboard:
+        extra["logger"] = "tensorboard"
     cfg = train_config(config, extra)
+    logger = make_logger(cfg.logger, RunFolder(Path(cfg.out)).tensorboard)  # a missing package: refused before training
     if resume is None and isinstance(config, (str, Path)):  # --overwrite would delete the config file
         from medgan.utils import check_not_input
 
         check_not_input(cfg.out, {"the config": config})
     result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress,
-                          evaluator=fid_evaluator(cfg) if cfg.fid_every else None)
+                          evaluator=fid_evaluator(cfg) if cfg.fid_every else None, logger=logger)
     log = RunFolder(result.run_dir).metrics
     records = read_jsonl(log) if log.is_file() else []
     last = {k: float(v) for k, v in records[-1].items() if isinstance(v, (int, float))} if records else {}
@@ -671,6 +679,7 @@ def benchmark(
     overwrite: bool = False,
     progress: bool = False,
     console: Any = None,
+    tensorboard: bool = False,
 ) -> BenchmarkRun:
     """Run (or resume) the real-vs-synthetic classifier benchmark, as ``medgan benchmark`` does (it calls this).
 
@@ -685,6 +694,8 @@ def benchmark(
         overwrite: start again in an existing output folder.
         progress: show progress bars.
         console: a Rich console for them (default: stderr).
+        tensorboard: also write TensorBoard event files (as config key ``logger: tensorboard``): the GAN's
+            training in ``OUT/gan/tensorboard``, every classifier's curves in ``OUT/tensorboard``.
 
     Raises:
         MedganError: a bad config, data, target class or checkpoint; a folder holding another benchmark.
@@ -695,6 +706,7 @@ def benchmark(
     from medgan.benchmark.config import load_benchmark_config
     from medgan.benchmark.plan import JobPlan
     from medgan.benchmark.runner import run_benchmark
+    from medgan.training.loggers import check_logger
     from medgan.training.loop import TrainingInterrupted
 
     if only and report_only:
@@ -702,7 +714,10 @@ def benchmark(
     # JSON values are YAML, so a mapping's values keep their types through the --set parser.
     items = ([f"{k}={json.dumps(v)}" for k, v in _flatten(overrides).items()] if isinstance(overrides, Mapping)
              else list(overrides or []))
+    if tensorboard:
+        items.append("logger=tensorboard")
     cfg = load_benchmark_config(config, quick=quick, overrides=items)
+    check_logger(cfg.logger)  # a missing tensorboard package is refused before anything trains
     plan = JobPlan.parse(list(only), cfg) if only else JobPlan.everything()
     folder = Path(out) if out is not None else Path(cfg.out)
     if isinstance(config, (str, Path)):  # --overwrite would delete the config file
@@ -718,6 +733,10 @@ def benchmark(
         exc.benchmark_out = folder  # type: ignore[union-attr]  # where the finished runs are kept
         raise
     res = result.results
+    if cfg.logger == "tensorboard":
+        from medgan.benchmark.tensorboard import log_benchmark
+
+        log_benchmark(result.out, res)
     lifts: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     if res is not None:
         for comp in res.get("comparisons", []):

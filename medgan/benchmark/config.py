@@ -32,6 +32,7 @@ from medgan.configio import (
     to_dataclass,
 )
 from medgan.errors import MedganError
+from medgan.training.loggers import LoggerName
 
 __all__ = [
     "ARMS",
@@ -52,7 +53,7 @@ ARMS: tuple[str, ...] = ("real", "real+classical", "real+synthetic", "real+class
 
 # Fields that change how fast a benchmark runs, not what it computes (or, for ``seeds``, only how
 # many runs it has): an output folder made with other values is resumed, not refused.
-_VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick")
+_VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick", "logger")
 
 
 @dataclass
@@ -209,6 +210,9 @@ class BenchmarkConfig:
         jobs: (arm, seed) runs in parallel processes.
         threads: torch CPU threads in a single process (0 = torch's default); with ``jobs > 1``
             each process gets ``cores // jobs``.
+        logger: ``tensorboard`` also writes TensorBoard event files: the GAN's training in
+            ``OUT/gan/tensorboard`` and every classifier's curves in ``OUT/tensorboard`` (needs
+            ``pip install "medgan[tensorboard]"``); ``jsonl``: none.
         classifier: the classifier and its budget.
         classical: the classical augmentation.
         synthetic: the synthetic-data policy.
@@ -227,6 +231,7 @@ class BenchmarkConfig:
     device: str = "auto"
     jobs: int = bounded(1, ge=1)
     threads: int = bounded(0, ge=0)
+    logger: LoggerName = "jsonl"
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)

@@ -124,12 +124,14 @@ def _train_config(cfg: BenchmarkConfig, out: Path, device: str) -> Any:
     # The GAN trains on the train-only copy; FID during training would need a val/test split.
     overrides += [f"data={out / 'gan_data'}", "data_size=null", f"out={out / 'gan'}", f"device={device}",
                   "fid_every=0", f"threads={cfg.threads}"]
+    if cfg.logger == "tensorboard":
+        overrides.append("logger=tensorboard")
     return load_config(TrainConfig, cfg.gan.train_config, overrides)
 
 
 def _gan_identity(train_cfg: Any) -> dict[str, Any]:
     record = config_to_dict(train_cfg)
-    for key in ("data", "data_size", "out", "device", "threads"):
+    for key in ("data", "data_size", "out", "device", "threads", "logger"):  # how it runs, not what it learns
         record.pop(key, None)
     return record
 
@@ -150,7 +152,8 @@ def _trained_gan(out: Path) -> Path | None:
 def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str, progress: bool) -> Path:
     """Train the GAN on the train split only (or resume it), once per benchmark; return its checkpoint."""
     from medgan.training import loop
-    from medgan.training.checkpoint import find_checkpoint, list_checkpoints
+    from medgan.training.checkpoint import RunFolder, find_checkpoint, list_checkpoints
+    from medgan.training.loggers import make_logger
 
     done = _trained_gan(out)
     if done is not None:
@@ -164,7 +167,8 @@ def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str
     resume = run_dir if list_checkpoints(run_dir) else None
     t0 = time.perf_counter()
     # Through the module attribute, so a test can watch exactly what the GAN is given.
-    loop.train(train_cfg, resume=resume, overwrite=resume is None, progress=progress)
+    logger = make_logger(train_cfg.logger, RunFolder(run_dir).tensorboard)
+    loop.train(train_cfg, resume=resume, overwrite=resume is None, progress=progress, logger=logger)
     ckpt = find_checkpoint(run_dir)
     record = {"checkpoint": str(ckpt.relative_to(out)), "sha256": file_sha256(ckpt), "steps": train_cfg.steps,
               "seconds": round(time.perf_counter() - t0, 1)}

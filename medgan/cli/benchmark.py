@@ -31,6 +31,9 @@ def benchmark_command(
     checkpoint: Path | None = typer.Option(None, "--checkpoint",
                                            help="Use this GAN checkpoint (.pt or run folder) instead of training one."),
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Seeds per arm (the same seeds for every arm)."),
+    fractions: str | None = typer.Option(
+        None, "--fractions", help="The data-scarcity sweep: shares of the real train split, comma-separated, e.g. "
+        "0.1,1.0 (config key fractions). Each is a stratified subset, nested across fractions, with its own GAN."),
     jobs: int | None = typer.Option(None, "--jobs", min=1, help="(arm, seed) runs in parallel processes."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an existing output folder."),
@@ -40,6 +43,9 @@ def benchmark_command(
     report_only: bool = typer.Option(False, "--report-only", help="Aggregate the finished runs into the report."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a config key: --set classifier.epochs=10."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard event files: the GAN in "
+                                     "OUT/gan/tensorboard, the classifiers in OUT/tensorboard (config key logger: "
+                                     "tensorboard; pip install \"medgan[tensorboard]\")."),
 ) -> None:
     from rich.console import Console
 
@@ -51,10 +57,13 @@ def benchmark_command(
     for key, value in (("seeds", seeds), ("jobs", jobs), ("device", device)):
         if value is not None:
             overrides.append(f"{key}={value}")
+    if fractions is not None:
+        overrides.append(f"fractions=[{fractions}]")
     console = Console(stderr=True)
     try:
         result = benchmark(config, quick=quick, out=out, checkpoint=checkpoint, overrides=overrides, only=only,
-                           report_only=report_only, overwrite=overwrite, progress=progress, console=console)
+                           report_only=report_only, overwrite=overwrite, progress=progress, console=console,
+                           tensorboard=tensorboard)
     except (KeyboardInterrupt, TrainingInterrupted) as exc:
         folder = getattr(exc, "benchmark_out", out)
         typer.echo(f"interrupted: finished runs are kept in {folder}; run the same command again to resume", err=True)

@@ -19,6 +19,8 @@ def train(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty run folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard in RUN/tensorboard "
+                                     "(config key logger: tensorboard; pip install \"medgan[tensorboard]\")."),
 ) -> None:
     """Train a GAN; write samples, metrics, curves and checkpoints into the run folder.
 
@@ -42,7 +44,8 @@ def train(
         overrides["out"] = str(out)
     is_main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     try:
-        result = api_train(config, overrides=overrides, resume=resume, overwrite=overwrite, progress=progress)
+        result = api_train(config, overrides=overrides, resume=resume, overwrite=overwrite, progress=progress,
+                           tensorboard=tensorboard)
     except TrainingInterrupted as exc:
         if is_main:
             typer.echo(f"interrupted at step {exc.step}: checkpoint written to {exc.checkpoint}", err=True)

@@ -52,6 +52,7 @@ class RunFolder:
         ROOT/samples/step_NNNNNN.png   G_ema grids
         ROOT/metrics.jsonl             one record per log interval
         ROOT/loss_curves.png
+        ROOT/tensorboard/              TensorBoard event files (``logger: tensorboard``)
 
     Example:
         >>> RunFolder.containing("runs/a/checkpoints/step_000100.pt").root
@@ -96,6 +97,10 @@ class RunFolder:
     @property
     def loss_curves(self) -> Path:
         return self.root / "loss_curves.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:06d}.pt"

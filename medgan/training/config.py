@@ -16,6 +16,7 @@ from medgan.networks.cgan import UpsampleMode
 from medgan.networks.cycle import PatchNorm, TranslatorArch
 from medgan.networks.style import STYLE_OUTPUTS, StyleOutput
 from medgan.training.diffaugment import AUGMENT_OPS
+from medgan.training.loggers import LoggerName
 from medgan.training.loss import LossName
 from medgan.training.schedule import ProgressiveSchedule
 
@@ -151,6 +152,9 @@ class TrainConfig:
         fid_every: steps between FID evaluations in the domain feature space (0 = off).
         fid_samples: synthetic samples per FID evaluation.
         grid_columns: samples per class in the sample grid.
+        logger: ``jsonl`` (``metrics.jsonl`` only, always written) or ``tensorboard`` (also TensorBoard
+            event files in ``RUN/tensorboard/``: the losses, ADA p, FID, sample grids; needs
+            ``pip install "medgan[tensorboard]"``).
         model: network family and sizes.
         augment: differentiable augmentation.
         progressive: the growing schedule (only for ``model.family: progressive``).
@@ -188,6 +192,7 @@ class TrainConfig:
     fid_every: int = bounded(0, ge=0)
     fid_samples: int = bounded(500, gt=0)
     grid_columns: int = bounded(8, gt=0)
+    logger: LoggerName = "jsonl"
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progressive: ProgressiveSchedule | None = None

@@ -14,7 +14,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,9 @@ from medgan.training.checkpoint import (
     set_rng_state,
 )
 from medgan.training.config import TrainConfig
+from medgan.training.loggers import JsonlLogger, Loggers, MetricsLogger
 from medgan.training.schedule import Phase, phase_at, total_steps
 from medgan.training.snapshots import (
-    append_jsonl,
     plot_loss_curves,
     read_jsonl,
     sample_grid,
@@ -304,7 +304,8 @@ def _real_batch(data_u8: torch.Tensor, labels: torch.Tensor | None, sampler: Epo
 
 
 def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool = False,
-          progress: bool = True, evaluator: Evaluator | None = None) -> RunResult:
+          progress: bool = True, evaluator: Evaluator | None = None,
+          logger: MetricsLogger | None = None) -> RunResult:
     """Train a GAN as ``cfg`` says; write the run folder; return where it ended.
 
     Args:
@@ -314,6 +315,9 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         overwrite: replace a non-empty run folder instead of refusing.
         progress: show a Rich progress bar.
         evaluator: what ``fid_every`` runs (see :data:`Evaluator`); needed when ``fid_every > 0``.
+        logger: where every log record and sample grid also goes, besides ``metrics.jsonl`` and
+            ``samples/`` (rank 0 only), e.g. :func:`medgan.training.loggers.make_logger` for
+            ``logger: tensorboard``.
 
     Raises:
         MedganError: bad data, config or checkpoint; a non-finite loss.
@@ -332,11 +336,11 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         check_not_input(run_dir, {what: p for what, p in paths.items() if p.exists()})
     # One run per folder; under torchrun, rank 0 holds the lock for every rank.
     with run_lock(run_dir) if os.environ.get("RANK", "0") == "0" else nullcontext():
-        return _train(cfg, resume=resume, overwrite=overwrite, progress=progress, evaluator=evaluator)
+        return _train(cfg, resume=resume, overwrite=overwrite, progress=progress, evaluator=evaluator, logger=logger)
 
 
 def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, progress: bool,
-           evaluator: Evaluator | None) -> RunResult:
+           evaluator: Evaluator | None, logger: MetricsLogger | None = None) -> RunResult:
     """The body of :func:`train`, once the run folder is checked and locked."""
     t_start = time.perf_counter()
     if cfg.fid_every and evaluator is None:
@@ -510,7 +514,10 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     last_ckpt: Path | None = resumed_from
     t_log, images_at_log = time.perf_counter(), images_seen
     phase = _phase(cfg, step)
-    with bar, stop:
+    # Every record goes to metrics.jsonl, and to the caller's logger (TensorBoard) when given.
+    sinks = Loggers([JsonlLogger(layout.metrics), logger] if dist.is_main else [])
+    sinks.start(step)
+    with bar, stop, closing(sinks):
         while step < last_step:
             phase = _phase(cfg, step)
             batch = phase.batch_size if phase is not None else cfg.batch_size
@@ -611,7 +618,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                     record.update(evaluator(G_ema, g_kw))
                 acc, counts, t_log, images_at_log = {}, {}, now, images_seen
                 if dist.is_main:
-                    append_jsonl(layout.metrics, record)
+                    sinks.log_metrics(step, record)
                     bar.update(task, description=f"D {record.get('d_loss', 0):.3f} G {record.get('g_loss', 0):.3f} "
                                                  f"p {record['aug_p']:.2f} {record['img_per_s']:.0f} img/s")
             wants_sample = dist.is_main and (step % cfg.sample_every == 0 or at_end or stop.flag)
@@ -623,6 +630,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                 grid = (cycle.grid(G_ema) if cycle is not None
                         else sample_grid(G_ema, z_grid, y_grid, rows, phase, int(info.size[0])))
                 save_grid(grid, layout.sample_grid(step), scale=2 if info.size[0] <= 32 else 1)
+                sinks.log_image("samples", grid, step)
             if step % cfg.checkpoint_every == 0 or at_end or stop.flag:
                 if not all_finite():
                     raise MedganError(f"non-finite loss by step {step}; training stopped; last good checkpoint: {last_ckpt}")
