@@ -28,22 +28,37 @@ def test_check_checkpoint_takes_a_class_translator_and_refuses_other_data_and_do
     run = train(tiny_cycle_config(data, tmp_path / "cycle", *NORMAL_TO_LESION), progress=False).run_dir
     tr = check_checkpoint(run, ds)
     assert isinstance(tr, LoadedTranslator) and tr.domains == ["normal", "lesion"]
-    with pytest.raises(MedganError, match="the benchmark data is not the dataset this checkpoint was trained on"):
+    with pytest.raises(
+        MedganError, match="the benchmark data is not the dataset this checkpoint was trained on"
+    ):
         check_checkpoint(run, load_dataset(other))
-    domain = train(tiny_cycle_config(data, tmp_path / "domain", "cycle.source_class=null", "cycle.target_class=null",
-                                     f"cycle.target_data={other}", "steps=1"), progress=False).run_dir
-    with pytest.raises(MedganError, match="a domain translator .* cannot add images of given classes"):
+    domain = train(
+        tiny_cycle_config(
+            data,
+            tmp_path / "domain",
+            "cycle.source_class=null",
+            "cycle.target_class=null",
+            f"cycle.target_data={other}",
+            "steps=1",
+        ),
+        progress=False,
+    ).run_dir
+    with pytest.raises(MedganError, match=r"a domain translator .* cannot add images of given classes"):
         check_checkpoint(domain, ds)
 
 
 def test_the_translated_pool_is_the_other_class_translated_and_grows_as_a_prefix(tmp_path):
     data = make_disc_toy(tmp_path)
     ds = load_dataset(data)
-    tr = check_checkpoint(train(tiny_cycle_config(data, tmp_path / "c", *NORMAL_TO_LESION), progress=False).run_dir, ds)
+    tr = check_checkpoint(
+        train(tiny_cycle_config(data, tmp_path / "c", *NORMAL_TO_LESION), progress=False).run_dir, ds
+    )
     small, large = translated_pool(tr, ds, [5, 0], seed=1), translated_pool(tr, ds, [9, 2], seed=1)
     assert small[0].shape == (5, 1, 16, 16) and small[1].tolist() == [0] * 5
     assert np.array_equal(large[0][:5], small[0]) and large[1].tolist() == [0] * 9 + [1] * 2
-    with pytest.raises(MedganError, match="37 'normal' images asked for, but there are only 12 'lesion' training"):
+    with pytest.raises(
+        MedganError, match="37 'normal' images asked for, but there are only 12 'lesion' training"
+    ):
         translated_pool(tr, ds, [0, 37])
 
 
@@ -51,8 +66,9 @@ def test_the_translated_pool_is_the_other_class_translated_and_grows_as_a_prefix
 def test_a_benchmark_with_a_translator_adds_translated_images_and_audits_them_against_both_domains(tmp_path):
     data = make_disc_toy(tmp_path)
     run = train(tiny_cycle_config(data, tmp_path / "cycle", *NORMAL_TO_LESION), progress=False).run_dir
-    path = bench_config(tmp_path / "bench.yaml", data, gan_config(tmp_path, data), arms=["real", "real+synthetic"],
-                        seeds=1)
+    path = bench_config(
+        tmp_path / "bench.yaml", data, gan_config(tmp_path, data), arms=["real", "real+synthetic"], seeds=1
+    )
     out = tmp_path / "out"
     run_benchmark(load_benchmark_config(path), out=out, checkpoint=run, progress=False)
     record = json.loads(next((out / "runs").glob("real+synthetic*")).read_text())

@@ -46,7 +46,7 @@ def test_percentile_moves_the_threshold() -> None:
         memorisation_audit(syn, train, ref, percentile=0)
 
 
-def test_translation_audit_does_not_count_closeness_to_the_own_source_but_flags_copies_of_either_domain() -> None:
+def test_translation_audit_skips_the_own_source_and_flags_copies_of_either_domain() -> None:
     from medgan.metrics.memorisation import translation_audit
 
     rng = np.random.default_rng(3)
@@ -63,8 +63,10 @@ def test_translation_audit_does_not_count_closeness_to_the_own_source_but_flags_
     assert m["memorisation/fraction"] == pytest.approx(2 / 30)
     assert m["memorisation/fraction_other_source"] == pytest.approx(1 / 30)
     assert m["memorisation/fraction_target"] == pytest.approx(1 / 30)
-    assert audit.nearest_other_source[28] == 150 and audit.nearest_other_source[0] != 0  # its own source is skipped
+    # Output 0's own source is skipped when looking for other source images.
+    assert audit.nearest_other_source[28] == 150 and audit.nearest_other_source[0] != 0
     assert m["memorisation/median_distance_to_source"] < 1e-3
     # The plain audit against every training image would call all 30 copies.
-    plain = memorisation_audit(out, np.concatenate([src_train, tgt_train]), np.concatenate([src_ref, tgt_ref]))
+    every_train, every_ref = np.concatenate([src_train, tgt_train]), np.concatenate([src_ref, tgt_ref])
+    plain = memorisation_audit(out, every_train, every_ref)
     assert plain.likely_copies.all()
