@@ -58,7 +58,9 @@ class Pseudonymiser:
             except (OSError, ValueError, UnicodeDecodeError):
                 raise MedganError("not a medgan pseudonym key file (expected 64 hex digits)", p) from None
             if len(key) != _KEY_BYTES:
-                raise MedganError(f"pseudonym key must be {_KEY_BYTES} bytes (64 hex digits), found {len(key)}", p)
+                raise MedganError(
+                    f"pseudonym key must be {_KEY_BYTES} bytes (64 hex digits), found {len(key)}", p
+                )
             return cls(key)
         if p.exists():
             raise MedganError("pseudonym key path exists and is not a file", p)
