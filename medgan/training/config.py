@@ -13,7 +13,6 @@ from medgan.configio import bounded, check_fields
 from medgan.errors import MedganError
 from medgan.networks import FamilyName, canonical_family
 from medgan.networks.cgan import UpsampleMode
-from medgan.networks.style import STYLE_OUTPUTS, StyleOutput
 from medgan.networks.cycle import PatchNorm, TranslatorArch
 from medgan.networks.style import STYLE_OUTPUTS, StyleOutput
 from medgan.training.diffaugment import AUGMENT_OPS
@@ -57,9 +56,6 @@ class ModelConfig:
     g_upsample: UpsampleMode = "nearest"
     d_spectral_norm: bool = True
     d_mbstd: bool = False
-    w_dim: int = 128
-    mapping_layers: int = 4
-    g_output: StyleOutput = "skip"
     w_dim: int = 128
     mapping_layers: int = 4
     g_output: StyleOutput = "skip"
@@ -163,11 +159,6 @@ class TrainConfig:
         model: network family and sizes.
         augment: differentiable augmentation.
         progressive: the growing schedule (only for ``model.family: progressive``).
-        pl_weight: path-length regularisation weight (0 = off); only for a generator that exposes
-            its ``w`` (the style family).
-        pl_every: lazy path-length interval in steps.
-        collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
-            this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         cycle: the two domains and the objective (only for ``model.family: cycle``).
         pl_weight: path-length regularisation weight (0 = off); only for a generator that exposes
             its ``w`` (the style family).
@@ -206,9 +197,6 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progressive: ProgressiveSchedule | None = None
-    pl_weight: float = 0.0
-    pl_every: int = 4
-    collapse_share: float = 0.5
     cycle: CycleConfig | None = None
     pl_weight: float = 0.0
     pl_every: int = 4
@@ -265,28 +253,6 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'residual'")
-        self._validate_style()
-
-    def _validate_style(self) -> None:
-        """The keys of the style family, path-length regularisation and the collapse alarm."""
-        m = self.model
-        if m.w_dim <= 0 or m.mapping_layers <= 0:
-            raise MedganError("config keys 'model.w_dim' and 'model.mapping_layers' must be positive")
-        if m.g_output not in STYLE_OUTPUTS:
-            raise MedganError(f"config key 'model.g_output' must be one of {', '.join(STYLE_OUTPUTS)}, got {m.g_output!r}")
-        if m.family == "style":
-            if self.progressive is not None:
-                raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
-            if self.steps is None:
-                raise MedganError("config key 'steps' must be set for model.family 'style'")
-            if m.g_upsample != "nearest":
-                raise MedganError("config: model.g_upsample applies to model.family 'residual' only")
-        if not (self.pl_weight >= 0 and self.pl_weight < float("inf")):
-            raise MedganError(f"config key 'pl_weight' must be >= 0, got {self.pl_weight}")
-        if self.pl_every <= 0:
-            raise MedganError(f"config key 'pl_every' must be positive, got {self.pl_every}")
-        if not 0.0 <= self.collapse_share < 1.0:
-            raise MedganError(f"config key 'collapse_share' must be in [0, 1), got {self.collapse_share}")
         self._validate_cycle()
         self._validate_style()
 
