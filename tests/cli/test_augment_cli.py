@@ -280,7 +280,7 @@ def test_option_combinations_that_make_no_sense(toy: dict[str, Path], tmp_path: 
 
 def test_missing_checkpoint(tmp_path: Path) -> None:
     err = _fails("--checkpoint", tmp_path / "nope.pt", "--class", "all", "--n", 5, out=tmp_path / "o")
-    assert f"{tmp_path / 'nope.pt'}: checkpoint not found" in err
+    assert f"{tmp_path / 'nope.pt'}: no such run folder or checkpoint" in err
 
 
 def _copy_checkpoint(run: Path, dest: Path) -> Path:
