@@ -1,10 +1,13 @@
 """The real-vs-synthetic classifier harness: arms, statistics, runner and report.
 
 :mod:`~medgan.benchmark.config` (``BenchmarkConfig``), :mod:`~medgan.benchmark.arms` (what each
-arm trains on, classical augmentation), :mod:`~medgan.benchmark.stats` (metrics, bootstrap
-intervals, paired comparisons), :mod:`~medgan.benchmark.runner` (the output folder, the GAN, the
-(arm, seed) runs, resume, parallel jobs) and :mod:`~medgan.benchmark.report` (results.json,
-report.md, figures, the verdict).
+arm trains on, classical augmentation), :mod:`~medgan.benchmark.subsets` (the data-scarcity
+sweep's nested subsets), :mod:`~medgan.benchmark.budget` (the same optimisation steps for every
+arm), :mod:`~medgan.benchmark.stats` (metrics, bootstrap intervals, paired comparisons, Holm, the
+detectable lift), :mod:`~medgan.benchmark.runner` (the output folder, a GAN per fraction, the
+(arm, seed) runs, resume, parallel jobs), :mod:`~medgan.benchmark.analysis` (one fraction's
+numbers: the primary comparison, the secondary ones) and :mod:`~medgan.benchmark.report`
+(results.json, report.md, figures, the verdict).
 
 Importing this package is light (no torch); the runner loads torch on first use.
 

@@ -1,14 +1,20 @@
 """The arms of the benchmark: what each one trains on, and nothing else.
 
-Every arm trains the same classifier with the same budget; they differ only in training data:
+Every arm trains the same classifier with the same budget (the same number of optimisation steps,
+:mod:`medgan.benchmark.budget`); they differ only in training data:
 
-========================== ============================================================
-``real``                   the real training split
-``real+classical``         the same, through :class:`ClassicalAugment` (seeded per run)
-``real+synthetic``         real plus GAN samples (per class as :class:`medgan.synth.plan.ClassPlan`)
-``real+classical+synthetic`` both
-``synthetic-only``         as many GAN samples per class as the real split has (TSTR)
-========================== ============================================================
+================================ ============================================================
+``real``                         the real training images (of the fraction's subset)
+``real+classical``               the same, through :class:`ClassicalAugment` (seeded per run)
+``real+oversample``              real plus real images repeated, class by class, as many as
+                                 ``real+synthetic`` adds (the control a synthetic lift must beat)
+``real+synthetic``               real plus GAN samples (per class as :class:`medgan.synth.plan.ClassPlan`)
+``real+classical+synthetic``     both
+``real+curated-synthetic``       real plus GAN samples that pass :mod:`medgan.metrics.curation`
+``synthetic-pretrain``           pretrain on ``pretrain.ratio`` × real GAN samples, then fine-tune on real
+``synthetic-pretrain+classical`` the same, with classical augmentation in both phases
+``synthetic-only``               as many GAN samples per class as the real split has (TSTR)
+================================ ============================================================
 
 Validation is always the real val split and testing the real test split.
 
@@ -29,14 +35,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medgan.benchmark.config import ARMS, ClassicalConfig
-from medgan.data.dataset import DatasetInfo, PreparedDataset, save_prepared
+from medgan.benchmark.config import ALL_ARMS, ARMS, ClassicalConfig
+from medgan.benchmark.subsets import write_train_copy
+from medgan.data.dataset import PreparedDataset
 
 __all__ = [
+    "ALL_ARMS",
     "ARMS",
     "ArmData",
     "ClassicalAugment",
+    "adds_synthetic",
     "arm_data",
+    "oversample",
+    "pretrains",
     "take_per_class",
     "uses_classical",
     "uses_synthetic",
@@ -52,6 +63,17 @@ def uses_classical(arm: str) -> bool:
 def uses_synthetic(arm: str) -> bool:
     """Whether ``arm`` trains on GAN samples."""
     return "synthetic" in arm
+
+
+def adds_synthetic(arm: str) -> bool:
+    """Whether ``arm`` trains on real *and* GAN images (every synthetic arm but ``synthetic-only``):
+    the candidates of the primary comparison and the ratio sweep."""
+    return uses_synthetic(arm) and arm != "synthetic-only"
+
+
+def pretrains(arm: str) -> bool:
+    """Whether ``arm`` pretrains on GAN samples and then fine-tunes on the real images."""
+    return arm.startswith("synthetic-pretrain")
 
 
 class ClassicalAugment:
@@ -163,16 +185,41 @@ def take_per_class(images: np.ndarray, labels: np.ndarray, counts: list[int]) ->
     return images[keep], labels[keep]
 
 
+def oversample(real: tuple[np.ndarray, np.ndarray], counts: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[c]`` real images of every class ``c``, repeated: a seeded permutation of the class, cycled.
+
+    Every image of a class is used once before any is used twice, so the repeats are as even as
+    they can be.
+
+    Raises:
+        ValueError: a class with images to add but none to repeat.
+    """
+    images, labels = real
+    picks = []
+    for c, n in enumerate(counts):
+        if n == 0:
+            continue
+        members = np.flatnonzero(labels == c)
+        if len(members) == 0:
+            raise ValueError(f"cannot oversample class {c}: it has no real training image")
+        order = members[np.random.default_rng([int(seed), c]).permutation(len(members))]
+        picks.append(np.resize(order, n))  # cycles through the permutation
+    idx = np.concatenate(picks).astype(np.int64) if picks else np.zeros(0, np.int64)
+    return images[idx], labels[idx]
+
+
 @dataclass
 class ArmData:
     """One arm's training data.
 
     Attributes:
         train: ``(uint8 images (N, C, *spatial), labels (N,))``, the classifier's ``train``.
-        extra: appended to ``train`` (synthetic images), or None.
+        extra: appended to ``train`` (synthetic images, or repeated real ones), or None.
         classical: whether the classical augmentation applies.
         n_real: real images per class.
-        n_synthetic: synthetic images per class.
+        n_synthetic: synthetic images per class (for a pretraining arm, those it pretrains on).
+        pretrain: the synthetic images a ``synthetic-pretrain`` arm trains on first, or None.
+        n_repeated: real images per class added again by ``real+oversample``.
     """
 
     train: tuple[np.ndarray, np.ndarray]
@@ -180,6 +227,8 @@ class ArmData:
     classical: bool
     n_real: list[int]
     n_synthetic: list[int]
+    pretrain: tuple[np.ndarray, np.ndarray] | None = None
+    n_repeated: list[int] | None = None
 
 
 def arm_data(
@@ -187,27 +236,45 @@ def arm_data(
     real: tuple[np.ndarray, np.ndarray],
     synthetic: tuple[np.ndarray, np.ndarray] | None,
     add_counts: list[int],
+    *,
+    pretrain_counts: list[int] | None = None,
+    seed: int = 0,
 ) -> ArmData:
     """Assemble the training data of ``arm``.
 
     Args:
-        arm: one of :data:`ARMS`.
-        real: the real training split, ``(images, labels)``.
+        arm: one of :data:`ALL_ARMS`.
+        real: the real training images, ``(images, labels)``.
         synthetic: this seed's synthetic pool (enough of every class for every arm), or None
-            for arms that use none.
-        add_counts: synthetic images per class for the ``+synthetic`` arms.
+            for arms that use none. For ``real+curated-synthetic``, the candidates that passed
+            curation, in pool order: the arm adds up to ``add_counts`` of them.
+        add_counts: images per class that the ``+synthetic`` arms add (and ``real+oversample``
+            repeats).
+        pretrain_counts: synthetic images per class a ``synthetic-pretrain`` arm pretrains on.
+        seed: seeds the order in which ``real+oversample`` repeats images.
     """
-    if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r}; allowed: {', '.join(ARMS)}")
+    if arm not in ALL_ARMS:
+        raise ValueError(f"unknown arm {arm!r}; allowed: {', '.join(ALL_ARMS)}")
     k = len(add_counts)
     real_counts = np.bincount(real[1], minlength=k)[:k].tolist()
     zeros = [0] * k
+    if arm == "real+oversample":
+        extra = oversample(real, list(add_counts), seed)
+        return ArmData(real, extra if len(extra[1]) else None, False, real_counts, zeros, n_repeated=list(add_counts))
     if not uses_synthetic(arm):
         return ArmData(real, None, uses_classical(arm), real_counts, zeros)
     if synthetic is None:
         raise ValueError(f"arm {arm!r} needs synthetic images")
     if arm == "synthetic-only":
         return ArmData(take_per_class(*synthetic, real_counts), None, False, zeros, real_counts)
+    if pretrains(arm):
+        if pretrain_counts is None:
+            raise ValueError(f"arm {arm!r} needs pretrain_counts")
+        first = take_per_class(*synthetic, pretrain_counts)
+        return ArmData(real, None, uses_classical(arm), real_counts, list(pretrain_counts), pretrain=first)
+    if arm == "real+curated-synthetic":
+        have = np.bincount(synthetic[1], minlength=k)[:k].tolist()
+        add_counts = [min(a, h) for a, h in zip(add_counts, have, strict=True)]
     extra = take_per_class(*synthetic, add_counts)
     return ArmData(real, extra if len(extra[1]) else None, uses_classical(arm), real_counts, list(add_counts))
 
@@ -217,17 +284,7 @@ def write_train_only(dataset: PreparedDataset, folder: Path) -> Path:
 
     The benchmark's GAN trains on this folder, so it cannot see a validation or test image. The
     sidecar's ``source`` records the full dataset's sha256, which lets a checkpoint trained here
-    be recognised as trained on that dataset.
+    be recognised as trained on that dataset. (:func:`medgan.benchmark.subsets.write_train_copy`
+    with no subset; a fraction's GAN trains on a copy of its subset only.)
     """
-    info = dataset.info
-    empty = np.zeros((0, *dataset.images["train"].shape[1:]), dtype=np.uint8)
-    images = {"train": dataset.images["train"], "val": empty, "test": empty}
-    labels = {"train": dataset.labels["train"], "val": np.zeros(0, np.int64), "test": np.zeros(0, np.int64)}
-    sidecar = DatasetInfo(
-        name=f"{info.name}-train", class_names=list(info.class_names), channels=info.channels,
-        spatial_dims=info.spatial_dims, size=list(info.size),
-        source=f"train split of {info.name} (sha256 {info.sha256}); val and test withheld",
-        sha256="", preprocessing={"benchmark": "train split only"}, spacing=info.spacing,
-    )
-    save_prepared(folder, images, labels, sidecar)
-    return folder
+    return write_train_copy(dataset, folder)

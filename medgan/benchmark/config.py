@@ -35,13 +35,18 @@ from medgan.errors import MedganError
 from medgan.training.loggers import LoggerName
 
 __all__ = [
+    "ALL_ARMS",
     "ARMS",
+    "EXTRA_ARMS",
     "BenchmarkConfig",
     "BootstrapConfig",
     "ClassicalConfig",
     "ClassifierConfig",
+    "CurationConfig",
     "FidelityConfig",
     "GanConfig",
+    "PretrainConfig",
+    "PrimaryConfig",
     "SyntheticConfig",
     "default_config_path",
     "identity_hash",
@@ -49,11 +54,20 @@ __all__ = [
 ]
 
 ARMS: tuple[str, ...] = ("real", "real+classical", "real+synthetic", "real+classical+synthetic", "synthetic-only")
-"""Every arm, in report order. They differ only in their training data."""
+"""The arms a benchmark runs by default, in report order. They differ only in their training data."""
+
+EXTRA_ARMS: tuple[str, ...] = ("real+oversample", "real+curated-synthetic", "synthetic-pretrain",
+                               "synthetic-pretrain+classical")
+"""Arms a config may add (#13): the duplication control, curated samples, synthetic pretraining."""
+
+ALL_ARMS: tuple[str, ...] = (*(a for a in ARMS if a != "synthetic-only"), *EXTRA_ARMS, "synthetic-only")
+"""Every arm a config may name, in report order (``synthetic-only``, the odd one, last)."""
 
 # Fields that change how fast a benchmark runs, not what it computes (or, for ``seeds``, only how
 # many runs it has): an output folder made with other values is resumed, not refused.
-_VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick", "logger")
+_VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick", "logger", "fractions", "seeds_small", "small_fraction")
+# Nested keys that only add runs (the ratio sweep's variants) without changing any other run.
+_VOLATILE_NESTED = (("synthetic", "ratios"), ("synthetic", "ratio_arm"))
 
 
 @dataclass
@@ -71,6 +85,11 @@ class ClassifierConfig:
         weight_decay: AdamW weight decay.
         class_weighting: ``balanced`` weights the loss by inverse class frequency of each arm's
             own training labels (the strong real-only baseline); ``none`` for a plain loss.
+        steps: optimisation steps of every arm at every fraction (``null``: ``max(min_steps,
+            epochs × steps per epoch of the real arm on the whole train split)``); validation runs
+            ``epochs`` times, every ``ceil(steps / epochs)`` steps, and picks the checkpoint.
+        min_steps: the floor of the budget when ``steps`` is ``null``, so that a small training
+            set still gets enough steps to converge.
     """
 
     arch: Literal["cnn", "resnet10", "resnet18", "densenet121"] = "cnn"
@@ -80,6 +99,8 @@ class ClassifierConfig:
     lr: float = bounded(1e-3, gt=0)
     weight_decay: float = bounded(1e-4, ge=0)
     class_weighting: Literal["balanced", "none"] = "balanced"
+    steps: int | None = None
+    min_steps: int = 200
 
 
 @dataclass
@@ -126,6 +147,10 @@ class SyntheticConfig:
             ``ratio`` × the real count of every class.
         ratio: the multiplier for ``policy: ratio``.
         truncation: latent truncation when sampling (``null`` = off).
+        ratios: the ratio sweep: for each ``r``, one more arm, ``<ratio_arm>-x<r>``, that adds
+            ``r`` × the real count of every class (or pretrains on ``r`` × for a pretraining arm).
+        ratio_arm: the arm the sweep varies; ``best`` = the primary arm chosen on validation at
+            each fraction (see :class:`PrimaryConfig`).
 
     ``synthetic-only`` trains on as many synthetic images per class as the real training split
     has. Samples are drawn per seed: seed ``k`` draws with sampling seed ``k``, the same images for
@@ -135,6 +160,8 @@ class SyntheticConfig:
     policy: Literal["balance", "ratio"] = "balance"
     ratio: float = bounded(1.0, gt=0)
     truncation: float | None = bounded(None, gt=0)
+    ratios: list[float] = field(default_factory=list)
+    ratio_arm: str = "best"
 
 
 @dataclass
@@ -155,6 +182,66 @@ class GanConfig:
     steps: int | None = bounded(None, gt=0)
     overrides: list[str] = field(default_factory=list)
     checkpoint: str | None = None
+
+
+@dataclass
+class PretrainConfig:
+    """The ``synthetic-pretrain`` arms: pretrain on synthetic images, then fine-tune on the real ones.
+
+    Args:
+        ratio: synthetic images per class for pretraining, as a multiple of the real count.
+        share: the share of the step budget spent pretraining; fine-tuning gets the rest, so the
+            arm takes as many steps in all as every other arm. Validation picks the checkpoint of
+            each phase; the fine-tuning phase starts from the pretraining phase's pick, with a fresh
+            optimiser, and its own pick is the arm's model.
+    """
+
+    ratio: float = 10.0
+    share: float = 0.5
+
+
+@dataclass
+class CurationConfig:
+    """The ``real+curated-synthetic`` arm (the rule is :mod:`medgan.metrics.curation`).
+
+    A synthetic image is kept when a classifier trained on the real training images (at that
+    fraction) ranks its intended class first with a probability of at least ``confidence``, and it is
+    not a likely copy of a real training image (the memorisation audit in that classifier's feature
+    space, against the val split).
+
+    Args:
+        confidence: the least probability of the intended class (``q``).
+        percentile: the memorisation audit's reference percentile (a likely copy is closer to a
+            training image than this share of real val images are).
+        candidates: synthetic candidates drawn per image the arm adds (the arm adds as many images
+            per class as ``real+synthetic``, or all that pass when fewer do).
+        seed: seeds the curation classifier (one per fraction and subset).
+    """
+
+    confidence: float = 0.8
+    percentile: float = 1.0
+    candidates: float = 3.0
+    seed: int = 0
+
+
+@dataclass
+class PrimaryConfig:
+    """The comparison the verdict speaks of, declared before the results are seen.
+
+    Args:
+        arm: ``best`` (the synthetic arm with the best mean validation balanced accuracy at each
+            fraction, among those that train on real and synthetic images) or an arm's name.
+        baseline: what it is compared with (``real`` when this arm did not run).
+        metric: ``target_recall`` (the target class's recall) or ``balanced_accuracy``.
+        power: the power of the detectable-lift line in the report.
+
+    Every other comparison is secondary, with Holm-adjusted p-values.
+    """
+
+    arm: str = "best"
+    baseline: str = "real+classical"
+    metric: Literal["target_recall", "balanced_accuracy"] = "target_recall"
+    power: float = 0.8
 
 
 @dataclass
@@ -220,6 +307,17 @@ class BenchmarkConfig:
         bootstrap: the statistics.
         fidelity: the GAN's fidelity numbers.
         quick: overrides applied by ``--quick`` (nested mappings or dotted keys).
+        fractions: the data-scarcity sweep: shares of the real train split (``[1.0]``: all of it).
+            Each is a stratified subset, nested across fractions; val and test stay whole.
+        subsets: distinct seeded subsets per fraction; seed ``k`` uses subset ``k % subsets``, and
+            every subset gets its own GAN (``1``: one subset and one GAN per fraction).
+        min_per_class: the fewest real images of a class that a subset keeps (fewer if the class
+            has fewer).
+        seeds_small: seeds at fractions up to ``small_fraction``, where runs are cheap (``null``: ``seeds``).
+        small_fraction: see ``seeds_small``.
+        pretrain: the ``synthetic-pretrain`` arms.
+        curation: the ``real+curated-synthetic`` arm.
+        primary: the pre-declared primary comparison.
     """
 
     data: str = "breastmnist"
@@ -239,25 +337,82 @@ class BenchmarkConfig:
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     quick: dict[str, Any] = field(default_factory=dict)
+    fractions: list[float] = field(default_factory=lambda: [1.0])
+    subsets: int = 1
+    min_per_class: int = 2
+    seeds_small: int | None = None
+    small_fraction: float = 0.25
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    primary: PrimaryConfig = field(default_factory=PrimaryConfig)
+
+    def seeds_at(self, fraction: float) -> int:
+        """Seeds at ``fraction``: ``seeds_small`` up to ``small_fraction``, else ``seeds``."""
+        if self.seeds_small is not None and fraction <= self.small_fraction:
+            return self.seeds_small
+        return self.seeds
 
     def validate(self) -> None:
         """Every field in its range (declared beside the field, :func:`medgan.configio.check_fields`),
         then the cross-field checks; raises :class:`MedganError` naming the key at fault."""
         check_fields(self)
-        bad = [a for a in self.arms if a not in ARMS]
+        bad = [a for a in self.arms if a not in ALL_ARMS]
         if bad:
-            raise MedganError(f"config key 'arms': unknown arm '{bad[0]}' (allowed: {', '.join(ARMS)})")
+            raise MedganError(f"config key 'arms': unknown arm '{bad[0]}' (allowed: {', '.join(ALL_ARMS)})")
         if "real" not in self.arms:
             raise MedganError("config key 'arms' must include 'real': every other arm is compared with it")
         if len(set(self.arms)) != len(self.arms):
             raise MedganError("config key 'arms' lists an arm twice")
-        self.arms = [a for a in ARMS if a in self.arms]
+        self.arms = [a for a in ALL_ARMS if a in self.arms]
+        _check_sweep(self)
         c = self.classical
         if len(c.gamma) != 2 or not 0 < c.gamma[0] <= c.gamma[1]:
             raise MedganError(f"config key 'classical.gamma' must be [low, high] with 0 < low <= high, got {c.gamma}")
         if self.quick:
             # The quick section must itself give a valid config: check it now, not at --quick time.
             apply_quick(self)
+
+
+def _check_sweep(cfg: BenchmarkConfig) -> None:
+    """The #13 keys: fractions, subsets, the step budget, the new arms, the primary comparison."""
+
+    def refuse(key: str, rule: str, value: Any) -> None:
+        raise MedganError(f"config key '{key}' must be {rule}, got {value}")
+
+    if not cfg.fractions or any(not 0 < f <= 1 for f in cfg.fractions):
+        refuse("fractions", "a list of shares in (0, 1]", cfg.fractions)
+    if len(set(cfg.fractions)) != len(cfg.fractions):
+        refuse("fractions", "without repeats", cfg.fractions)
+    cfg.fractions = sorted(float(f) for f in cfg.fractions)
+    for key, value in (("subsets", cfg.subsets), ("min_per_class", cfg.min_per_class),
+                       ("classifier.min_steps", cfg.classifier.min_steps)):
+        if value < 1:
+            refuse(key, "at least 1", value)
+    for key, opt in (("seeds_small", cfg.seeds_small), ("classifier.steps", cfg.classifier.steps)):
+        if opt is not None and opt < 1:
+            refuse(key, "at least 1 or null", opt)
+    if not 0 < cfg.small_fraction <= 1:
+        refuse("small_fraction", "in (0, 1]", cfg.small_fraction)
+    if not cfg.pretrain.ratio > 0:
+        refuse("pretrain.ratio", "positive", cfg.pretrain.ratio)
+    if not 0 < cfg.pretrain.share < 1:
+        refuse("pretrain.share", "in (0, 1)", cfg.pretrain.share)
+    if not 0 <= cfg.curation.confidence <= 1:
+        refuse("curation.confidence", "in [0, 1]", cfg.curation.confidence)
+    if not 0 < cfg.curation.percentile < 100:
+        refuse("curation.percentile", "in (0, 100)", cfg.curation.percentile)
+    if not cfg.curation.candidates >= 1:
+        refuse("curation.candidates", "at least 1", cfg.curation.candidates)
+    if any(not r > 0 for r in cfg.synthetic.ratios) or len(set(cfg.synthetic.ratios)) != len(cfg.synthetic.ratios):
+        refuse("synthetic.ratios", "positive multiples without repeats", cfg.synthetic.ratios)
+    mixing = [a for a in cfg.arms if "synthetic" in a and a != "synthetic-only"]
+    for key, arm in (("primary.arm", cfg.primary.arm), ("synthetic.ratio_arm", cfg.synthetic.ratio_arm)):
+        if arm != "best" and arm not in mixing:
+            refuse(key, f"'best' or one of this benchmark's synthetic arms ({', '.join(mixing) or 'none'})", arm)
+    if cfg.primary.baseline not in ALL_ARMS:
+        refuse("primary.baseline", f"an arm ({', '.join(ALL_ARMS)})", cfg.primary.baseline)
+    if not 0.5 <= cfg.primary.power < 1:
+        refuse("primary.power", "in [0.5, 1)", cfg.primary.power)
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any], where: str = "quick") -> dict[str, Any]:
@@ -331,6 +486,8 @@ def identity(cfg: BenchmarkConfig) -> dict[str, Any]:
     data = config_to_dict(cfg)
     for key in _VOLATILE:
         data.pop(key, None)
+    for section, key in _VOLATILE_NESTED:
+        data.get(section, {}).pop(key, None)
     return data
 
 

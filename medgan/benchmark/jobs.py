@@ -1,9 +1,11 @@
 """One (arm, seed) run of the benchmark, and many of them, serially or in spawned processes.
 
-:func:`run_job` trains and tests one classifier and writes ``runs/<arm>__seed<k>.json``.
+:func:`run_job` trains and tests one classifier and writes ``runs/<label>__seed<k>.json`` (the
+label names the arm, the fraction and a ratio-sweep variant: :mod:`medgan.benchmark.plan`).
 :func:`run_jobs` runs a list of them with Rich progress bars. What consecutive runs in one process
-share (the dataset, the generator, the latest seed's synthetic pool) is held by a :class:`JobCache`:
-one per :func:`run_jobs` call for serial runs, one per worker process for parallel runs.
+share (the dataset, the subsets, the generators, the latest seed's synthetic pool, the curation
+classifiers) is held by a :class:`JobCache`: one per :func:`run_jobs` call for serial runs, one per
+worker process for parallel runs.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgan.benchmark.arms import ClassicalAugment, arm_data, uses_synthetic
+from medgan.benchmark.arms import ClassicalAugment, arm_data, pretrains, take_per_class, uses_synthetic
+from medgan.benchmark.budget import Budget
 from medgan.benchmark.config import BenchmarkConfig
-from medgan.benchmark.plan import RUN_FORMAT, Job, run_path
+from medgan.benchmark.plan import RUN_FORMAT, ArmRun, Job, parse_arm_label, run_path, subset_seed
+from medgan.benchmark.subsets import subset_indices
 from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.errors import MedganError
 from medgan.synth.plan import ClassPlan
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["EpochCallback", "JobCache", "JobContext", "run_job", "run_jobs"]
 
 EpochCallback = Callable[[str, int, dict[str, float]], None]
-"""``(arm, seed, history row)`` after every classifier epoch."""
+"""``(arm label, seed, history row)`` after every validation of a classifier run."""
 
 Pool = tuple[np.ndarray, np.ndarray]
 """Synthetic images ``(N, C, *spatial)`` uint8 and their int64 labels ``(N,)``."""
@@ -42,21 +47,46 @@ Pool = tuple[np.ndarray, np.ndarray]
 
 @dataclass
 class JobContext:
-    """What one (arm, seed) run needs; plain data, so it crosses to a spawned process."""
+    """What one (arm, seed) run needs; plain data, so it crosses to a spawned process.
+
+    Attributes:
+        cfg: the benchmark config.
+        out: the benchmark folder.
+        data: the dataset's path.
+        identity: the benchmark identity hash (written into every run).
+        device: where to train.
+        budget: every arm's optimisation steps (:func:`medgan.benchmark.budget.step_budget`).
+        checkpoints: the GAN of every ``(fraction, subset seed)``; None where none is trained yet.
+    """
 
     cfg: BenchmarkConfig
     out: str
     data: str
-    checkpoint: str | None
     identity: str
     device: str
+    budget: Budget
+    checkpoints: dict[tuple[float, int], str | None] = field(default_factory=dict)
+
+    def checkpoint(self, fraction: float, subset: int) -> str:
+        """The GAN checkpoint of ``(fraction, subset)``.
+
+        Raises:
+            MedganError: no GAN there.
+        """
+        found = self.checkpoints.get((fraction, subset))
+        if found is None:
+            raise MedganError(f"this arm needs synthetic images, but the benchmark has no GAN checkpoint for fraction "
+                              f"{fraction:g} (subset seed {subset})")
+        return found
 
 
 class JobCache:
-    """What consecutive runs in one process share: datasets, generators, the latest synthetic pool.
+    """What consecutive runs in one process share: datasets, subsets, generators, the latest synthetic
+    pool, the curation classifiers.
 
-    Runs go seed by seed, so one pool (the latest seed's) is kept; every arm of that seed draws from
-    it. A cache lives as long as its owner: one :func:`run_jobs` call, or one worker process.
+    Runs go fraction by fraction and seed by seed, so one pool (the latest seed's) is kept; every
+    arm of that seed draws from it. A cache lives as long as its owner: one :func:`run_jobs` call,
+    or one worker process.
 
     Args:
         datasets: datasets already loaded, so they are not read again.
@@ -66,7 +96,10 @@ class JobCache:
         self._datasets = {str(ds.path): ds for ds in datasets}
         self._generators: dict[tuple[str, str], LoadedGenerator | LoadedTranslator] = {}
         self._pool_key: tuple[Any, ...] | None = None
+        self._pool_need: tuple[int, ...] = ()
         self._pool: Pool | None = None
+        self._subsets: dict[tuple[str, float, int, int], np.ndarray] = {}
+        self._curators: dict[tuple[Any, ...], Any] = {}
 
     def dataset(self, path: str) -> PreparedDataset:
         """The prepared dataset at ``path``, loaded once."""
@@ -83,41 +116,92 @@ class JobCache:
             self._generators[key] = load_model(checkpoint, device)
         return self._generators[key]
 
-    def pool(self, key: tuple[Any, ...], draw: Callable[[], Pool]) -> Pool:
-        """The synthetic pool for ``key``: the one kept when the key matches, else ``draw()`` (kept instead)."""
-        if self._pool is None or self._pool_key != key:
+    def pool(self, key: tuple[Any, ...], need: list[int], draw: Callable[[list[int]], Pool]) -> Pool:
+        """The synthetic pool for ``key`` holding at least ``need[c]`` images of every class ``c``.
+
+        The kept pool serves when its key matches and it is large enough; otherwise ``draw(n)`` draws
+        a new one of ``n = max(kept, need)`` per class (kept instead). A larger pool serves a smaller
+        need because sample ``j`` of a class under a seed does not depend on how many are drawn, and
+        arms take the first images of each class.
+        """
+        enough = self._pool_key == key and all(h >= n for h, n in zip(self._pool_need, need, strict=True))
+        if self._pool is None or not enough:
+            if self._pool_key == key:
+                need = [max(h, n) for h, n in zip(self._pool_need, need, strict=True)]
             self._pool = None  # free the old pool before drawing the new one
-            self._pool, self._pool_key = draw(), key
+            self._pool, self._pool_key, self._pool_need = draw(list(need)), key, tuple(need)
         return self._pool
 
+    def subset(self, ds: PreparedDataset, fraction: float, seed: int, min_per_class: int) -> np.ndarray:
+        """The indices of ``ds``'s train subset (:func:`medgan.benchmark.subsets.subset_indices`), computed once."""
+        key = (str(ds.path), fraction, seed, min_per_class)
+        if key not in self._subsets:
+            self._subsets[key] = subset_indices(ds.labels["train"], fraction, seed, min_per_class)
+        return self._subsets[key]
 
-def _synthetic_plan(cfg: BenchmarkConfig) -> ClassPlan:
-    """What the ``+synthetic`` arms add per class: the config's policy as a :class:`ClassPlan`."""
+    def curator(self, key: tuple[Any, ...], train: Callable[[], Any]) -> Any:
+        """The curation classifier for ``key`` (fraction, subset, ...): ``train()`` once per process."""
+        if key not in self._curators:
+            self._curators[key] = train()
+        return self._curators[key]
+
+
+def _synthetic_plan(cfg: BenchmarkConfig, ratio: float | None = None) -> ClassPlan:
+    """What the ``+synthetic`` arms add per class: the config's policy, or ``ratio`` × real (the sweep)."""
+    if ratio is not None:
+        return ClassPlan("ratio", ratio=ratio)
     return ClassPlan(cfg.synthetic.policy, ratio=cfg.synthetic.ratio)
 
 
-def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, seed: int, cache: JobCache) -> Pool:
-    """This seed's synthetic images: enough of every class for every arm, drawn with sampling seed ``seed``."""
+@dataclass(frozen=True)
+class _Counts:
+    """Per-class image counts of one run: real, added (``+synthetic`` and the oversampling control),
+    pretraining, and curation candidates."""
+
+    real: list[int]
+    add: list[int]
+    pretrain: list[int]
+    candidates: list[int]
+
+
+def _counts(cfg: BenchmarkConfig, run: ArmRun, real_counts: list[int]) -> _Counts:
+    add = _synthetic_plan(cfg, run.ratio if not pretrains(run.arm) else None).per_class(real_counts)
+    ratio = run.ratio if (run.ratio is not None and pretrains(run.arm)) else cfg.pretrain.ratio
+    pretrain = [round(ratio * n) for n in real_counts]
+    candidates = [math.ceil(cfg.curation.candidates * a) for a in add]
+    return _Counts(real_counts, add, pretrain, candidates)
+
+
+def _pool_need(cfg: BenchmarkConfig, run: ArmRun, real_counts: list[int]) -> list[int]:
+    """Synthetic images per class that every arm of this fraction, and this run, take from the pool.
+
+    Drawing for all of them at once lets the arms of a seed share one draw."""
+    need = [0] * len(real_counts)
+    for r in (*(ArmRun(a, run.fraction) for a in cfg.arms), run):
+        if not uses_synthetic(r.arm):
+            continue
+        c = _counts(cfg, r, real_counts)
+        want = (c.real if r.arm == "synthetic-only" else c.pretrain if pretrains(r.arm)
+                else c.candidates if r.arm == "real+curated-synthetic" else c.add)
+        need = [max(a, b) for a, b in zip(need, want, strict=True)]
+    return need
+
+
+def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, checkpoint: str, seed: int, need: list[int],
+                    cache: JobCache) -> Pool:
+    """This seed's synthetic images from ``checkpoint``: at least ``need[c]`` of every class ``c``,
+    drawn with sampling seed ``seed``."""
     from medgan.synth import translate
     from medgan.synth.sampling import iter_samples
 
-    if ctx.checkpoint is None:
-        raise MedganError("this arm needs synthetic images, but the benchmark has no GAN checkpoint")
-    checkpoint = ctx.checkpoint
-    cfg, k = ctx.cfg, ds.info.num_classes
-    real_counts = np.bincount(ds.labels["train"], minlength=k)[:k].tolist()
-    need = [0] * k
-    if any(uses_synthetic(a) and a != "synthetic-only" for a in cfg.arms):
-        need = _synthetic_plan(cfg).per_class(real_counts)
-    if "synthetic-only" in cfg.arms:
-        need = [max(a, b) for a, b in zip(need, real_counts, strict=True)]
+    cfg = ctx.cfg
 
-    def draw() -> Pool:
+    def draw(counts: list[int]) -> Pool:
         gen = cache.generator(checkpoint, ctx.device)
         if isinstance(gen, translate.LoadedTranslator):  # a CycleGAN: the other class's train images, translated
-            return translate.translated_pool(gen, ds, need, seed)
+            return translate.translated_pool(gen, ds, counts, seed)
         images, labels = [], []
-        for c, n in enumerate(need):
+        for c, n in enumerate(counts):
             if n == 0:
                 continue
             for batch in iter_samples(gen, c, n, seed=seed, truncation=cfg.synthetic.truncation):
@@ -131,7 +215,7 @@ def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, seed: int, cache: JobC
                               f"{tuple(shape)}; use a checkpoint trained on this data at this size", checkpoint)
         return pool
 
-    return cache.pool((checkpoint, ctx.device, seed, tuple(need), cfg.synthetic.truncation), draw)
+    return cache.pool((checkpoint, ctx.device, seed, cfg.synthetic.truncation), need, draw)
 
 
 def _state_sha(model: Any) -> str:
@@ -142,18 +226,45 @@ def _state_sha(model: Any) -> str:
     return h.hexdigest()
 
 
+def _train_curator(ctx: JobContext, ds: PreparedDataset, real: Pool) -> Any:
+    """The curation classifier of a fraction's subset: the benchmark's classifier and budget on the real
+    images, seeded with ``curation.seed`` (no augmentation)."""
+    import torch
+
+    from medgan.device import resolve_device
+    from medgan.networks import classifier as nets
+    from medgan.training import classifier as clf
+
+    cfg, info = ctx.cfg, ds.info
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.curation.seed)
+        model = nets.build_classifier(cfg.classifier.arch, info.spatial_dims, info.channels, info.num_classes,
+                                      **cfg.classifier.kwargs)
+    model, _ = clf.train_classifier(
+        model, real, (ds.channel_first("val"), ds.labels["val"]), epochs=cfg.classifier.epochs,
+        batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr, weight_decay=cfg.classifier.weight_decay,
+        seed=cfg.curation.seed, device=resolve_device(ctx.device), steps=ctx.budget.steps,
+        eval_every=ctx.budget.eval_every,
+        class_weighting=None if cfg.classifier.class_weighting == "none" else "balanced",
+    )
+    return model
+
+
 def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None = None,
             cache: JobCache | None = None) -> dict[str, Any]:
-    """Train and test one (arm, seed) run and write ``runs/<arm>__seed<k>.json``.
+    """Train and test one (arm, seed) run and write ``runs/<label>__seed<k>.json``.
 
     The model is built under ``torch.manual_seed(seed)`` (the same initial weights for every arm
-    of a seed), trained with ``seed`` (the same shuffling generator), and the classical
-    augmentation is seeded with ``seed``; only the training data differ between arms.
+    of a seed), trained with ``seed`` (the same shuffling generator) for the same number of
+    optimisation steps (``ctx.budget``), and the classical augmentation is seeded with ``seed``;
+    only the training data differ between the arms of a fraction. At a fraction below 1 the real
+    images are the subset of subset seed ``seed % subsets``, the same for every arm.
 
     Args:
         ctx: the benchmark's context.
-        arm, seed: the run.
-        on_epoch: called after every classifier epoch.
+        arm: the run's arm label (:func:`medgan.benchmark.plan.arm_label`; a plain arm at full data).
+        seed: the run's seed.
+        on_epoch: called after every validation.
         cache: shared with the runs before and after this one (a fresh one when None).
     """
     import torch
@@ -167,44 +278,93 @@ def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None
     cfg, ds = ctx.cfg, cache.dataset(ctx.data)
     info = ds.info
     k = info.num_classes
+    run = parse_arm_label(arm)
+    subset = subset_seed(cfg, run.fraction, seed)
+    device = resolve_device(ctx.device)
+    budget = ctx.budget
 
-    # Section. Data: real train (+ synthetic), real val for epoch selection, real test for the report.
-    real = (ds.channel_first("train"), ds.labels["train"])
-    real_counts = np.bincount(real[1], minlength=k)[:k].tolist()
-    add = _synthetic_plan(cfg).per_class(real_counts)
-    pool = _synthetic_pool(ctx, ds, seed, cache) if uses_synthetic(arm) else None
-    data = arm_data(arm, real, pool, add)
+    # Section. Data: the real train subset (+ synthetic or repeated images), real val for
+    # selection, real test for the report.
+    full = (ds.channel_first("train"), ds.labels["train"])
+    if run.fraction >= 1:
+        real = full
+    else:
+        idx = cache.subset(ds, run.fraction, subset, cfg.min_per_class)
+        real = (full[0][idx], full[1][idx])
+    val = (ds.channel_first("val"), ds.labels["val"])
+    counts = _counts(cfg, run, np.bincount(real[1], minlength=k)[:k].tolist())
+    pool, curation = None, None
+    if uses_synthetic(run.arm):
+        checkpoint = ctx.checkpoint(run.fraction, subset)
+        pool = _synthetic_pool(ctx, ds, checkpoint, seed, _pool_need(cfg, run, counts.real), cache)
+        if run.arm == "real+curated-synthetic":
+            curator = cache.curator((ctx.data, run.fraction, subset, checkpoint),
+                                    lambda: _train_curator(ctx, ds, real))
+            candidates = take_per_class(*pool, counts.candidates)
+            from medgan.metrics.curation import curate_with_classifier
+
+            curation = curate_with_classifier(curator, candidates, real[0], val[0], confidence=cfg.curation.confidence,
+                                              percentile=cfg.curation.percentile, device=str(device))
+            pool = (candidates[0][curation.keep], candidates[1][curation.keep])
+    data = arm_data(run.arm, real, pool, counts.add, pretrain_counts=counts.pretrain, seed=seed)
     transform = ClassicalAugment(cfg.classical, info.spatial_dims, seed) if data.classical else None
 
     # Section. The same initial weights for every arm of this seed.
-    device = resolve_device(ctx.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = nets.build_classifier(cfg.classifier.arch, info.spatial_dims, info.channels, k, **cfg.classifier.kwargs)
     init_sha = _state_sha(model)
 
-    # Section. Train (epoch chosen on val), then predict the test split.
+    # Section. Train for the budget's steps (checkpoint chosen on val), then predict the test split.
     t0 = time.perf_counter()
-    model, history = clf.train_classifier(
-        model, data.train, (ds.channel_first("val"), ds.labels["val"]),
-        epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr,
-        weight_decay=cfg.classifier.weight_decay, seed=seed, device=device, transform=transform,
-        extra_train=data.extra, progress=(lambda row: on_epoch(arm, seed, row)) if on_epoch else None,
-        class_weighting=None if cfg.classifier.class_weighting == "none" else "balanced",
+    settings = {"epochs": cfg.classifier.epochs, "batch_size": cfg.classifier.batch_size, "lr": cfg.classifier.lr,
+                "weight_decay": cfg.classifier.weight_decay, "seed": seed, "device": device, "transform": transform,
+                "eval_every": budget.eval_every,
+                "class_weighting": None if cfg.classifier.class_weighting == "none" else "balanced"}
+    history: list[dict[str, float]] = []
+    steps = budget.steps
+    if data.pretrain is not None and budget.pretrain_steps > 0:
+        # Pretraining on synthetic images; val picks the checkpoint that fine-tuning starts from.
+        model, first = clf.train_classifier(
+            model, data.pretrain, val, steps=budget.pretrain_steps,
+            progress=(lambda row: on_epoch(arm, seed, row)) if on_epoch else None, **settings)
+        history = [{**row, "pretrain": 1.0, "selected": 0.0} for row in first]
+        steps = budget.finetune_steps
+    done, rounds = budget.steps - steps, len(history)
+
+    def shifted(row: dict[str, float]) -> dict[str, float]:
+        return {**row, "step": row["step"] + done, "epoch": row["epoch"] + rounds}
+
+    model, last = clf.train_classifier(
+        model, data.train, val, steps=steps, extra_train=data.extra,
+        progress=(lambda row: on_epoch(arm, seed, shifted(row))) if on_epoch else None, **settings,
     )
+    history += [shifted(row) for row in last]
     test_y = ds.labels["test"]
     proba = clf.predict_proba(model, ds.channel_first("test"), device=device)
     selected = next((row for row in history if row["selected"]), history[-1])
+    n_train = {"real": data.n_real, "synthetic": data.n_synthetic}
+    if data.n_repeated is not None:
+        n_train["repeated"] = data.n_repeated
     record = {
         "format": RUN_FORMAT,
         "identity": ctx.identity,
-        "arm": arm,
+        "arm": run.arm,
+        "label": arm,
+        "fraction": run.fraction,
+        "ratio": run.ratio,
+        "subset_seed": subset,
         "seed": seed,
-        "n_train": {"real": data.n_real, "synthetic": data.n_synthetic},
+        "n_train": n_train,
         "init_sha256": init_sha,
+        "steps": int(history[-1]["step"]),
         "selected_epoch": int(selected["epoch"]),
+        "selected_step": int(selected["step"]),
+        # Validation picked the very last checkpoint: the run may have wanted more steps.
+        "selected_last": bool(selected is history[-1]),
         "val_balanced_accuracy": float(selected["val_balanced_accuracy"]),
         "history": history,
+        "curation": curation.summary() if curation is not None else None,
         "metrics": run_metrics(proba, test_y, list(info.class_names)),
         "confusion_matrix": confusion_matrix(test_y, proba.argmax(1), k).tolist(),
         "test_labels_sha256": hashlib.sha256(np.ascontiguousarray(test_y).tobytes()).hexdigest(),
@@ -258,9 +418,9 @@ def _cores() -> int:
 
 
 class _Bars:
-    """Rich progress: one bar for the runs (arm × seed), one per run in flight (its epochs)."""
+    """Rich progress: one bar for the runs (arm × seed), one per run in flight (its optimisation steps)."""
 
-    def __init__(self, total: int, epochs: int, enabled: bool, console: Any = None) -> None:
+    def __init__(self, total: int, steps: int, enabled: bool, console: Any = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -273,7 +433,7 @@ class _Bars:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
         self.runs = self.progress.add_task("runs (arm × seed)", total=total)
-        self.epochs = epochs
+        self.steps = steps
         self.live: dict[Job, Any] = {}
         self.finished: set[Job] = set()
 
@@ -282,8 +442,8 @@ class _Bars:
         if key in self.finished:
             return  # a late message from a worker, after its run was counted
         if key not in self.live:
-            self.live[key] = self.progress.add_task("", total=self.epochs)
-        self.progress.update(self.live[key], completed=int(row["epoch"]),
+            self.live[key] = self.progress.add_task("", total=self.steps)
+        self.progress.update(self.live[key], completed=int(row.get("step", row["epoch"])),
                              description=f"  {arm} · seed {seed} · val bal acc {row['val_balanced_accuracy']:.3f}")
 
     def done(self, arm: str, seed: int) -> None:
@@ -315,7 +475,7 @@ def run_jobs(ctx: JobContext, jobs: list[Job], n_procs: int, progress: bool, con
     """
     if not jobs:
         return
-    with _Bars(len(jobs), ctx.cfg.classifier.epochs, progress, console) as bars:
+    with _Bars(len(jobs), ctx.budget.steps, progress, console) as bars:
         if n_procs <= 1 or len(jobs) == 1:
             cache = cache if cache is not None else JobCache()
             for arm, seed in jobs:

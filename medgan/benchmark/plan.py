@@ -1,31 +1,88 @@
 """The job plan of a benchmark: which (arm, seed) runs an invocation does, and which are finished.
 
-A benchmark is a GAN (trained once, or given) and one classifier run per (arm, seed). One
-invocation does all of it and writes the report (:meth:`JobPlan.everything`), or only a part, as
-one job of a cluster array does: the GAN alone (:meth:`JobPlan.gan`, ``--only gan``) or some runs
-and no report (:meth:`JobPlan.of_runs`, ``--only ARM:SEED``).
+A benchmark is a GAN per fraction (trained once per fraction and subset, or given) and one
+classifier run per (arm, fraction, seed). One invocation does all of it and writes the report
+(:meth:`JobPlan.everything`), or only a part, as one job of a cluster array does: the GANs alone
+(:meth:`JobPlan.gan`, ``--only gan``) or some runs and no report (:meth:`JobPlan.of_runs`,
+``--only ARM:SEED``).
 
-A finished run is the file ``OUT/runs/<arm>__seed<k>.json`` (:func:`run_path`) written for the
+A run's **arm label** names the arm, the fraction and the ratio-sweep variant in one word
+(:func:`arm_label`, :func:`parse_arm_label`): ``real+synthetic`` (the whole train split),
+``real+synthetic@0.1`` (the 10 % subset), ``real+synthetic-x2@0.1`` (its ratio-sweep variant
+that adds 2 × the real count). A job is ``(label, seed)``, so at full data it is the plain
+``(arm, seed)`` of a benchmark without a sweep.
+
+A finished run is the file ``OUT/runs/<label>__seed<k>.json`` (:func:`run_path`) written for the
 same benchmark identity (:func:`is_finished`); anything else is run again.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medgan.benchmark.arms import uses_synthetic
-from medgan.benchmark.config import BenchmarkConfig
+from medgan.benchmark.arms import adds_synthetic, uses_synthetic
+from medgan.benchmark.config import ALL_ARMS, BenchmarkConfig
 from medgan.errors import MedganError
 
-__all__ = ["RUN_FORMAT", "Job", "JobPlan", "is_finished", "run_path"]
+__all__ = ["RUN_FORMAT", "ArmRun", "Job", "JobPlan", "arm_label", "is_finished", "parse_arm_label", "run_path",
+           "subset_seed"]
 
-RUN_FORMAT = "medgan-benchmark-run-v1"
+RUN_FORMAT = "medgan-benchmark-run-v2"
 
 Job = tuple[str, int]
-"""One classifier run: ``(arm, seed)``."""
+"""One classifier run: ``(arm label, seed)``; the label is the plain arm at full data."""
+
+_LABEL = re.compile(r"^(?P<arm>.+?)(?:-x(?P<ratio>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?))?(?:@(?P<fraction>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?))?$")
+
+
+@dataclass(frozen=True)
+class ArmRun:
+    """What an arm label means.
+
+    Attributes:
+        arm: the arm (one of :data:`medgan.benchmark.config.ALL_ARMS`).
+        fraction: the share of the train split its runs train on.
+        ratio: the ratio-sweep multiple, or None for the arm as configured.
+    """
+
+    arm: str
+    fraction: float = 1.0
+    ratio: float | None = None
+
+    @property
+    def label(self) -> str:
+        return arm_label(self.arm, self.fraction, self.ratio)
+
+
+def arm_label(arm: str, fraction: float = 1.0, ratio: float | None = None) -> str:
+    """``arm``, ``arm@0.1``, ``arm-x2`` or ``arm-x2@0.1`` (see the module doc)."""
+    base = arm if ratio is None else f"{arm}-x{ratio:g}"
+    return base if fraction >= 1 else f"{base}@{fraction:g}"
+
+
+def parse_arm_label(label: str) -> ArmRun:
+    """The :class:`ArmRun` of an arm label.
+
+    Raises:
+        ValueError: not a known arm with an optional ``-x<ratio>`` and ``@<fraction>``.
+    """
+    m = _LABEL.match(label)
+    if m is None or m.group("arm") not in ALL_ARMS:
+        raise ValueError(f"'{label}' is not an arm label (ARM, ARM@FRACTION, ARM-xRATIO@FRACTION; arms: "
+                         f"{', '.join(ALL_ARMS)})")
+    fraction = float(m.group("fraction")) if m.group("fraction") else 1.0
+    ratio = float(m.group("ratio")) if m.group("ratio") else None
+    return ArmRun(m.group("arm"), fraction, ratio)
+
+
+def subset_seed(cfg: BenchmarkConfig, fraction: float, seed: int) -> int:
+    """The subset seed the runs of training seed ``seed`` use at ``fraction``: ``seed % subsets``
+    (always 0 at fraction 1, where every subset is the whole split)."""
+    return 0 if fraction >= 1 else seed % cfg.subsets
 
 
 @dataclass(frozen=True)
@@ -66,23 +123,35 @@ class JobPlan:
 
     @classmethod
     def parse(cls, items: list[str], cfg: BenchmarkConfig) -> JobPlan:
-        """Parse ``--only`` values: ``gan``, or ``ARM:SEED`` (repeatable).
+        """Parse ``--only`` values: ``gan``, or ``ARM:SEED`` (repeatable), ARM being an arm label.
 
         Raises:
-            MedganError: an unknown arm, a seed outside ``0 .. seeds-1``, or ``gan`` mixed with runs.
+            MedganError: an unknown arm, fraction or ratio, a seed outside ``0 .. seeds-1``, or
+                ``gan`` mixed with runs.
         """
         if items == ["gan"]:
             return cls.gan()
         jobs = []
         for item in items:
-            arm, sep, seed = item.rpartition(":")
+            label, sep, seed = item.rpartition(":")
             if not sep or not seed.isdigit():
                 raise MedganError(f"bad --only '{item}': expected ARM:SEED (e.g. real+synthetic:3) or 'gan'")
-            if arm not in cfg.arms:
-                raise MedganError(f"bad --only '{item}': arm '{arm}' is not in this benchmark ({', '.join(cfg.arms)})")
-            if int(seed) >= cfg.seeds:
-                raise MedganError(f"bad --only '{item}': seed {seed} is outside 0..{cfg.seeds - 1} (set --seeds)")
-            jobs.append((arm, int(seed)))
+            try:
+                run = parse_arm_label(label)
+            except ValueError:
+                run = None
+            if run is None or run.arm not in cfg.arms:
+                raise MedganError(f"bad --only '{item}': arm '{label}' is not in this benchmark ({', '.join(cfg.arms)})")
+            if run.fraction not in cfg.fractions:
+                raise MedganError(f"bad --only '{item}': fraction {run.fraction:g} is not in this benchmark "
+                                  f"({', '.join(f'{f:g}' for f in cfg.fractions)})")
+            if run.ratio is not None and (run.ratio not in cfg.synthetic.ratios or not adds_synthetic(run.arm)):
+                raise MedganError(f"bad --only '{item}': ratio {run.ratio:g} is not in this benchmark's sweep "
+                                  f"(synthetic.ratios: {cfg.synthetic.ratios}) of a synthetic arm")
+            n_seeds = cfg.seeds_at(run.fraction)
+            if int(seed) >= n_seeds:
+                raise MedganError(f"bad --only '{item}': seed {seed} is outside 0..{n_seeds - 1} (set --seeds)")
+            jobs.append((run.label, int(seed)))
         return cls.of_runs(jobs)
 
     @property
@@ -97,22 +166,31 @@ class JobPlan:
 
     def needs_trained_gan(self) -> bool:
         """Given runs that draw synthetic images: the GAN must already be trained in the folder."""
-        return self.runs is not None and any(uses_synthetic(arm) for arm, _ in self.runs)
+        return self.runs is not None and any(uses_synthetic(parse_arm_label(label).arm) for label, _ in self.runs)
 
     def wanted(self, cfg: BenchmarkConfig) -> list[Job]:
-        """The runs this plan asks for: the given ones, or every run seed by seed (so partial results pair up)."""
+        """The runs this plan asks for: the given ones, or every run of the configured arms, fraction by
+        fraction and seed by seed (so partial results pair up). The ratio sweep's runs are
+        :meth:`sweep`'s, since its arm may be chosen on the validation results of these."""
         if self.runs is not None:
             return list(self.runs)
-        return [(arm, s) for s in range(cfg.seeds) for arm in cfg.arms]
+        return [(arm_label(arm, f), s) for f in cfg.fractions for s in range(cfg.seeds_at(f)) for arm in cfg.arms]
+
+    def sweep(self, cfg: BenchmarkConfig, arms: dict[float, str | None]) -> list[Job]:
+        """The ratio sweep's runs: for every fraction, its arm (``arms[fraction]``) at every ``synthetic.ratios``."""
+        if self.runs is not None or not cfg.synthetic.ratios:
+            return []
+        return [(arm_label(arm, f, r), s) for f in cfg.fractions if (arm := arms.get(f)) is not None
+                for s in range(cfg.seeds_at(f)) for r in cfg.synthetic.ratios]
 
 
 def run_path(out: str | Path, arm: str, seed: int) -> Path:
-    """``OUT/runs/<arm>__seed<k>.json``."""
+    """``OUT/runs/<label>__seed<k>.json`` (``arm`` is an arm label: :func:`arm_label`)."""
     return Path(out) / "runs" / f"{arm}__seed{seed}.json"
 
 
 def is_finished(out: Path, arm: str, seed: int, ident: str) -> bool:
-    """Whether ``(arm, seed)`` has a result in ``out`` written for the benchmark identity ``ident``."""
+    """Whether ``(arm label, seed)`` has a result in ``out`` written for the benchmark identity ``ident``."""
     path = run_path(out, arm, seed)
     if not path.is_file():
         return False

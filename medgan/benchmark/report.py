@@ -2,15 +2,23 @@
 
 Figures (matplotlib's object API with an Agg canvas, written atomically):
 
+- ``lift_curve.png`` (a sweep over several fractions): balanced accuracy and target-class recall
+  per arm against the number of real training images (log scale), with interval bands;
 - ``metrics.png``: balanced accuracy and target-class recall per arm, CI whiskers, seeds as dots;
 - ``confusion_matrices.png``: one matrix per arm, summed over seeds, coloured by row share;
-- ``training_curves.png``: validation balanced accuracy per epoch per arm (mean and each seed);
+- ``training_curves.png``: validation balanced accuracy per optimisation step per arm (mean and each seed);
 - ``samples_<class>.png``: real and synthetic images of every class, side by side;
 - ``memorisation_pairs.png``: the synthetic images closest to a training image.
 
+With several fractions, the per-fraction figures of every fraction but the largest carry a
+``_f<fraction>`` suffix (``metrics_f0.1.png``). The numbers come from
+:mod:`medgan.benchmark.analysis`, one fraction at a time.
+
 The verdict calls a difference significant when its confidence interval excludes 0, and says so
 in words: "raised", "lowered ...: it hurt", or "the interval covers 0, so there is no evidence of
-a lift". See :mod:`medgan.benchmark.stats` for how the intervals are made.
+a lift". At each fraction it speaks of the pre-declared primary comparison; the others are
+secondary, with Holm-adjusted p-values. See :mod:`medgan.benchmark.stats` for how the intervals
+are made.
 """
 
 from __future__ import annotations
@@ -22,27 +30,21 @@ from typing import Any
 
 import numpy as np
 
+from medgan.benchmark.analysis import COMPARISONS, analyse_fraction, fraction_runs
+from medgan.benchmark.budget import Budget
 from medgan.benchmark.config import BenchmarkConfig
-from medgan.benchmark.stats import compare, make_resampler, metric_names, metric_values, summarise
+from medgan.benchmark.subsets import fraction_label
 from medgan.configio import config_to_dict
 from medgan.data.dataset import PreparedDataset, class_slugs
 from medgan.errors import MedganError
 from medgan.utils import atomic_file, write_text_atomic
 
-__all__ = ["COMPARISONS", "caveats", "print_summary", "verdict", "write_report"]
-
-COMPARISONS: tuple[tuple[str, str, str], ...] = (
-    ("real+synthetic", "real", "Adding synthetic data to the real images"),
-    ("real+classical", "real", "Classical augmentation"),
-    ("real+classical+synthetic", "real", "Classical augmentation plus synthetic data"),
-    ("real+classical+synthetic", "real+classical", "Adding synthetic data on top of classical augmentation"),
-    ("real+synthetic", "real+classical", "Synthetic data instead of classical augmentation"),
-    ("synthetic-only", "real", "Training on synthetic images only, testing on real ones"),
-)
-"""``(arm, baseline, phrase)``: the paired differences reported, when both arms ran."""
+__all__ = ["COMPARISONS", "caveats", "print_summary", "save_lift_curve", "verdict", "write_report"]
 
 _COLOURS = {"real": "#7f7f7f", "real+classical": "#1f77b4", "real+synthetic": "#ff7f0e",
-            "real+classical+synthetic": "#9467bd", "synthetic-only": "#d62728"}
+            "real+classical+synthetic": "#9467bd", "synthetic-only": "#d62728", "real+oversample": "#8c564b",
+            "real+curated-synthetic": "#2ca02c", "synthetic-pretrain": "#e377c2",
+            "synthetic-pretrain+classical": "#17becf"}
 
 _LABELS = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "auroc_macro": "macro AUROC"}
 
@@ -133,8 +135,16 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
     return out
 
 
+def _holm_note(comp: dict[str, Any], headline: list[str]) -> str:
+    ps = [comp["metrics"][k].get("p_holm") for k in headline]
+    if comp.get("primary") or any(p is None for p in ps):
+        return ""
+    return " (Holm-adjusted p " + ", ".join(_p(p) for p in ps) + ")"
+
+
 def verdict(comparisons: list[dict[str, Any]], headline: list[str], class_names: list[str],
-            confidence: float) -> dict[str, Any]:
+            confidence: float, *, primary: dict[str, Any] | None = None,
+            primary_metric: str | None = None) -> dict[str, Any]:
     """The answer to "does adding GAN samples help?", and one sentence per comparison.
 
     Args:
@@ -142,6 +152,10 @@ def verdict(comparisons: list[dict[str, Any]], headline: list[str], class_names:
         headline: the metric keys the verdict speaks about (target recall, balanced accuracy).
         class_names: names by label index.
         confidence: the intervals' coverage.
+        primary: the pre-declared primary comparison (one of ``comparisons``); the answer speaks of
+            it, on ``primary_metric``. Without it, the answer speaks of the first comparison of a
+            synthetic arm on both headline metrics.
+        primary_metric: the primary comparison's metric key (default ``headline[0]``).
 
     Returns:
         ``{"answer": str, "lines": [str, ...]}``.
@@ -149,7 +163,19 @@ def verdict(comparisons: list[dict[str, Any]], headline: list[str], class_names:
     lines = []
     for comp in comparisons:
         clauses = [_clause(comp["metrics"][k], _label(k, class_names), confidence) for k in headline]
-        lines.append(f"{comp['phrase']} ({comp['arm']} vs {comp['baseline']}) " + "; it ".join(clauses) + ".")
+        lines.append(f"{comp['phrase']} ({comp['arm']} vs {comp['baseline']}) " + "; it ".join(clauses)
+                     + _holm_note(comp, headline) + ".")
+    if primary is not None:
+        key = primary_metric or headline[0]
+        c = primary["metrics"][key]
+        word = ("Yes." if c["ci_low"] > 0 else "No: it hurt." if c["ci_high"] < 0 else "No evidence of a lift.")
+        rest = [k for k in headline if k != key]
+        tail = "".join(f" Secondary: on {_label(k, class_names)} it "
+                       f"{_clause(primary['metrics'][k], _label(k, class_names), confidence)}"
+                       f"{_holm_note({'metrics': {k: primary['metrics'][k]}}, [k])}." for k in rest)
+        return {"answer": f"{word} The primary comparison, {primary['phrase']} ({primary['arm']} vs "
+                          f"{primary['baseline']}), {_clause(c, _label(key, class_names), confidence)}.{tail}",
+                "lines": lines}
     synthetic = [c for c in comparisons if "synthetic" in c["arm"] and c["arm"] != "synthetic-only"]
     if not synthetic:
         return {"answer": "This benchmark ran no arm that adds synthetic data to real images.", "lines": lines}
@@ -244,25 +270,64 @@ def save_confusion_matrices(path: Path, matrices: dict[str, np.ndarray], class_n
 
 
 def save_training_curves(path: Path, histories: dict[str, list[list[dict[str, float]]]]) -> Path:
-    """Validation balanced accuracy per epoch: the mean over seeds (thick) and every seed (thin)."""
+    """Validation balanced accuracy per optimisation step: the mean over seeds (thick) and every seed (thin)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.4, 3.8))
     ax = fig.add_subplot(1, 1, 1)
     for arm, runs in histories.items():
-        colour = _COLOURS.get(arm, "#333333")
+        colour = _COLOURS.get(arm.partition("-x")[0], "#333333")
         curves = [[100 * row["val_balanced_accuracy"] for row in h] for h in runs]
-        for curve in curves:
-            ax.plot(range(1, len(curve) + 1), curve, color=colour, lw=0.5, alpha=0.35)
+        steps = [[row.get("step", row["epoch"]) for row in h] for h in runs]
+        for x, curve in zip(steps, curves, strict=True):
+            ax.plot(x, curve, color=colour, lw=0.5, alpha=0.35)
         length = min(len(c) for c in curves)
         mean = np.mean([c[:length] for c in curves], axis=0)
-        ax.plot(range(1, length + 1), mean, color=colour, lw=1.8, label=arm)
+        ax.plot(steps[0][:length], mean, color=colour, lw=1.8, label=arm)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("optimisation step")
     ax.set_ylabel("val balanced accuracy (%)")
-    ax.set_title("validation balanced accuracy per epoch (thin: seeds; thick: mean)", fontsize=9)
+    ax.set_title("validation balanced accuracy per step (thin: seeds; thick: mean)", fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def save_lift_curve(path: Path, blocks: list[dict[str, Any]], keys: list[str], class_names: list[str],
+                    confidence: float) -> Path:
+    """Each metric in ``keys`` per arm against the real training images (log x), with interval bands.
+
+    Args:
+        path: the PNG.
+        blocks: one :func:`medgan.benchmark.analysis.analyse_fraction` result per fraction.
+        keys: metric keys, one panel each.
+        class_names: names by label index.
+        confidence: the intervals' coverage (for the title).
+    """
+    from matplotlib.figure import Figure
+
+    arms = [a for a in blocks[-1]["arms"] if all(a in b["metrics"] for b in blocks)]
+    x = [b["n_real"] for b in blocks]
+    fig = Figure(figsize=(5.2 * len(keys), 4.0))
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(1, len(keys), i + 1)
+        for arm in arms:
+            colour = _COLOURS.get(arm.partition("-x")[0], "#333333")
+            s = [b["metrics"][arm][key] for b in blocks]
+            style = "--" if "-x" in arm else "-"
+            ax.plot(x, [100 * v["mean"] for v in s], style, color=colour, lw=1.6, marker="o", ms=3, label=arm)
+            ax.fill_between(x, [100 * v["ci_low"] for v in s], [100 * v["ci_high"] for v in s], color=colour,
+                            alpha=0.12, lw=0)
+        ax.set_xscale("log")
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{n}\n({fraction_label(b['fraction'])})" for n, b in zip(x, blocks, strict=True)],
+                           fontsize=7)
+        ax.set_xlabel("real training images (fraction of the train split)")
+        ax.set_ylabel(f"{_label(key, class_names)} (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{_label(key, class_names)}: mean and {confidence:.0%} CI band", fontsize=9)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -271,8 +336,12 @@ def save_training_curves(path: Path, histories: dict[str, list[list[dict[str, fl
 
 
 def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str,
-              device: str) -> tuple[dict[str, float] | None, str | None, list[str]]:
-    """``medgan.metrics.evaluate`` of a fresh synthetic draw; sample grids and memorisation pairs."""
+              device: str, suffix: str = "") -> tuple[dict[str, float] | None, str | None, list[str]]:
+    """``medgan.metrics.evaluate`` of a fresh synthetic draw; sample grids and memorisation pairs.
+
+    The GAN of a fraction below 1 is measured against the whole train split too: the images it never
+    saw come from the same population, and a copy of one it saw is still a copy of a training image.
+    """
     from medgan.metrics.evaluate import evaluate_detailed
     from medgan.metrics.report import save_class_grid, save_memorisation_pairs
     from medgan.synth.sampling import sample_classes
@@ -281,12 +350,12 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
     names = list(ds.info.class_names)
     gen = load_model(checkpoint, device)
     if isinstance(gen, LoadedTranslator):  # a CycleGAN: a translated draw, audited against both domains
-        return _translator_fidelity(out, cfg, ds, gen, device)
+        return _translator_fidelity(out, cfg, ds, gen, device, suffix)
     images, labels, _ = sample_classes(gen, cfg.fidelity.n_per_class, seed=cfg.fidelity.seed, device=device)
     real_x, real_y = ds.channel_first("train"), ds.labels["train"]
     figures = []
     for c, (name, slug) in enumerate(zip(names, class_slugs(names), strict=True)):
-        figures.append(save_class_grid(out / f"samples_{slug}.png", real_x[real_y == c], images[labels == c],
+        figures.append(save_class_grid(out / f"samples_{slug}{suffix}.png", real_x[real_y == c], images[labels == c],
                                        title=f"{ds.info.name}: {name} (left real train, right synthetic)").name)
     try:
         ev = evaluate_detailed(ds, (images, labels), arch=cfg.fidelity.arch, device=device, seed=0,
@@ -294,7 +363,8 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
     except MedganError as exc:
         return None, f"fidelity not computed: {exc}", figures
     if ev.audit is not None:
-        figures.append(save_memorisation_pairs(out / "memorisation_pairs.png", ev.audit, images, real_x).name)
+        figures.append(save_memorisation_pairs(out / f"memorisation_pairs{suffix}.png", ev.audit, images,
+                                               real_x).name)
     return ev.metrics, None, figures
 
 
@@ -322,35 +392,6 @@ def _translator_fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, t
 # Section. Aggregation and the files.
 
 
-def _aggregate(cfg: BenchmarkConfig, ds: PreparedDataset, runs: dict[tuple[str, int], dict[str, Any]],
-               target: int) -> dict[str, Any]:
-    import hashlib
-
-    names = list(ds.info.class_names)
-    labels = ds.labels["test"]
-    seeds = list(range(cfg.seeds))
-    want = hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()
-    for (arm, seed), run in runs.items():
-        if run["test_labels_sha256"] != want:
-            raise MedganError(f"run {arm}:{seed} was tested on other test labels than {ds.info.name}'s")
-    res = make_resampler(labels, len(seeds), resamples=cfg.bootstrap.resamples, seed=cfg.bootstrap.seed,
-                         resample_seeds=cfg.bootstrap.resample_seeds, confidence=cfg.bootstrap.confidence)
-    keys = metric_names(names, target)
-    point: dict[str, dict[str, np.ndarray]] = {}
-    boot: dict[str, dict[str, np.ndarray]] = {}
-    for arm in cfg.arms:
-        probas = np.stack([np.asarray(runs[(arm, s)]["test_proba"], dtype=np.float64) for s in seeds])  # (S, n, K)
-        point[arm] = {k: v[:, 0] for k, v in metric_values(labels, probas, np.arange(len(labels))[None], names).items()}
-        boot[arm] = metric_values(labels, probas, res.cases, names)
-    summaries = {arm: {k: summarise(point[arm][k], boot[arm][k], res) for k in keys} for arm in cfg.arms}
-    comparisons = []
-    for arm, base, phrase in COMPARISONS:
-        if arm in cfg.arms and base in cfg.arms:
-            comparisons.append({"arm": arm, "baseline": base, "phrase": phrase, "metrics": {
-                k: compare(point[arm][k], boot[arm][k], point[base][k], boot[base][k], res) for k in keys}})
-    return {"keys": keys, "summaries": summaries, "comparisons": comparisons, "resamples": res.resamples}
-
-
 def write_report(
     out: Path,
     cfg: BenchmarkConfig,
@@ -358,7 +399,8 @@ def write_report(
     target: int,
     runs: dict[tuple[str, int], dict[str, Any]],
     *,
-    checkpoint: str | None,
+    checkpoints: dict[tuple[float, int], str | None] | None = None,
+    budget: Budget | None = None,
     quick: bool = False,
     console: Any = None,
     progress: bool = True,
@@ -370,87 +412,140 @@ def write_report(
         cfg: the resolved config.
         ds: the real dataset.
         target: the target class index.
-        runs: ``{(arm, seed): run record}`` for every arm and seed of ``cfg``.
-        checkpoint: the GAN checkpoint (None when no arm used synthetic data).
+        runs: ``{(arm label, seed): run record}`` for every arm, fraction and seed of ``cfg`` (and the
+            ratio sweep's runs).
+        checkpoints: the GAN of every ``(fraction, subset seed)`` (None or empty when no arm used
+            synthetic data); the report measures the subset-0 GAN of each fraction.
+        budget: the classifier's step budget (said in the report).
         quick: whether ``--quick`` settings were used (said in the report).
         console: a Rich console for a status line.
         progress: show the status line.
 
     Returns:
-        The content of ``results.json``.
+        The content of ``results.json``: the largest fraction's results at the top level (``metrics``,
+        ``comparisons``, ``verdict``, ...), every fraction's under ``by_fraction``.
     """
     from rich.console import Console
 
     from medgan.device import resolve_device
 
     names = list(ds.info.class_names)
-    slugs = class_slugs(names)
-    seeds = list(range(cfg.seeds))
     console = console or Console(quiet=not progress)
-    agg = _aggregate(cfg, ds, runs, target)
-    summaries, comparisons = agg["summaries"], agg["comparisons"]
-    headline = [f"recall/{slugs[target]}", "balanced_accuracy"]
-    said = verdict(comparisons, headline, names, cfg.bootstrap.confidence)
-
-    # Section. Figures.
-    figures = [
-        save_metric_bars(out / "metrics.png", summaries, headline[::-1], names, cfg.bootstrap.confidence).name,
-        save_confusion_matrices(out / "confusion_matrices.png", {
-            arm: np.sum([runs[(arm, s)]["confusion_matrix"] for s in seeds], axis=0) for arm in cfg.arms}, names).name,
-        save_training_curves(out / "training_curves.png",
-                             {arm: [runs[(arm, s)]["history"] for s in seeds] for arm in cfg.arms}).name,
-    ]
-    fidelity, fidelity_note = None, None
-    if checkpoint is not None and cfg.fidelity.enabled:
-        with console.status("measuring the GAN's fidelity and memorisation"):
-            fidelity, fidelity_note, more = _fidelity(out, cfg, ds, checkpoint, str(resolve_device(cfg.device)))
-        figures += more
-
-    said["caveats"] = caveats(summaries, fidelity, len(names), len(seeds), quick)
-
-    # Section. results.json.
+    checkpoints = checkpoints or {}
+    conf = cfg.bootstrap.confidence
     gan_marker = out / "gan.json"
+
+    # Section. One block of numbers, words and figures per fraction.
+    blocks: list[dict[str, Any]] = []
+    figures: list[str] = []
+    for fr in fraction_runs(cfg, runs):
+        block = analyse_fraction(cfg, ds, fr, target)
+        suffix = "" if fr.fraction == cfg.fractions[-1] else f"_f{fraction_label(fr.fraction)}"
+        headline = block["headline"]
+        primary = next((c for c in block["comparisons"] if c["primary"]), None)
+        block["verdict"] = verdict(block["comparisons"], headline, names, conf, primary=primary,
+                                   primary_metric=block["primary"]["metric"])
+        seeds = fr.seeds
+        matrices = {arm: np.sum([fr.runs[(arm, s)]["confusion_matrix"] for s in seeds], axis=0) for arm in fr.arms}
+        block_figures = [
+            save_metric_bars(out / f"metrics{suffix}.png", block["metrics"], headline[::-1], names, conf).name,
+            save_confusion_matrices(out / f"confusion_matrices{suffix}.png", matrices, names).name,
+            save_training_curves(out / f"training_curves{suffix}.png",
+                                 {arm: [fr.runs[(arm, s)]["history"] for s in seeds] for arm in fr.arms}).name,
+        ]
+        checkpoint = checkpoints.get((fr.fraction, 0))
+        fidelity, fidelity_note = None, None
+        if checkpoint is not None and cfg.fidelity.enabled:
+            with console.status(f"measuring the GAN's fidelity and memorisation (fraction {fr.fraction:g})"):
+                fidelity, fidelity_note, more = _fidelity(out, cfg, ds, checkpoint, str(resolve_device(cfg.device)),
+                                                          suffix)
+            block_figures += more
+        root = out if fr.fraction >= 1 else out / "gans" / f"f{fraction_label(fr.fraction)}-s0"
+        marker = root / "gan.json"
+        block["gan"] = {"checkpoint": checkpoint, "trained_here": marker.is_file(),
+                        "training": json.loads(marker.read_text()) if marker.is_file() else None,
+                        "fidelity": fidelity, "fidelity_note": fidelity_note}
+        block["verdict"]["caveats"] = caveats(block["metrics"], fidelity, len(names), len(seeds), quick)
+        block["training_sets"] = {arm: fr.runs[(arm, seeds[0])]["n_train"] for arm in fr.arms}
+        block["confusion_matrices"] = {arm: {"summed": matrices[arm].tolist(),
+                                             "per_seed": [fr.runs[(arm, s)]["confusion_matrix"] for s in seeds]}
+                                       for arm in fr.arms}
+        block["selected_epochs"] = {arm: [fr.runs[(arm, s)]["selected_epoch"] for s in seeds] for arm in fr.arms}
+        block["init_sha256"] = {str(s): fr.runs[(fr.arms[0], s)]["init_sha256"] for s in seeds}
+        block["seconds"] = {arm: [fr.runs[(arm, s)]["seconds"] for s in seeds] for arm in fr.arms}
+        block["figures"] = block_figures
+        blocks.append(block)
+        figures += block_figures
+    if len(blocks) > 1:
+        main_keys = blocks[-1]["headline"][::-1]
+        figures.insert(0, save_lift_curve(out / "lift_curve.png", blocks, main_keys, names, conf).name)
+    main = blocks[-1]
+
+    # Section. results.json: the largest fraction at the top level (as before the sweep), every one in by_fraction.
+    said = dict(main["verdict"])
+    if len(blocks) > 1:
+        said = {"answer": " ".join(f"At {_share(b)} of the train split ({b['n_real']} real images): "
+                                   f"{b['verdict']['answer']}" for b in blocks),
+                "lines": [f"[{fraction_label(b['fraction'])}] {line}" for b in blocks for line in b["verdict"]["lines"]],
+                "caveats": _merged_caveats(blocks)}
     results = {
-        "format": "medgan-benchmark-results-v1",
-        "question": "does adding GAN samples help the classifier, and by how much?",
+        "format": "medgan-benchmark-results-v2",
+        "question": "does adding GAN samples help the classifier, and by how much, at each amount of real data?",
         "verdict": said,
         "quick": quick,
         "dataset": {"name": ds.info.name, "path": str(ds.path), "sha256": ds.info.sha256, "class_names": names,
                     "counts": ds.info.counts},
         "target_class": {"index": target, "name": names[target]},
-        "arms": list(cfg.arms),
-        "seeds": seeds,
-        "training_sets": {arm: runs[(arm, 0)]["n_train"] for arm in cfg.arms},
-        "metrics": summaries,
-        "comparisons": comparisons,
-        "confusion_matrices": {arm: {"summed": np.sum([runs[(arm, s)]["confusion_matrix"] for s in seeds], axis=0)
-                                     .tolist(), "per_seed": [runs[(arm, s)]["confusion_matrix"] for s in seeds]}
-                               for arm in cfg.arms},
-        "selected_epochs": {arm: [runs[(arm, s)]["selected_epoch"] for s in seeds] for arm in cfg.arms},
-        "init_sha256": {str(s): runs[(cfg.arms[0], s)]["init_sha256"] for s in seeds},
-        "seconds": {arm: [runs[(arm, s)]["seconds"] for s in seeds] for arm in cfg.arms},
-        "gan": {
-            "checkpoint": checkpoint,
-            "trained_here": gan_marker.is_file(),
-            "training": json.loads(gan_marker.read_text()) if gan_marker.is_file() else None,
-            "fidelity": fidelity,
-            "fidelity_note": fidelity_note,
-        },
+        "fractions": [b["fraction"] for b in blocks],
+        "budget": ({"steps": budget.steps, "eval_every": budget.eval_every, "pretrain_steps": budget.pretrain_steps}
+                   if budget is not None else None),
+        "primary": config_to_dict(cfg)["primary"],
+        "arms": list(main["arms"]),
+        "seeds": list(main["seeds"]),
+        "training_sets": main["training_sets"],
+        "metrics": main["metrics"],
+        "comparisons": main["comparisons"],
+        "confusion_matrices": main["confusion_matrices"],
+        "selected_epochs": main["selected_epochs"],
+        "init_sha256": main["init_sha256"],
+        "seconds": main["seconds"],
+        "gan": main["gan"],
+        "by_fraction": {fraction_label(b["fraction"]): b for b in blocks},
         "method": {
-            "selection": "epoch with the best validation balanced accuracy (official val split)",
-            "ci": (f"{cfg.bootstrap.confidence:.0%} percentile bootstrap, {agg['resamples']} replicates; each "
+            "selection": "checkpoint with the best validation balanced accuracy (official val split), validated "
+                         "every eval_every optimisation steps; every arm takes the same number of steps",
+            "ci": (f"{conf:.0%} percentile bootstrap, {main['resamples']} replicates; each "
                    "replicate resamples test cases within each true class"
                    + (" and the training seeds" if cfg.bootstrap.resample_seeds else "")
                    + ", and averages the metric over the drawn seeds"),
             "paired_test": "paired bootstrap over the same replicates (two-sided p); paired t-test over seeds",
             "significant": "the confidence interval of the difference excludes 0",
+            "multiplicity": "one pre-declared primary comparison per fraction, unadjusted; every other "
+                            "(comparison, headline metric) pair is secondary, Holm-adjusted within its fraction",
         },
         "config": config_to_dict(cfg),
         "figures": figures,
     }
+    results["gan"]["trained_here"] = gan_marker.is_file() or results["gan"]["trained_here"]
     write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default) + "\n")
-    write_text_atomic(out / "report.md", _markdown(results, cfg, agg["keys"], headline))
+    write_text_atomic(out / "report.md", _markdown(results, cfg, blocks))
     return results
+
+
+def _share(block: dict[str, Any]) -> str:
+    return f"{100 * block['fraction']:g}%"
+
+
+def _merged_caveats(blocks: list[dict[str, Any]]) -> list[str]:
+    """Every fraction's cautions, each said once: shared ones plainly, the others with their fraction."""
+    seen: list[str] = []
+    for b in blocks:
+        for line in b["verdict"]["caveats"]:
+            shared = all(line in other["verdict"]["caveats"] for other in blocks)
+            text = line if shared else f"At fraction {fraction_label(b['fraction'])}: {line}"
+            if text not in seen:
+                seen.append(text)
+    return seen
 
 
 def _json_default(value: Any) -> Any:
@@ -465,102 +560,201 @@ def _cell(s: dict[str, Any]) -> str:
     return f"{_pts(s['mean'])} ({_ci(s['ci_low'], s['ci_high'])})"
 
 
-def _markdown(r: dict[str, Any], cfg: BenchmarkConfig, keys: list[str], headline: list[str]) -> str:
+def _sizes(n: dict[str, Any]) -> str:
+    """A training set's size in words: ``546 + 252``, ``546 + 252 repeated``, ``546 + 5460 pretraining``."""
+    real, synthetic = sum(n["real"]), sum(n["synthetic"])
+    if n.get("repeated") is not None:
+        return f"{real} + {sum(n['repeated'])} repeated"
+    return f"{real} + {synthetic}"
+
+
+def _power_line(block: dict[str, Any], names: list[str]) -> str | None:
+    pw = block["power"]
+    if pw is None or not math.isfinite(pw["lift"]):
+        return None
+    what = _label(pw["metric"], names)
+    cases = (f"{pw['n_test']} {names[names.index(what.rsplit(' ', 1)[0])]} test images"
+             if pw["metric"] != "balanced_accuracy" and what.rsplit(" ", 1)[0] in names else f"{pw['n_test']} test images")
+    seeds = f"±{100 * pw['se_seeds']:.1f} points from the seeds" if math.isfinite(pw["se_seeds"]) else \
+        "the seed spread unknown with one seed"
+    return (f"**Power.** With {cases} and {int(pw['n_seeds'])} seeds, the smallest lift in {what} that the primary "
+            f"comparison would detect with {pw['power']:.0%} power (two-sided, α = {pw['alpha']:.2g}) is about "
+            f"{100 * pw['lift']:.1f} points (standard error {100 * pw['se']:.1f}: {seeds}, "
+            f"±{100 * pw['se_test']:.1f} from the test set). A smaller true lift would mostly read as a null.")
+
+
+def _fraction_markdown(r: dict[str, Any], block: dict[str, Any], cfg: BenchmarkConfig, h: str) -> list[str]:
+    """The table per arm, the verdict, the power line, the differences and the per-class table of one fraction."""
     names = r["dataset"]["class_names"]
-    target = r["target_class"]["name"]
     conf = f"{cfg.bootstrap.confidence:.0%}"
-    n_test = sum(r["dataset"]["counts"]["test"])
-    lines = [f"# medgan benchmark: {r['dataset']['name']}, target class {target}", "",
-             "Does adding GAN samples help the classifier, and by how much?", "",
-             f"**Answer.** {r['verdict']['answer']}", ""]
-    lines += [f"> **Caution.** {line}\n" for line in r["verdict"]["caveats"]]
-    lines += [f"- {line}" for line in r["verdict"]["lines"]]
-    lines += ["", f"Numbers are percentages on the real test split ({n_test} images), mean over "
-              f"{len(r['seeds'])} seeds, with {conf} confidence intervals. A difference is significant when its "
-              "interval excludes 0.", "", "## Results per arm", ""]
-    head = ["arm", "train images (real + synthetic)", *[_label(k, names) for k in keys[:6]], "selected epochs"]
+    keys, headline = block["keys"], block["headline"]
+    lines: list[str] = []
+    p = block["primary"]
+    if p["arm"] is not None:
+        lines += [f"Primary comparison (declared in the config): **{p['arm']} vs {p['baseline']}** on "
+                  f"{_label(p['metric'], names)}; {p['arm']} was chosen by {p['chosen']}.", ""]
+    power = _power_line(block, names)
+    if power:
+        lines += [power, ""]
+    if block["selected_last"]:
+        lines += [f"> **Check.** Validation picked the last step in {len(block['selected_last'])} run(s) "
+                  f"({', '.join(block['selected_last'][:6])}{', …' if len(block['selected_last']) > 6 else ''}): they "
+                  "may have wanted more steps (raise classifier.min_steps or classifier.steps).", ""]
+    lines += [f"{h} Results per arm", ""]
+    head = ["arm", "train images (real + added)", "steps (selected per seed)", *[_label(k, names) for k in keys[:6]]]
     lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for arm in r["arms"]:
-        n = r["training_sets"][arm]
-        sizes = f"{sum(n['real'])} + {sum(n['synthetic'])}"
-        cells = [_cell(r["metrics"][arm][k]) for k in keys[:6]]
-        lines.append(f"| {arm} | {sizes} | " + " | ".join(cells) + f" | {', '.join(map(str, r['selected_epochs'][arm]))} |")
-    lines += ["", "![balanced accuracy and target recall per arm](metrics.png)", "",
-              "## Differences (paired by seed and test case)", "",
-              "| comparison | metric | difference (points) | " + conf + " CI | bootstrap p | t-test p (seeds) | "
-              "seeds better / worse | reading |", "|---|---|---|---|---|---|---|---|"]
-    for comp in r["comparisons"]:
+    for arm in block["arms"]:
+        steps = sorted(set(block["steps"][arm]))
+        cells = [_cell(block["metrics"][arm][k]) for k in keys[:6]]
+        lines.append(f"| {arm} | {_sizes(block['training_sets'][arm])} | {'/'.join(map(str, steps))} "
+                     f"({', '.join(map(str, block['selected_steps'][arm]))}) | " + " | ".join(cells) + " |")
+    for arm, cur in block["curation"].items():
+        shares = ", ".join(f"{n} {_pts(v)}%" for n, v in zip(names, cur["kept_share"], strict=True))
+        lines += ["", f"Curation ({arm}, confidence ≥ {cur['confidence']:g}, likely copies dropped): kept share of "
+                  f"the candidates per class, mean over seeds: {shares}."]
+    suffix = "" if block["fraction"] == cfg.fractions[-1] else f"_f{fraction_label(block['fraction'])}"
+    lines += ["", f"![balanced accuracy and target recall per arm](metrics{suffix}.png)", "",
+              f"{h} Differences (paired by seed and test case)", "",
+              "| comparison | metric | difference (points) | " + conf + " CI | bootstrap p | Holm p | t-test p (seeds) | "
+              "seeds better / worse | reading |", "|---|---|---|---|---|---|---|---|---|"]
+    for comp in block["comparisons"]:
         for k in [*headline, "auroc_macro", f"f1/{headline[0].partition('/')[2]}"]:
             c = comp["metrics"][k]
             reading = ("significant lift" if c["ci_low"] > 0 else "it hurt" if c["ci_high"] < 0
                        else "no evidence of a difference")
+            holm_p = ("primary" if comp["primary"] and k == p["metric"] else _p(c["p_holm"]) if "p_holm" in c else "—")
             lines.append(f"| {comp['arm']} vs {comp['baseline']} | {_label(k, names)} | {100 * c['diff']:+.1f} | "
-                         f"{_ci(c['ci_low'], c['ci_high'])} | {_p(c['p_bootstrap'])} | {_p(c['p_ttest'])} | "
+                         f"{_ci(c['ci_low'], c['ci_high'])} | {_p(c['p_bootstrap'])} | {holm_p} | {_p(c['p_ttest'])} | "
                          f"{c['seeds_better']} / {c['seeds_worse']} of {c['n_seeds']} | {reading} |")
-    lines += ["", "## Per class", "", "| arm | class | recall | precision | F1 |", "|---|---|---|---|---|"]
-    for arm in r["arms"]:
+    lines += ["", f"{h} Per class", "", "| arm | class | recall | precision | F1 |", "|---|---|---|---|---|"]
+    for arm in block["arms"]:
         order = [r["target_class"]["index"]] + [i for i in range(len(names)) if i != r["target_class"]["index"]]
         for i in order:
             slug = class_slugs(names)[i]
-            cells = [_cell(r["metrics"][arm][f"{m}/{slug}"]) for m in ("recall", "precision", "f1")]
+            cells = [_cell(block["metrics"][arm][f"{m}/{slug}"]) for m in ("recall", "precision", "f1")]
             lines.append(f"| {arm} | {names[i]} | " + " | ".join(cells) + " |")
-    lines += ["", "## Confusion matrices", "", "Test predictions summed over seeds (rows: true class; columns: "
+    lines += ["", f"{h} Confusion matrices", "", "Test predictions summed over seeds (rows: true class; columns: "
               "predicted). The per-seed matrices are in results.json.", "",
-              "![confusion matrices](confusion_matrices.png)", "", "## Training curves", "",
-              "![validation balanced accuracy per epoch](training_curves.png)", ""]
-    lines += _gan_section(r, cfg, names)
+              f"![confusion matrices](confusion_matrices{suffix}.png)", "", f"{h} Training curves", "",
+              f"![validation balanced accuracy per step](training_curves{suffix}.png)", ""]
+    return lines
+
+
+def _markdown(r: dict[str, Any], cfg: BenchmarkConfig, blocks: list[dict[str, Any]]) -> str:
+    names = r["dataset"]["class_names"]
+    target = r["target_class"]["name"]
+    conf = f"{cfg.bootstrap.confidence:.0%}"
+    n_test = sum(r["dataset"]["counts"]["test"])
+    sweep = len(blocks) > 1
+    lines = [f"# medgan benchmark: {r['dataset']['name']}, target class {target}", "",
+             "Does adding GAN samples help the classifier, and by how much"
+             + (", at each amount of real training data?" if sweep else "?"), ""]
+    if sweep:
+        lines += ["**Answer.**", ""] + [f"- At {_share(b)} of the train split ({b['n_real']} real images): "
+                                        f"{b['verdict']['answer']}" for b in blocks] + [""]
+    else:
+        lines += [f"**Answer.** {r['verdict']['answer']}", ""]
+    lines += [f"> **Caution.** {line}\n" for line in r["verdict"]["caveats"]]
+    if not sweep:
+        lines += [f"- {line}" for line in r["verdict"]["lines"]]
+    lines += ["", f"Numbers are percentages on the real test split ({n_test} images), mean over the seeds, with {conf} "
+              "confidence intervals. A difference is significant when its interval excludes 0. Secondary comparisons "
+              "carry Holm-adjusted p-values.", ""]
+    if sweep:
+        lines += ["## Lift curve", "", "![balanced accuracy and target recall against real training images]"
+                  "(lift_curve.png)", "", "| fraction | real train images | primary comparison | difference (points) | "
+                  f"{conf} CI | p | detectable lift (points) |", "|---|---|---|---|---|---|---|"]
+        for b in blocks:
+            p = b["primary"]
+            comp = next((c for c in b["comparisons"] if c["primary"]), None)
+            if comp is None:
+                lines.append(f"| {fraction_label(b['fraction'])} | {b['n_real']} | none | | | | |")
+                continue
+            c = comp["metrics"][p["metric"]]
+            mde = f"{100 * b['power']['lift']:.1f}" if b["power"] and math.isfinite(b["power"]["lift"]) else "n/a"
+            lines.append(f"| {fraction_label(b['fraction'])} | {b['n_real']} | {p['arm']} vs {p['baseline']}, "
+                         f"{_label(p['metric'], names)} | {100 * c['diff']:+.1f} | {_ci(c['ci_low'], c['ci_high'])} | "
+                         f"{_p(c['p_bootstrap'])} | {mde} |")
+        lines.append("")
+        for b in blocks:
+            lines += [f"## Fraction {fraction_label(b['fraction'])}: {b['n_real']} real training images "
+                      f"({len(b['seeds'])} seeds)", "", f"**Verdict.** {b['verdict']['answer']}", ""]
+            lines += [f"- {line}" for line in b["verdict"]["lines"]] + [""]
+            lines += _fraction_markdown(r, b, cfg, "###")
+    else:
+        lines += _fraction_markdown(r, blocks[0], cfg, "##")
+    lines += _gan_section(r, cfg, names, blocks)
+    budget = r["budget"]
+    steps = (f"{budget['steps']} optimisation steps for every arm at every fraction (validation every "
+             f"{budget['eval_every']} steps; the pretraining arms pretrain for {budget['pretrain_steps']} of them)"
+             if budget else "the same budget for every arm")
     lines += ["## Method", "",
               f"- Data: `{r['dataset']['name']}` (sha256 {r['dataset']['sha256'][:12]}…), official splits: "
               f"train {sum(r['dataset']['counts']['train'])}, val {sum(r['dataset']['counts']['val'])}, "
-              f"test {n_test}. The GAN trains on the train split only; val picks the epoch; test is used once per run.",
-              f"- Classifier: `{cfg.classifier.arch}`, {cfg.classifier.epochs} epochs, batch {cfg.classifier.batch_size}, "
-              f"AdamW lr {cfg.classifier.lr:g}, loss weighting `{cfg.classifier.class_weighting}`; the same for every "
-              "arm. Every arm of a seed starts from the same weights and the same shuffling seed "
-              f"(initial-weight hashes in results.json); seeds {r['seeds'][0]}..{r['seeds'][-1]}.",
+              f"test {n_test}. "
+              + (f"Fractions {', '.join(fraction_label(f) for f in r['fractions'])}: stratified, seeded subsets of the "
+                 f"train split, nested across fractions (subset seed = seed mod {cfg.subsets}); val and test whole. "
+                 if sweep or r["fractions"] != [1.0] else "")
+              + "Each GAN trains on its fraction's training images only; val picks the checkpoint; test is used once "
+              "per run.",
+              f"- Classifier: `{cfg.classifier.arch}`, {steps}, batch {cfg.classifier.batch_size}, AdamW lr "
+              f"{cfg.classifier.lr:g}, loss weighting `{cfg.classifier.class_weighting}`; the same for every arm. "
+              "Every arm of a seed starts from the same weights and the same shuffling seed (initial-weight hashes in "
+              "results.json).",
               f"- Synthetic data: policy `{cfg.synthetic.policy}`"
               + (f" (ratio {cfg.synthetic.ratio:g})" if cfg.synthetic.policy == "ratio" else "")
               + "; drawn per seed (seed k samples with sampling seed k), the same images for every arm of a seed. "
-              "`synthetic-only` trains on as many synthetic images per class as the real train split has.",
+              "`synthetic-only` trains on as many synthetic images per class as the real training set has; "
+              "`real+oversample` repeats real images up to the counts `real+synthetic` adds; `synthetic-pretrain` "
+              f"pretrains on {cfg.pretrain.ratio:g} × the real count; `real+curated-synthetic` keeps images a "
+              f"classifier trained on the real images gives their class with probability ≥ {cfg.curation.confidence:g}"
+              " and that are no likely copy.",
               f"- Intervals: {r['method']['ci']}. Paired differences use the same replicates for both arms.",
-              f"- Tests: {r['method']['paired_test']}; significant when {r['method']['significant']}.",
+              f"- Tests: {r['method']['paired_test']}; significant when {r['method']['significant']}; "
+              f"{r['method']['multiplicity']}.",
               "", "See docs/benchmark.md for how to read this report and its limits.", ""]
     return "\n".join(lines)
 
 
-def _gan_section(r: dict[str, Any], cfg: BenchmarkConfig, names: list[str]) -> list[str]:
+def _gan_section(r: dict[str, Any], cfg: BenchmarkConfig, names: list[str], blocks: list[dict[str, Any]]) -> list[str]:
     from medgan.metrics.report import metric_reading
 
-    gan = r["gan"]
-    if gan["checkpoint"] is None:
-        return []
-    lines = ["## The GAN", "", f"- Checkpoint: `{gan['checkpoint']}`"
-             + (f" (trained here, {gan['training']['steps']} steps, {gan['training']['seconds']:.0f} s)"
-                if gan["training"] else " (given with --checkpoint)")]
-    added = r["training_sets"].get("real+synthetic") or r["training_sets"].get("real+classical+synthetic")
-    if added:
-        lines.append("- Synthetic images added per class: "
-                     + ", ".join(f"{n} {name}" for name, n in zip(names, added["synthetic"], strict=True)))
-    lines.append("")
-    if gan["fidelity"] is None:
-        lines += [f"_{gan['fidelity_note'] or 'fidelity not computed'}_", ""]
-    else:
-        keys = ["c2st/auc", "c2st/real_vs_real_auc", *sorted(k for k in gan["fidelity"] if k.startswith("c2st/auc/class_")),
-                "swd/mean", "swd/real_vs_real_mean", "values/near_modes_real", "values/near_modes_synthetic",
-                "fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
-                "memorisation/n_likely_copies", "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]
-        lines += [f"Fidelity and memorisation of {cfg.fidelity.n_per_class} fresh samples per class "
-                  "(`medgan.metrics.evaluate`, domain feature space; see docs/metrics.md):", "",
-                  "| metric | value | reading |", "|---|---|---|"]
-        for k in keys:
-            if k in gan["fidelity"]:
-                v = float(gan["fidelity"][k])
-                lines.append(f"| `{k}` | {v:.4g} | {metric_reading(k, v)} |")
+    lines: list[str] = []
+    for b in blocks:
+        gan = b["gan"]
+        if gan["checkpoint"] is None:
+            continue
+        title = "## The GAN" + (f" at fraction {fraction_label(b['fraction'])}" if len(blocks) > 1 else "")
+        lines += [title, "", f"- Checkpoint: `{gan['checkpoint']}`"
+                  + (f" (trained here on {b['n_real']} real images, {gan['training']['steps']} steps, "
+                     f"{gan['training']['seconds']:.0f} s)" if gan["training"] else " (given with --checkpoint)")]
+        added = b["training_sets"].get("real+synthetic") or b["training_sets"].get("real+classical+synthetic")
+        if added:
+            lines.append("- Synthetic images added per class: "
+                         + ", ".join(f"{n} {name}" for name, n in zip(names, added["synthetic"], strict=True)))
         lines.append("")
-    grids = [f for f in r["figures"] if f.startswith("samples_")]
-    lines += [f"![{f}]({f})" for f in grids]
-    if "memorisation_pairs.png" in r["figures"]:
-        lines.append("![closest synthetic / training pairs](memorisation_pairs.png)")
-    return [*lines, ""]
+        if gan["fidelity"] is None:
+            lines += [f"_{gan['fidelity_note'] or 'fidelity not computed'}_", ""]
+        else:
+            keys = ["c2st/auc", "c2st/real_vs_real_auc",
+                    *sorted(k for k in gan["fidelity"] if k.startswith("c2st/auc/class_")),
+                    "swd/mean", "swd/real_vs_real_mean", "values/near_modes_real", "values/near_modes_synthetic",
+                    "fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
+                    "memorisation/n_likely_copies", "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]
+            lines += [f"Fidelity and memorisation of {cfg.fidelity.n_per_class} fresh samples per class, against the "
+                      "whole real train split (`medgan.metrics.evaluate`, domain feature space; see docs/metrics.md):",
+                      "", "| metric | value | reading |", "|---|---|---|"]
+            for k in keys:
+                if k in gan["fidelity"]:
+                    v = float(gan["fidelity"][k])
+                    lines.append(f"| `{k}` | {v:.4g} | {metric_reading(k, v)} |")
+            lines.append("")
+        grids = [f for f in b["figures"] if f.startswith("samples_")]
+        lines += [f"![{f}]({f})" for f in grids]
+        pairs = [f for f in b["figures"] if f.startswith("memorisation_pairs")]
+        lines += [f"![closest synthetic / training pairs]({f})" for f in pairs]
+        lines.append("")
+    return lines
 
 
 def print_summary(results: dict[str, Any], console: Any) -> None:
@@ -574,14 +768,18 @@ def print_summary(results: dict[str, Any], console: Any) -> None:
         return f"{_pts(s['mean'])} [{_pts(s['ci_low'])}, {_pts(s['ci_high'])}]"
 
     conf = results["config"]["bootstrap"]["confidence"]
-    table = Table(title=f"medgan benchmark: {results['dataset']['name']} (test split, % [{conf:.0%} CI])")
-    table.add_column("arm", no_wrap=True)
-    for col in ("balanced accuracy", f"{target} recall", "macro AUROC"):
-        table.add_column(col, justify="right")
-    for arm in results["arms"]:
-        m = results["metrics"][arm]
-        table.add_row(arm, cell(m["balanced_accuracy"]), cell(m[key_t]), cell(m["auroc_macro"]))
-    console.print(table)
+    blocks = list(results.get("by_fraction", {}).values()) or [results]
+    for block in blocks:
+        where = (f", fraction {fraction_label(block['fraction'])}: {block['n_real']} real images"
+                 if len(blocks) > 1 else "")
+        table = Table(title=f"medgan benchmark: {results['dataset']['name']}{where} (test split, % [{conf:.0%} CI])")
+        table.add_column("arm", no_wrap=True)
+        for col in ("balanced accuracy", f"{target} recall", "macro AUROC"):
+            table.add_column(col, justify="right")
+        for arm in block["arms"]:
+            m = block["metrics"][arm]
+            table.add_row(arm, cell(m["balanced_accuracy"]), cell(m[key_t]), cell(m["auroc_macro"]))
+        console.print(table)
     console.print(f"[bold]Answer.[/] {results['verdict']['answer']}", highlight=False)
     for line in results["verdict"].get("caveats", []):
         console.print(f"[yellow]Caution.[/] {line}", highlight=False)

@@ -11,13 +11,18 @@ where it stopped; a different config is refused (``--overwrite`` starts again). 
 seeds, the device and the parallelism are not part of that identity, so ``--seeds 10`` after a
 5-seed run adds seeds 5 to 9.
 
+A data-scarcity sweep (``fractions``) trains one GAN per fraction and subset seed, each on a copy
+of that subset only (:mod:`medgan.benchmark.subsets`), and keeps them in ``OUT/gans/``; the GAN of
+the whole train split keeps its place at the top of the folder.
+
 Layout::
 
     OUT/benchmark.json      identity: config, dataset sha256, GAN config or checkpoint sha256
     OUT/benchmark.yaml      the resolved config of the last invocation
     OUT/gan_data/           the train split only (val and test empty): what the GAN trains on
     OUT/gan/                the GAN's run folder (``medgan train`` layout); OUT/gan.json when done
-    OUT/runs/<arm>__seed<k>.json   one finished run: history, test probabilities, metrics
+    OUT/gans/f<F>-s<K>/     the same three for fraction F, subset seed K (gan_data/ holds the subset only)
+    OUT/runs/<label>__seed<k>.json   one finished run: history, test probabilities, metrics
     OUT/results.json, OUT/report.md, OUT/*.png   the report
 """
 
@@ -32,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medgan.version import __version__
-from medgan.benchmark.arms import uses_synthetic, write_train_only
+from medgan.benchmark.arms import adds_synthetic, uses_synthetic
+from medgan.benchmark.budget import step_budget
 from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash
 from medgan.benchmark.jobs import JobCache, JobContext, run_jobs
-from medgan.benchmark.plan import JobPlan, is_finished, run_path
+from medgan.benchmark.plan import Job, JobPlan, is_finished, parse_arm_label, run_path, subset_seed
+from medgan.benchmark.stats import choose_on_validation
+from medgan.benchmark.subsets import fraction_label, subset_indices, write_train_copy
 from medgan.configio import config_to_dict, load_config, save_config
 from medgan.data.dataset import PreparedDataset, class_counts, describe_images, load_dataset, resolve_class
 from medgan.errors import MedganError
@@ -149,8 +156,25 @@ def _trained_gan(out: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str, progress: bool) -> Path:
-    """Train the GAN on the train split only (or resume it), once per benchmark; return its checkpoint."""
+def _gan_root(out: Path, fraction: float, subset: int) -> Path:
+    """Where the GAN of ``(fraction, subset)`` lives: ``OUT`` for the whole split, else ``OUT/gans/f<F>-s<K>``."""
+    return out if fraction >= 1 else out / "gans" / f"f{fraction_label(fraction)}-s{subset}"
+
+
+def _gan_keys(cfg: BenchmarkConfig, plan: JobPlan) -> list[tuple[float, int]]:
+    """The ``(fraction, subset seed)`` GANs this plan needs (given runs: those their synthetic arms use)."""
+    if plan.runs is not None:
+        runs = [(parse_arm_label(label), seed) for label, seed in plan.runs]
+        keys = {(r.fraction, subset_seed(cfg, r.fraction, s)) for r, s in runs if uses_synthetic(r.arm)}
+    else:
+        keys = {(f, subset_seed(cfg, f, s)) for f in cfg.fractions for s in range(cfg.seeds_at(f))}
+    return sorted(keys, key=lambda key: (-key[0], key[1]))
+
+
+def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str, progress: bool,
+               fraction: float = 1.0, subset: int = 0) -> Path:
+    """Train the GAN of ``(fraction, subset)`` on that part of the train split only (or resume it), once per
+    benchmark, in ``out`` (:func:`_gan_root`); return its checkpoint."""
     from medgan.training import loop
     from medgan.training.checkpoint import RunFolder, find_checkpoint, list_checkpoints
     from medgan.training.loggers import make_logger
@@ -160,8 +184,10 @@ def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str
         return done
     data_dir = out / "gan_data"
     if not (data_dir / "dataset.npz").is_file():
+        part = None if fraction >= 1 else (fraction, subset)
+        indices = None if part is None else subset_indices(ds.labels["train"], fraction, subset, cfg.min_per_class)
         with atomic_dir(data_dir, overwrite=True) as tmp:
-            write_train_only(ds, tmp)
+            write_train_copy(ds, tmp, part, indices)
     train_cfg = _train_config(cfg, out, device)
     run_dir = out / "gan"
     resume = run_dir if list_checkpoints(run_dir) else None
@@ -354,7 +380,6 @@ def run_benchmark(
     plan = plan if plan is not None else JobPlan.everything()
     out = Path(out if out is not None else cfg.out).expanduser()
     device = str(resolve_device(cfg.device))
-    seeds = list(range(cfg.seeds))
 
     # Section. Inputs, checked before anything is written.
     ds = load_dataset(cfg.data, size=cfg.data_size)
@@ -365,6 +390,11 @@ def run_benchmark(
     target = _resolve_target(cfg, ds)
     needs_gan = any(uses_synthetic(a) for a in cfg.arms)
     given = checkpoint if checkpoint is not None else cfg.gan.checkpoint
+    if given is not None and needs_gan and min(cfg.fractions) < 1:
+        raise MedganError(
+            f"a given GAN checkpoint serves the whole train split only, and this benchmark has fractions "
+            f"{', '.join(fraction_label(f) for f in cfg.fractions if f < 1)}: the GAN of a fraction must train on that "
+            "subset alone. Drop --checkpoint (each fraction's GAN is trained here), or use --fractions 1.0")
     gan_ident: dict[str, Any]
     if given is not None:
         gen = check_checkpoint(given, ds, "cpu")
@@ -387,49 +417,94 @@ def run_benchmark(
     save_config(cfg, out / "benchmark.yaml")
     result = BenchmarkResult(out=out)
 
-    # Section. The GAN, trained once on the train split (or given).
-    ckpt: str | None = str(given) if given is not None else None
-    if ckpt is None and (needs_gan or plan.gan_only):
-        trained = _trained_gan(out)
-        if trained is None and not report_only:
-            if plan.needs_trained_gan():
-                # Jobs of an array must not each train their own GAN.
-                raise MedganError("the GAN is not trained yet in this folder; run the benchmark with --only gan "
-                                  "first (or without --only)", out)
-            if not plan.partial:
-                with _threads(cfg.threads):
-                    trained = _train_gan(cfg, ds, out, device, progress)
-        ckpt = str(trained) if trained is not None else None
+    # Section. The GANs: one per (fraction, subset seed), each trained on that subset only (or given).
+    ckpts: dict[tuple[float, int], str | None] = {}
+    if given is not None:
+        ckpts[(1.0, 0)] = str(given)
+    elif needs_gan or plan.gan_only:
+        for fraction, subset in _gan_keys(cfg, plan):
+            root = _gan_root(out, fraction, subset)
+            trained = _trained_gan(root)
+            if trained is None and not report_only:
+                if plan.needs_trained_gan():
+                    # Jobs of an array must not each train their own GAN.
+                    raise MedganError("the GAN is not trained yet in this folder; run the benchmark with --only gan "
+                                      "first (or without --only)", root)
+                if not plan.partial:
+                    with _threads(cfg.threads):
+                        trained = _train_gan(cfg, ds, root, device, progress, fraction, subset)
+            ckpts[(fraction, subset)] = str(trained) if trained is not None else None
     if plan.gan_only:
         return result
 
-    # Section. The (arm, seed) runs: seed by seed, so that partial results are already paired.
-    ctx = JobContext(cfg=cfg, out=str(out), data=str(ds.path), checkpoint=ckpt, identity=identity_hash(ident),
-                     device=device)
+    # Section. The (arm, seed) runs: fraction by fraction and seed by seed, so that partial results
+    # are already paired; every arm gets the same number of optimisation steps.
+    ctx = JobContext(cfg=cfg, out=str(out), data=str(ds.path), identity=identity_hash(ident), device=device,
+                     budget=step_budget(cfg, len(ds.labels["train"])), checkpoints=ckpts)
     wanted = plan.wanted(cfg)
-    todo = [(a, s) for a, s in wanted if not is_finished(out, a, s, ctx.identity)]
-    result.skipped = [j for j in wanted if j not in todo]
-    if not report_only and todo:
-        with _threads(cfg.threads):
-            run_jobs(ctx, todo, cfg.jobs, progress, console, JobCache(ds))
-        result.ran = todo
+    cache = _run_part(ctx, wanted, result, report_only, progress, console, ds)
+    # The ratio sweep: its arm may be chosen on the validation results of the runs above.
+    sweep_arms = {f: _sweep_arm(cfg, out, f, ctx.identity) for f in cfg.fractions} if cfg.synthetic.ratios else {}
+    sweep = plan.sweep(cfg, sweep_arms)
+    _run_part(ctx, sweep, result, report_only, progress, console, ds, cache)
     if not plan.reports:
         return result
 
     # Section. The report.
     from medgan.benchmark.report import write_report
 
-    missing = [f"{a}:{s}" for s in seeds for a in cfg.arms if not is_finished(out, a, s, ctx.identity)]
+    missing = [f"{a}:{s}" for a, s in wanted + sweep if not is_finished(out, a, s, ctx.identity)]
+    if _sweeps(cfg):
+        missing += [f"the ratio sweep at fraction {fraction_label(f)}" for f in cfg.fractions if sweep_arms.get(f) is None]
     if missing:
         raise MedganError(f"{len(missing)} run(s) not finished yet ({', '.join(missing[:4])}"
                           f"{', …' if len(missing) > 4 else ''}); run them (e.g. --only ARM:SEED) before --report-only",
                           out)
-    if needs_gan and ckpt is None:
+    if needs_gan and any(ckpts.get(key) is None for key in _gan_keys(cfg, plan)) and given is None:
         raise MedganError("the GAN is not trained yet in this folder (no gan.json); run the benchmark without "
                           "--report-only", out)
-    runs = {(a, s): json.loads(run_path(out, a, s).read_text()) for s in seeds for a in cfg.arms}
+    runs = {(a, s): json.loads(run_path(out, a, s).read_text()) for a, s in wanted + sweep}
     result.results = write_report(
-        out, cfg, ds, target, runs, checkpoint=ckpt, quick=quick, console=console, progress=progress,
+        out, cfg, ds, target, runs, checkpoints=ckpts, budget=ctx.budget, quick=quick, console=console,
+        progress=progress,
     )
     return result
+
+
+def _run_part(ctx: JobContext, jobs: list[Job], result: BenchmarkResult, report_only: bool, progress: bool,
+              console: Any, ds: PreparedDataset, cache: JobCache | None = None) -> JobCache:
+    """Run the unfinished ``jobs`` (none with ``report_only``), recording them in ``result``; return the cache."""
+    cache = cache if cache is not None else JobCache(ds)
+    out = Path(ctx.out)
+    todo = [(a, s) for a, s in jobs if not is_finished(out, a, s, ctx.identity)]
+    result.skipped += [j for j in jobs if j not in todo]
+    if not report_only and todo:
+        with _threads(ctx.cfg.threads):
+            run_jobs(ctx, todo, ctx.cfg.jobs, progress, console, cache)
+        result.ran += todo
+    return cache
+
+
+def _sweeps(cfg: BenchmarkConfig) -> bool:
+    """Whether the ratio sweep has an arm to vary (a synthetic arm that adds to the real images)."""
+    return bool(cfg.synthetic.ratios) and any(adds_synthetic(a) for a in cfg.arms)
+
+
+def _sweep_arm(cfg: BenchmarkConfig, out: Path, fraction: float, ident: str) -> str | None:
+    """The arm the ratio sweep varies at ``fraction``: ``synthetic.ratio_arm``, or with ``best`` the synthetic
+    arm with the best mean validation balanced accuracy (None until all their runs are finished)."""
+    if not _sweeps(cfg):
+        return None
+    if cfg.synthetic.ratio_arm != "best":
+        return cfg.synthetic.ratio_arm
+    from medgan.benchmark.plan import arm_label
+
+    val: dict[str, list[float]] = {}
+    for arm in (a for a in cfg.arms if adds_synthetic(a)):
+        label = arm_label(arm, fraction)
+        if not all(is_finished(out, label, s, ident) for s in range(cfg.seeds_at(fraction))):
+            return None
+        val[arm] = [json.loads(run_path(out, label, s).read_text())["val_balanced_accuracy"]
+                    for s in range(cfg.seeds_at(fraction))]
+    return choose_on_validation(val)
 

@@ -25,6 +25,20 @@ percentile interval of the replicate differences, and its bootstrap p-value is t
 t-test over the per-seed test metrics (``scipy.stats.ttest_rel``) is reported beside it;
 Wilcoxon's signed-rank test is not used because with 5 seeds its smallest two-sided p-value is
 0.0625. A difference is called significant when its interval excludes 0.
+
+**Many arms** (#13). One comparison is declared primary before the results are seen
+(:class:`medgan.benchmark.config.PrimaryConfig`; by default the synthetic arm with the best mean
+validation balanced accuracy, :func:`choose_on_validation`, against ``real+classical``); its
+p-value is used as it is. Every other comparison is secondary, and its bootstrap p-values are
+adjusted together with Holm's step-down method (:func:`holm`), which holds the family-wise error
+rate at ``alpha`` for any dependence between the tests.
+
+**Detectable lift** (:func:`detectable_lift`): the smallest true difference the test would find
+with the given power, ``(z[1 - alpha/2] + z[power]) × SE``, where ``SE² = SD²/S + SE_test²``:
+``SD`` is the standard deviation of the per-seed paired differences over the ``S`` seeds (training
+randomness on this test set), and ``SE_test`` the binomial standard error of the difference of two
+classifiers' metric on this test set (:func:`binomial_se`, doubled in variance as for two
+independent classifiers, which overstates it a little for paired ones).
 """
 
 from __future__ import annotations
@@ -39,8 +53,12 @@ from medgan.data.dataset import class_slugs
 
 __all__ = [
     "Resampler",
+    "binomial_se",
+    "choose_on_validation",
     "compare",
     "confusion_matrix",
+    "detectable_lift",
+    "holm",
     "make_resampler",
     "metric_names",
     "metric_values",
@@ -287,3 +305,77 @@ def compare(
         "n_seeds": len(per_seed),
         "significant": bool(np.isfinite(lo) and (lo > 0 or hi < 0)),
     }
+
+
+def holm(pvalues: list[float] | np.ndarray) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaNs are left out of the family and stay NaN).
+
+    Sorted ascending, the ``i``-th smallest of ``m`` p-values (``i = 1..m``) becomes
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))``: the running maximum keeps the adjusted values in the
+    order of the raw ones.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03, 0.005])
+        [0.03, 0.06, 0.06, 0.02]
+    """
+    p = np.asarray(pvalues, dtype=np.float64).reshape(-1)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    running = 0.0
+    for rank, i in enumerate(idx[np.argsort(p[idx], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * float(p[i])))
+        out[i] = running
+    return [round(float(v), 12) if math.isfinite(v) else math.nan for v in out]
+
+
+def choose_on_validation(scores: dict[str, list[float]]) -> str | None:
+    """The key with the highest mean validation score (the first of equals, in the given order), or None."""
+    best, best_mean = None, -math.inf
+    for key, values in scores.items():
+        finite = [v for v in values if math.isfinite(v)]
+        mean = float(np.mean(finite)) if finite else -math.inf
+        if best is None or mean > best_mean:
+            best, best_mean = key, mean
+    return best
+
+
+def binomial_se(rates: list[float], counts: list[int]) -> float:
+    """The binomial standard error of the mean of per-class rates on a test set.
+
+    ``sqrt(sum_c p_c (1 - p_c) / n_c) / K``: for one class, the standard error of its recall on its
+    ``n`` test images; for all classes, that of balanced accuracy. A rate of exactly 0 or 1 is taken
+    as ``1 / (2 n)`` from the edge, so that a perfect score does not claim a zero standard error.
+    """
+    terms = [q * (1 - q) / n for p, n in zip(rates, counts, strict=True) if n > 0 and math.isfinite(p)
+             for q in [min(max(p, 0.5 / n), 1 - 0.5 / n)]]
+    return math.sqrt(sum(terms)) / len(terms) if terms else math.nan
+
+
+def detectable_lift(per_seed_diff: np.ndarray | list[float], test_se: float, *, alpha: float = 0.05,
+                    power: float = 0.8) -> dict[str, float]:
+    """The smallest true difference a paired comparison on this test set and these seeds would detect.
+
+    Args:
+        per_seed_diff: ``(S,)`` per-seed differences of the metric (arm minus baseline).
+        test_se: the binomial standard error of *one* classifier's metric on this test set
+            (:func:`binomial_se`); the difference of two gets ``sqrt(2)`` times it.
+        alpha: the two-sided significance level.
+        power: the wanted power.
+
+    Returns:
+        ``lift`` (``(z[1 - alpha/2] + z[power]) × SE``), ``se``, ``se_seeds`` (``SD / sqrt(S)``; NaN
+        with fewer than two seeds, when only the test-set part is counted), ``se_test``
+        (``sqrt(2) × test_se``), ``n_seeds``, ``alpha`` and ``power``.
+    """
+    from scipy.stats import norm
+
+    d = np.asarray(per_seed_diff, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    se_seeds = float(np.std(d, ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
+    se_test = math.sqrt(2.0) * test_se
+    parts = [x for x in (se_seeds, se_test) if math.isfinite(x)]
+    se = math.sqrt(sum(x * x for x in parts)) if parts else math.nan
+    z = float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
+    return {"lift": z * se, "se": se, "se_seeds": se_seeds, "se_test": se_test, "n_seeds": float(len(d)),
+            "alpha": alpha, "power": power}

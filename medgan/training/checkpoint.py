@@ -34,6 +34,7 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "set_rng_state",
+    "train_copy_source",
     "trained_on",
 ]
 
@@ -109,16 +110,60 @@ class RunFolder:
         return self.samples / f"step_{step:06d}.png"
 
 
-def trained_on(record: dict[str, Any], class_names: list[str], info: DatasetInfo) -> bool:
+Subset = tuple[float, int]
+"""``(fraction, subset seed)``: a stratified share of a train split (the benchmark's scarcity sweep)."""
+
+_SUBSET_TAG = re.compile(r"^train subset \(fraction ([0-9.eE+-]+), subset seed (\d+)\) of ")
+
+
+def train_copy_source(name: str, sha256: str, subset: Subset | None = None) -> str:
+    """The ``source`` of a train-split copy of dataset ``name`` (sha256 ``sha256``): what :func:`trained_on` reads.
+
+    Args:
+        name: the full dataset's name.
+        sha256: the full dataset's sha256.
+        subset: ``(fraction, subset seed)`` when the copy holds only that subset of the train split.
+
+    Example:
+        >>> train_copy_source("breastmnist", "ab12", (0.1, 0))
+        'train subset (fraction 0.1, subset seed 0) of breastmnist (sha256 ab12); val and test withheld'
+    """
+    what = "train split" if subset is None else f"train subset (fraction {subset[0]:g}, subset seed {int(subset[1])})"
+    return f"{what} of {name} (sha256 {sha256}); val and test withheld"
+
+
+def _subset_of(source: str) -> Subset | None:
+    tag = _SUBSET_TAG.match(source)
+    return (float(tag.group(1)), int(tag.group(2))) if tag else None
+
+
+def trained_on(record: dict[str, Any], class_names: list[str], info: DatasetInfo, subset: Subset | None = None) -> bool:
     """Whether a checkpoint whose dataset record is ``record`` was trained on ``info``'s dataset.
 
     The one rule: the same file (sha256), or a copy of its train split that records the file's
-    sha256 as its ``source`` (what the benchmark trains its GAN on), with the same class names
-    (case-insensitive). ``medgan train`` trains on the train split only, so both are the same images.
+    sha256 as its ``source`` (:func:`train_copy_source`; what the benchmark trains its GAN on), with
+    the same class names (case-insensitive). ``medgan train`` trains on the train split only, so both
+    are the same images. A copy of a *subset* of the train split (the benchmark's scarcity sweep) is
+    recognised only when ``subset`` names that very subset: its GAN saw a part of the images, and
+    never counts as trained on the whole split, nor on another fraction.
+
+    Args:
+        record: the checkpoint's ``dataset`` record (``sha256``, ``source``, ...).
+        class_names: the checkpoint's class names.
+        info: the dataset asked about.
+        subset: ``(fraction, subset seed)`` when the question is about that subset of ``info``'s
+            train split (``None`` or fraction 1: the whole split).
     """
-    trained = str(record.get("sha256") or "")
-    same = (bool(trained) and trained == info.sha256) or (bool(info.sha256) and info.sha256 in str(record.get("source") or ""))
-    return same and [n.lower() for n in class_names] == [n.lower() for n in info.class_names]
+    if [n.lower() for n in class_names] != [n.lower() for n in info.class_names]:
+        return False
+    trained, source = str(record.get("sha256") or ""), str(record.get("source") or "")
+    if trained and trained == info.sha256:
+        return True
+    if not info.sha256 or info.sha256 not in source:
+        return False
+    copied = _subset_of(source)
+    asked = None if subset is None or float(subset[0]) >= 1.0 else (float(subset[0]), int(subset[1]))
+    return copied == asked
 
 
 def check_trained_on(record: dict[str, Any], class_names: list[str], info: DatasetInfo, what: str = "the data",
@@ -131,6 +176,12 @@ def check_trained_on(record: dict[str, Any], class_names: list[str], info: Datas
     """
     if trained_on(record, class_names, info):
         return
+    part = _subset_of(str(record.get("source") or ""))
+    if part is not None and info.sha256 and info.sha256 in str(record.get("source") or ""):
+        raise MedganError(
+            f"the checkpoint was trained on a subset of {info.name}'s train split (fraction {part[0]:g}, subset seed "
+            f"{part[1]}), not on all of it, so {what} holds images it never saw; use a checkpoint trained on the "
+            "whole train split", path)
     raise MedganError(
         f"{what} is not the dataset this checkpoint was trained on (checkpoint: {record.get('name')} sha256 "
         f"{str(record.get('sha256') or '')[:12]}…, classes {', '.join(class_names)}; {what}: {info.name} sha256 "

@@ -34,10 +34,11 @@ def gan_checkpoint(root: Path, data: Path) -> Path:
 
 
 def bench_config(path: Path, data: Path, gan_yaml: Path, **sections: object) -> Path:
-    """Write a benchmark YAML: 2 seeds, 1 epoch, few bootstrap replicates, small fidelity draw."""
+    """Write a benchmark YAML: 2 seeds, 1 epoch (3 steps), few bootstrap replicates, small fidelity draw."""
     cfg: dict[str, object] = {
         "data": str(data), "target_class": "lesion", "seeds": 2, "device": "cpu", "out": str(path.parent / "out"),
-        "classifier": {"epochs": 1, "batch_size": 16},
+        # min_steps 1: the budget is the epochs' steps (3 on the toy), not the 200-step floor for real data.
+        "classifier": {"epochs": 1, "batch_size": 16, "min_steps": 1},
         "gan": {"train_config": str(gan_yaml)},
         "bootstrap": {"resamples": 200},
         "fidelity": {"n_per_class": 6, "feature_epochs": 1},
