@@ -121,10 +121,10 @@ def closest_train_config(info: DatasetInfo, folder: Path | None = None) -> tuple
             rank = NOISE_FAMILIES.index(cfg.model.family)
             scored.append((_distance(want, shape), rank, path.name, path, shape))
     if not scored:
-        return None, "no packaged config found; the TrainConfig defaults"
+        return None, "as no packaged config was found"
     _, _, _, path, (dims, channels, size) = min(scored)
     kind = f"{dims}D, {channels} channel{'s' if channels > 1 else ''}, {size} px"
-    return path, f"closest packaged config to this data ({kind} in {path.name})"
+    return path, f"the closest packaged config to this data ({kind})"
 
 
 def _canvas(size: int) -> int:

@@ -74,6 +74,22 @@ def _gate_line(gate: dict[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
+GATE_CHANCE_MARGIN = 0.1
+"""The gate's classifier is called no better than chance below this much above 1/K (balanced accuracy)."""
+
+
+def _gate_caveat(gate: dict[str, Any] | None, num_classes: int) -> str | None:
+    """A warning when the gate's classifier barely beats chance on the real test split."""
+    score = (gate or {}).get("classifier", {}).get("test_balanced_accuracy")
+    if score is None or not math.isfinite(score) or score >= 1 / num_classes + GATE_CHANCE_MARGIN:
+        return None
+    return (
+        f"The quality gate's classifier reaches a balanced accuracy of {score:.2f} on the real test split "
+        f"(chance {1 / num_classes:.2f}): its class check is little better than a coin, so the kept shares say "
+        "little about the samples. More real data, or more evaluate.feature_epochs, make it meaningful."
+    )
+
+
 def _main_comparison(results: dict[str, Any]) -> dict[str, Any] | None:
     comps = results.get("comparisons", [])
     main = [c for c in comps if c["arm"] == "real+synthetic" and c["baseline"] == "real"]
@@ -163,6 +179,9 @@ def index_markdown(
         f"| Verdict | {results['verdict']['answer'] if results else 'not benchmarked yet (stage 5)'} |",
         "",
     ]
+    gate_caveat = _gate_caveat(gate, len(names))
+    if gate_caveat:
+        lines.append(f"> **Caution.** {gate_caveat}\n")
     if results and results.get("verdict", {}).get("caveats"):
         lines += [f"> **Caution.** {c}\n" for c in results["verdict"]["caveats"]]
     lines += ["## Stages", "", "| # | stage | status | time | output |", "|---|---|---|---|---|"]
@@ -208,7 +227,7 @@ def index_markdown(
             f"## 2. {_STAGE_TITLES['train']}",
             "",
             f"{summary.get('family', '')} GAN, {summary.get('steps', '?')} steps, from "
-            f"`{Path(derived.get('base', '?')).name}` ({derived.get('reason', '')}).",
+            f"`{Path(derived.get('base', '?')).name}`, {derived.get('reason', '')}.",
             "",
         ]
         lines += _bullets(

@@ -25,7 +25,12 @@ TINY_RUN_CONFIG = {
     },
     "evaluate": {"n_per_class": 12, "feature_epochs": 1, "c2st_folds": 2, "c2st_steps": 0},
     "export": {"n_per_class": 8},
-    "benchmark": {"seeds": 1, "classifier": {"epochs": 1, "batch_size": 16}, "bootstrap": {"resamples": 100}},
+    "benchmark": {
+        "seeds": 1,
+        "arms": ["real", "real+synthetic"],
+        "classifier": {"epochs": 1, "batch_size": 16},
+        "bootstrap": {"resamples": 100},
+    },
 }
 """Seconds-long settings for every stage (with ``--steps 2``)."""
 

@@ -159,6 +159,8 @@ def test_dicom_series_run_writes_index_synthetic_set_manifest_and_report(dicom_r
         assert f"{name}: **{100 * c['kept_share']:.0f} %** ({c['kept']} of 8)" in index
     assert re.search(r"lesion recall \*\*[+-]\d+\.\d points\*\* \(95% CI [+-]\d", index)
     assert results["verdict"]["answer"] in index
+    weak_gate = gate["classifier"]["test_balanced_accuracy"] < 0.6  # chance + 0.1 for two classes
+    assert ("its class check is little better than a coin" in index) == weak_gate
     assert (
         index.index("First, the figures") < index.index("## Stages") < index.index("## 1. Prepared dataset")
     )
