@@ -9,7 +9,7 @@ Example (YAML):
       steps: 4000
       model: {g_channels: 32}
     evaluate: {n_per_class: 500}
-    export: {n_per_class: 1000, min_probability: 0.6}
+    export: {n_per_class: 1000, confidence: 0.8}
     benchmark:                  # keys of configs/benchmark/*.yaml
       seeds: 5
       classifier.epochs: 40
@@ -65,8 +65,9 @@ class ExportSection:
         truncation: latent truncation (``null`` = off).
         memorisation_percentile: a candidate closer to a training image than this percentile of the
             real test images' distances is a likely copy and is dropped (as in the memorisation audit).
-        min_probability: a candidate is kept only if the real-data classifier gives its class at
-            least this probability, besides ranking it first (0 = the ranking alone).
+        confidence: a candidate is kept only if the real-data classifier gives its class at least this
+            probability (0.5: with two classes, it must rank the candidate's class first); the rule is
+            :func:`medgan.metrics.curation.curate`, as in the benchmark's curated arm (whose default is 0.8).
     """
 
     n_per_class: int | None = bounded(None, ge=1)
@@ -74,7 +75,7 @@ class ExportSection:
     seed: int = bounded(0, ge=0)
     truncation: float | None = bounded(None, gt=0)
     memorisation_percentile: float = bounded(1.0, gt=0, lt=100)
-    min_probability: float = bounded(0.0, ge=0, lt=1)
+    confidence: float = bounded(0.5, ge=0, le=1)
 
 
 @dataclass

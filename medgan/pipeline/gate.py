@@ -1,16 +1,17 @@
 """The quality gate of ``medgan run``'s export: which synthetic candidates are fit to hand out.
 
 Candidates are drawn per class from the generator (:func:`medgan.synth.sampling.iter_samples`, so
-that the manifest's seed and sample index regenerate every kept sample exactly), and a candidate is
-dropped when
+that the manifest's seed and sample index regenerate every kept sample exactly) and kept by the one
+curation rule, :func:`medgan.metrics.curation.curate` (the benchmark's ``real+curated-synthetic``
+arm applies it too). A candidate is dropped when
 
-- it is a **likely copy**: closer to a training image, in the domain feature space, than the
-  ``percentile``-th percentile of the distances of real test images to the training set (the rule
-  of :mod:`medgan.metrics.memorisation`, applied per sample); or
+- it is a **likely copy**: closer to a training image, in the domain feature space, than all but
+  ``percentile`` % of the real test images are (the memorisation audit,
+  :mod:`medgan.metrics.memorisation`, applied per sample); or
 - the **real-data classifier does not assign it to its class**: the domain classifier, trained on the
   real training split, selected on val and scored on test (:mod:`medgan.metrics.features`, the same
-  network whose penultimate layer is the feature space), ranks another class first, or gives the
-  candidate's class less than ``min_probability``.
+  network whose penultimate layer is the feature space), gives the candidate's class a probability
+  below ``confidence`` (0.5 by default: with two classes, it ranks the other class first).
 
 The kept samples are written through :mod:`medgan.synth` (the writers of ``medgan augment``) with
 ``manifest.csv``, and ``provenance.json`` records the gate.
@@ -33,6 +34,7 @@ import numpy as np
 
 from medgan.data.dataset import PreparedDataset
 from medgan.errors import MedganError
+from medgan.metrics.curation import curate
 from medgan.metrics.memorisation import memorisation_audit
 from medgan.synth.export import SampleWriter
 from medgan.synth.manifest import write_manifest, write_provenance
@@ -47,9 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["GATE_RULE", "GateDecision", "GateResult", "export_gated", "gate_candidates"]
 
 GATE_RULE = (
-    "keep a candidate unless it is closer to a training image than the given percentile of real test "
-    "images are (a likely copy), or the classifier trained on the real train split does not rank its "
-    "class first (or gives it less than min_probability)"
+    "keep a candidate unless it is closer to a training image than all but the given percentile of real test "
+    "images are (a likely copy), or the classifier trained on the real train split gives its class a "
+    "probability below the confidence threshold"
 )
 
 
@@ -142,7 +144,7 @@ def gate_candidates(
     reference_features: np.ndarray,
     *,
     percentile: float = 1.0,
-    min_probability: float = 0.0,
+    confidence: float = 0.5,
 ) -> GateDecision:
     """Decide which candidates of one class pass the gate (see the module docstring).
 
@@ -153,23 +155,27 @@ def gate_candidates(
         train_features: ``(N, F)`` features of the real training split.
         reference_features: ``(T, F)`` features of the real test split (the likely-copy reference).
         percentile: the reference percentile below which a candidate is a likely copy.
-        min_probability: the least probability of its class a kept candidate must have.
+        confidence: the least probability of its class that a kept candidate must have.
     """
     audit = memorisation_audit(
         extractor.extract(images), train_features, reference_features, percentile=percentile
     )
     proba = predict_proba(_classifier(extractor), images, device=extractor.device)  # (M, K)
-    predicted = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=np.int64)
-    p_class = proba[:, class_index] if len(proba) else np.zeros(0)
-    wrong = (predicted != class_index) | (p_class < min_probability)
-    copies = audit.likely_copies
+    labels = np.full(len(images), class_index, dtype=np.int64)
+    kept = curate(
+        proba,
+        labels,
+        confidence=confidence,
+        likely_copies=audit.likely_copies,
+        num_classes=proba.shape[1] if proba.ndim == 2 else None,
+    )
     return GateDecision(
-        keep=~copies & ~wrong,
-        likely_copy=copies,
-        wrong_class=wrong,
+        keep=kept.keep,
+        likely_copy=audit.likely_copies,
+        wrong_class=kept.confidence < confidence,
         distance=audit.distances,
-        probability=p_class,
-        predicted=predicted,
+        probability=kept.confidence,
+        predicted=proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=np.int64),
         threshold=audit.threshold,
     )
 
@@ -185,7 +191,7 @@ def export_gated(
     seed: int = 0,
     truncation: float | None = None,
     percentile: float = 1.0,
-    min_probability: float = 0.0,
+    confidence: float = 0.5,
     batch_size: int = 256,
     arguments: dict[str, Any] | None = None,
     decisions_csv: str | Path | None = None,
@@ -207,7 +213,7 @@ def export_gated(
         seed: the sampling seed.
         truncation: latent truncation, or None.
         percentile: see :func:`gate_candidates`.
-        min_probability: see :func:`gate_candidates`.
+        confidence: see :func:`gate_candidates`.
         batch_size: samples per generator batch (does not change the samples).
         arguments: recorded in the provenance.
         decisions_csv: also write one row per candidate (kept or not, and why) to this file.
@@ -262,7 +268,7 @@ def export_gated(
                     train_f,
                     ref_f,
                     percentile=percentile,
-                    min_probability=min_probability,
+                    confidence=confidence,
                 )
                 kept = np.flatnonzero(decision.keep)
                 files = (
@@ -301,7 +307,7 @@ def export_gated(
             "seed": seed,
             "truncation": truncation,
             "percentile": percentile,
-            "min_probability": min_probability,
+            "confidence": confidence,
             "classifier": {
                 k: extractor.info.get(k)
                 for k in (

@@ -454,7 +454,7 @@ def _export_run(ctx: _Context, folder: Path) -> dict[str, Any]:
         seed=sec.seed,
         truncation=sec.truncation,
         percentile=sec.memorisation_percentile,
-        min_probability=sec.min_probability,
+        confidence=sec.confidence,
         arguments=arguments,
         decisions_csv=folder / "gate.csv",
         on_batch=advance,

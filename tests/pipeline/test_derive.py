@@ -94,7 +94,7 @@ def test_benchmark_is_a_quick_plan_on_the_runs_gan(tmp_path: Path) -> None:
 
 def test_run_config_yaml(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text("train: {steps: 5, model.z_dim: 32}\nexport: {n_per_class: 10, min_probability: 0.5}\n")
+    good.write_text("train: {steps: 5, model.z_dim: 32}\nexport: {n_per_class: 10, confidence: 0.8}\n")
     cfg = load_run_config(good)
     assert cfg.train == {"steps": 5, "model.z_dim": 32} and cfg.export.n_per_class == 10
     bad = tmp_path / "bad.yaml"
@@ -104,6 +104,6 @@ def test_run_config_yaml(tmp_path: Path) -> None:
     bad.write_text("train: {out: x}\n")
     with pytest.raises(MedganError, match=r"'train\.out' is set by medgan run"):
         load_run_config(bad)
-    bad.write_text("export: {min_probability: 1.5}\n")
-    with pytest.raises(MedganError, match=r"export\.min_probability"):
+    bad.write_text("export: {confidence: 1.5}\n")
+    with pytest.raises(MedganError, match=r"export\.confidence"):
         load_run_config(bad)

@@ -43,10 +43,12 @@ def test_gate_drops_likely_copies_and_wrong_classes() -> None:
     assert d.keep.tolist() == [False, True, True, False]
     assert d.predicted.tolist() == [0, 0, 0, 1] and d.probability[1] > 0.99
     assert 0 < d.threshold <= np.abs(train_f[:, 0] - 205 / 127.5 + 1).min() + 1e-9
-    # min_probability drops a candidate the classifier is unsure about.
-    unsure = _flat([128])  # mean 0 -> p = 0.5 for both classes
-    d = gate_candidates(unsure, 0, fx, train_f, test_f, min_probability=0.6)
+    # The confidence threshold (curation's rule) drops a candidate the classifier is unsure about.
+    unsure = _flat([128])  # mean ~0 -> p(class 0) ~ 0.52
+    assert gate_candidates(unsure, 0, fx, train_f, test_f).keep.tolist() == [True]
+    d = gate_candidates(unsure, 0, fx, train_f, test_f, confidence=0.6)
     assert d.wrong_class.tolist() == [True] and not d.keep.any()
+    assert 0.5 < d.probability[0] < 0.6
 
 
 def test_result_reports_kept_share_per_class() -> None:
