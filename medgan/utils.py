@@ -46,6 +46,7 @@ __all__ = [
     "file_sha256",
     "format_bytes",
     "lock_holder",
+    "remove_leftover_files",
     "run_lock",
     "stop_on_signals",
     "write_text_atomic",
@@ -155,6 +156,32 @@ def _recover_leftovers(out: Path) -> None:
     for p in found:
         shutil.rmtree(p, ignore_errors=True)
         _note(f"{out}: removed {p.name}, left by a run that was killed")
+
+
+_LEFTOVER_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)*$")  # atomic_file's temporary names
+
+
+def remove_leftover_files(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that killed :func:`atomic_file` writes left anywhere under ``folder``.
+
+    Only for a folder written in place that this run holds as a whole (:func:`run_lock`): a training
+    run folder, a benchmark folder with no array job running. Each removal is a ``note:`` line.
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [
+            d for d in dirs if not d.startswith(".")
+        ]  # another output's temporary folder: its own run's
+        for name in files:
+            if _LEFTOVER_FILE.match(name):
+                path = Path(root) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+                _note(f"{path.parent}: removed {name}, left by a run that was killed")
+    return removed
 
 
 def _note(message: str) -> None:

@@ -55,6 +55,7 @@ from medgan.utils import (
     describe_holder,
     file_sha256,
     lock_holder,
+    remove_leftover_files,
     run_lock,
     write_text_atomic,
 )
@@ -271,6 +272,8 @@ def _holding_out(run: Any) -> Any:
                     who = describe_holder(busy[0])
                     raise MedganError(f"jobs of an array are running in this folder ({who}); wait for them, "
                                       "or choose another --out", out)
+                if out.is_dir():
+                    remove_leftover_files(out)  # half-written files of a run that was killed
             else:
                 whole = lock_holder(out)
                 if whole is not None:

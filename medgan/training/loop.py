@@ -49,7 +49,7 @@ from medgan.training.snapshots import (
     save_grid,
     standing_stats,
 )
-from medgan.utils import check_not_input, check_out_folder, run_lock
+from medgan.utils import check_not_input, check_out_folder, remove_leftover_files, run_lock
 from medgan.version import __version__
 
 __all__ = ["TrainingInterrupted", "train"]
@@ -335,7 +335,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         paths = {what: Path(str(d)).expanduser() for what, d in datasets.items() if d is not None}
         check_not_input(run_dir, {what: p for what, p in paths.items() if p.exists()})
     # One run per folder; under torchrun, rank 0 holds the lock for every rank.
-    with run_lock(run_dir) if os.environ.get("RANK", "0") == "0" else nullcontext():
+    is_main = os.environ.get("RANK", "0") == "0"
+    with run_lock(run_dir) if is_main else nullcontext():
+        if is_main and run_dir.is_dir():
+            remove_leftover_files(run_dir)  # half-written checkpoints of a run that was killed
         return _train(cfg, resume=resume, overwrite=overwrite, progress=progress, evaluator=evaluator, logger=logger)
 
 

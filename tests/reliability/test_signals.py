@@ -9,6 +9,7 @@ this process, fast), or to print ``PAUSED`` and wait for a real SIGTERM or SIGKI
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -264,3 +265,17 @@ def test_a_run_killed_while_swapping_gets_its_previous_content_back(run: Path, t
     assert tree_digest(out) == {"synth/a.txt": tree_digest(out / "a.txt")["a.txt"]}  # nothing else in it
     assert (out / "a.txt").read_text() == "previous export"
     assert hidden_siblings(out) == [] and other.is_dir()
+
+
+def test_training_after_a_kill_removes_its_half_written_checkpoint(run: Path, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(run, tmp_path / "run"))
+    # atomic_file's name for step 4 in progress; and another output's file, still being written.
+    half = folder / "checkpoints" / ".step_000004.x7k2m9qa.tmp.pt"
+    half.write_bytes(b"half a checkpoint")
+    other = folder / ".eval.abcdefgh.tmp" / ".metrics.abcdefgh.tmp.json"
+    other.parent.mkdir()
+    other.write_text("{")
+    code, _, stderr = cli("train", "--resume", folder, "--no-progress")
+    assert code == 0, stderr
+    assert f"note: {half.parent}: removed {half.name}, left by a run that was killed" in stderr
+    assert not half.exists() and other.is_file()
