@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -81,6 +82,14 @@ def run_command(
             err=True,
         )
         raise typer.Exit(128 + exc.signum) from None
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM in another stage
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        typer.echo(
+            f"interrupted ({signal.Signals(signum).name}): finished stages are kept, and the benchmark keeps its "
+            "finished runs; run the same command again to continue",
+            err=True,
+        )
+        raise typer.Exit(128 + signum) from None
     if result.skipped:
         typer.echo(f"skipped {len(result.skipped)} finished stage(s): {', '.join(result.skipped)}")
     if result.ran:

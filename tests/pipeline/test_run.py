@@ -47,7 +47,8 @@ def _run(source: Path, out: Path, config: Path, *extra: str | Path) -> tuple[int
         *extra,
     ]
     result = runner.invoke(app, [str(a) for a in args], terminal_width=200)
-    return result.exit_code, result.output
+    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+    return result.exit_code, result.output + (f"\n{result.exception!r}" if crashed else "")
 
 
 def _snapshot(out: Path) -> dict[str, tuple[int, str]]:
@@ -200,6 +201,27 @@ def test_deleting_a_stage_reruns_it_and_the_stages_after_it(
     assert after["benchmark/stage.json"] != before["benchmark/stage.json"]
     gate = json.loads((out / "export" / "gate.json").read_text())
     assert gate == json.loads((dicom_run.out / "export" / "gate.json").read_text())  # the same seeded draw
+
+
+def test_an_interrupted_stage_leaves_no_half_output(
+    dicom_run: SimpleNamespace, hospital: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert dicom_run.code == 0, dicom_run.output
+    out = tmp_path / "out"
+    shutil.copytree(dicom_run.out, out)
+    shutil.rmtree(out / "evaluate")
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("medgan.api.evaluate", ctrl_c)
+    code, output = _run(hospital.dicom, out, hospital.config)
+    assert code == 130, output
+    assert "finished stages are kept" in output and "run the same command again to continue" in output
+    assert not (out / "evaluate").exists() and not [
+        p for p in out.iterdir() if p.name.startswith(".evaluate")
+    ]
+    assert (out / "train" / "stage.json").is_file() and (out / "export" / "stage.json").is_file()
 
 
 def test_png_with_labels_csv(hospital: SimpleNamespace) -> None:
