@@ -13,8 +13,9 @@ arm applies it too). A candidate is dropped when
   network whose penultimate layer is the feature space), gives the candidate's class a probability
   below ``confidence`` (0.5 by default: with two classes, it ranks the other class first).
 
-The kept samples are written through :mod:`medgan.synth` (the writers of ``medgan augment``) with
-``manifest.csv``, and ``provenance.json`` records the gate.
+The kept samples are written by :func:`medgan.synth.write.write_batches`, the one way an export
+folder is written (free space first, atomically, the writers of ``medgan augment``, ``manifest.csv``
+and ``provenance.json``); the provenance records the gate.
 
 Example:
     >>> result = export_gated(gen, extractor, dataset, "out/synthetic", n_per_class=500, fmt="png")
@@ -25,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,12 +37,11 @@ from medgan.data.dataset import PreparedDataset
 from medgan.errors import MedganError
 from medgan.metrics.curation import curate
 from medgan.metrics.memorisation import memorisation_audit
-from medgan.synth.export import SampleWriter
-from medgan.synth.manifest import write_manifest, write_provenance
+from medgan.synth.manifest import read_manifest
 from medgan.synth.sampling import LATENT_BLOCK, LoadedGenerator, forward_block, iter_samples
-from medgan.synth.write import check_format
+from medgan.synth.write import Batch, check_format, write_batches
 from medgan.training.classifier import predict_proba
-from medgan.utils import atomic_dir, atomic_file
+from medgan.utils import atomic_file
 
 if TYPE_CHECKING:
     from medgan.metrics.features import FeatureExtractor
@@ -240,123 +240,123 @@ def export_gated(
     train_f = extractor.split_features(dataset, "train")
     ref_f = extractor.split_features(dataset, "test")
     result = GateResult(class_names=names)
-    rows: list[list[Any]] = []
+    result.settings = {
+        "n_per_class": n_per_class,
+        "seed": seed,
+        "truncation": truncation,
+        "percentile": percentile,
+        "confidence": confidence,
+        "classifier": {
+            k: extractor.info.get(k)
+            for k in (
+                "arch",
+                "dataset_sha256",
+                "selected_epoch",
+                "val_balanced_accuracy",
+                "test_accuracy",
+                "test_balanced_accuracy",
+            )
+        },
+    }
+    decisions: list[tuple[int, GateDecision]] = []
+    # Provenance fields; the counts and the gate are filled in once the last class is gated, which is
+    # before write_batches writes provenance.json (after the last batch).
+    record: dict[str, Any] = {
+        "format": fmt,
+        "checkpoint_path": gen.checkpoint_path,
+        "family": gen.family,
+        "device": str(gen.device),
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "latent_block": LATENT_BLOCK,
+        "forward_block": forward_block(gen.size),
+    }
+
+    def kept_batches() -> Iterator[Batch]:
+        for c in range(gen.num_classes):
+            drawn = []
+            for batch in iter_samples(
+                gen, c, n_per_class, seed=seed, batch_size=batch_size, truncation=truncation
+            ):
+                drawn.append(batch)
+                if on_batch is not None:
+                    on_batch(len(batch))
+            images = np.concatenate(drawn)
+            decision = gate_candidates(
+                images, c, extractor, train_f, ref_f, percentile=percentile, confidence=confidence
+            )
+            decisions.append((c, decision))
+            result.threshold = decision.threshold
+            result.candidates[c] = len(images)
+            result.kept[c] = int(decision.keep.sum())
+            result.likely_copies[c] = int(decision.likely_copy.sum())
+            result.wrong_class[c] = int((decision.wrong_class & ~decision.likely_copy).sum())
+            kept = np.flatnonzero(decision.keep)
+            if len(kept):
+                yield images[kept], [c] * len(kept), seed, kept, None
+        record.update(
+            counts={names[c]: k for c, k in result.kept.items()},
+            total=sum(result.kept.values()),
+            quality_gate=result.to_json(),
+        )
+
     out = Path(out)
-    with atomic_dir(out, overwrite=True) as tmp:
-        with SampleWriter(
-            tmp,
-            fmt=fmt,  # type: ignore[arg-type]  # checked above
-            class_names=names,
-            spatial_dims=gen.spatial_dims,
-            checkpoint_sha256=gen.checkpoint_sha256,
-            dataset_name=str(gen.dataset.get("name")),
-            spacing=gen.spacing,
-        ) as writer:
-            for c in range(gen.num_classes):
-                batches = []
-                for batch in iter_samples(
-                    gen, c, n_per_class, seed=seed, batch_size=batch_size, truncation=truncation
-                ):
-                    batches.append(batch)
-                    if on_batch is not None:
-                        on_batch(len(batch))
-                images = np.concatenate(batches)
-                decision = gate_candidates(
-                    images,
-                    c,
-                    extractor,
-                    train_f,
-                    ref_f,
-                    percentile=percentile,
-                    confidence=confidence,
-                )
-                kept = np.flatnonzero(decision.keep)
-                files = (
-                    writer.write(images[kept], [c] * len(kept), seeds=seed, indices=kept) if len(kept) else []
-                )
-                file_of = dict(zip(kept.tolist(), files, strict=True))
-                result.threshold = decision.threshold
-                result.candidates[c] = len(images)
-                result.kept[c] = len(kept)
-                result.likely_copies[c] = int(decision.likely_copy.sum())
-                result.wrong_class[c] = int((decision.wrong_class & ~decision.likely_copy).sum())
-                for i in range(len(images)):
-                    reason = (
+    write_batches(
+        out,
+        kept_batches(),
+        fmt=fmt,
+        total=n_per_class * gen.num_classes,
+        class_names=names,
+        spatial_dims=gen.spatial_dims,
+        size=gen.size,
+        channels=gen.channels,
+        checkpoint_sha256=gen.checkpoint_sha256,
+        dataset_name=str(gen.dataset.get("name")),
+        spacing=gen.spacing,
+        config=gen.config,
+        dataset_sha256=gen.dataset.get("sha256"),
+        overwrite=True,
+        arguments=arguments,
+        record=record,
+    )
+    if decisions_csv is not None:
+        file_of = {(r.class_index, r.sample_index): r.file for r in read_manifest(out)}
+        columns = [
+            "class_name",
+            "class_index",
+            "seed",
+            "sample_index",
+            "p_class",
+            "predicted",
+            "nearest_train_distance",
+            "kept",
+            "dropped_because",
+            "file",
+        ]
+        with atomic_file(decisions_csv) as tmp_csv, open(tmp_csv, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(columns)
+            for c, d in decisions:
+                for i in range(len(d.keep)):
+                    why = (
                         "likely copy"
-                        if decision.likely_copy[i]
+                        if d.likely_copy[i]
                         else "not assigned to its class"
-                        if decision.wrong_class[i]
+                        if d.wrong_class[i]
                         else ""
                     )
-                    rows.append(
+                    w.writerow(
                         [
                             names[c],
                             c,
                             seed,
                             i,
-                            f"{decision.probability[i]:.4f}",
-                            names[decision.predicted[i]],
-                            f"{decision.distance[i]:.6g}",
-                            int(decision.keep[i]),
-                            reason,
-                            file_of.get(i, ""),
+                            f"{d.probability[i]:.4f}",
+                            names[d.predicted[i]],
+                            f"{d.distance[i]:.6g}",
+                            int(d.keep[i]),
+                            why,
+                            file_of.get((c, i), ""),
                         ]
                     )
-        result.settings = {
-            "n_per_class": n_per_class,
-            "seed": seed,
-            "truncation": truncation,
-            "percentile": percentile,
-            "confidence": confidence,
-            "classifier": {
-                k: extractor.info.get(k)
-                for k in (
-                    "arch",
-                    "dataset_sha256",
-                    "selected_epoch",
-                    "val_balanced_accuracy",
-                    "test_accuracy",
-                    "test_balanced_accuracy",
-                )
-            },
-        }
-        write_manifest(tmp, writer.manifest)
-        write_provenance(
-            tmp,
-            checkpoint_sha256=gen.checkpoint_sha256,
-            config=gen.config,
-            dataset_sha256=gen.dataset.get("sha256"),
-            arguments=arguments or {},
-            extra={
-                "counts": {names[c]: k for c, k in result.kept.items()},
-                "total": sum(result.kept.values()),
-                "format": fmt,
-                "checkpoint_path": gen.checkpoint_path,
-                "family": gen.family,
-                "device": str(gen.device),
-                "torch_version": torch.__version__,
-                "torch_threads": torch.get_num_threads(),
-                "latent_block": LATENT_BLOCK,
-                "forward_block": forward_block(gen.size),
-                "quality_gate": result.to_json(),
-            },
-        )
-    if decisions_csv is not None:
-        with atomic_file(decisions_csv) as tmp_csv, open(tmp_csv, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(
-                [
-                    "class_name",
-                    "class_index",
-                    "seed",
-                    "sample_index",
-                    "p_class",
-                    "predicted",
-                    "nearest_train_distance",
-                    "kept",
-                    "dropped_because",
-                    "file",
-                ]
-            )
-            w.writerows(rows)
     return result

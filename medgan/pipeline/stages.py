@@ -46,7 +46,7 @@ from medgan.pipeline.derive import DerivedTrain, derive_benchmark_config, derive
 from medgan.pipeline.index import write_index
 from medgan.pipeline.labels import RunSources, resolve_sources, write_manifest
 from medgan.pipeline.progress import RunDisplay
-from medgan.utils import atomic_dir, write_text_atomic
+from medgan.utils import atomic_dir, check_not_input, check_out_folder, run_lock, write_text_atomic
 from medgan.version import __version__
 
 __all__ = ["STAGES", "PipelineResult", "RunOptions", "StageReport", "run_pipeline"]
@@ -610,8 +610,6 @@ def _run_one(ctx: _Context, k: int, stage: _Stage, previous: str) -> tuple[Stage
 
 def _check_out(out: Path) -> None:
     """Refuse an output folder that holds something other than a medgan run."""
-    if out.exists() and not out.is_dir():
-        raise MedganError("exists and is not a folder", out)
     if not out.is_dir() or not any(not p.name.startswith(".") for p in out.iterdir()):
         return
     if not (out / "run.yaml").is_file() and not any((out / s / MARKER).is_file() for s in STAGES):
@@ -653,7 +651,18 @@ def run_pipeline(opts: RunOptions, *, console: Any = None) -> PipelineResult:
     from medgan.device import resolve_device
 
     # Section. Inputs, checked before anything is written.
+    check_out_folder(opts.out)
     _check_out(opts.out)
+    # OUT must not hold an input, nor lie in SOURCE (the next run would read its own output as scans).
+    check_not_input(
+        opts.out,
+        {
+            "the source folder": opts.source,
+            "the labels CSV": opts.labels,
+            "the --config file": opts.config_path,
+        },
+        folders={"the source folder": opts.source},
+    )
     sources = resolve_sources(opts.source, opts.labels, opts.target_class)
     cfg = opts.config
     preprocess_options = to_dataclass(
@@ -663,20 +672,28 @@ def run_pipeline(opts: RunOptions, *, console: Any = None) -> PipelineResult:
         raise MedganError(f"--steps must be positive, got {opts.steps}")
     device = str(resolve_device(opts.device))
 
-    opts.out.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(opts.out / "run.yaml", _run_record(opts))
+    # Section. The stages, one run at a time in OUT.
     reports: list[StageReport] = []
-    with RunDisplay(len(STAGES), enabled=opts.progress, console=console) as display:
-        ctx = _Context(
-            opts=opts, display=display, sources=sources, preprocess_options=preprocess_options, device=device
-        )
-        previous = ""
-        for k, stage in enumerate(_STAGE_LIST, start=1):
-            report, previous = _run_one(ctx, k, stage, previous)
-            reports.append(report)
-            if stage.name == "preprocess":
-                _after_preprocess(ctx)
-            if report.status == "ran":  # the page follows a long run; a run that skips all leaves it alone
-                write_index(ctx.out, sources, ctx.records, STAGES)
-        write_index(ctx.out, sources, ctx.records, STAGES)
+    with run_lock(opts.out):
+        opts.out.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(opts.out / "run.yaml", _run_record(opts))
+        with RunDisplay(len(STAGES), enabled=opts.progress, console=console) as display:
+            ctx = _Context(
+                opts=opts,
+                display=display,
+                sources=sources,
+                preprocess_options=preprocess_options,
+                device=device,
+            )
+            previous = ""
+            for k, stage in enumerate(_STAGE_LIST, start=1):
+                report, previous = _run_one(ctx, k, stage, previous)
+                reports.append(report)
+                if stage.name == "preprocess":
+                    _after_preprocess(ctx)
+                if (
+                    report.status == "ran"
+                ):  # the page follows a long run; a run that skips all leaves it alone
+                    write_index(ctx.out, sources, ctx.records, STAGES)
+            write_index(ctx.out, sources, ctx.records, STAGES)
     return PipelineResult(out=opts.out, stages=reports, index=opts.out / "index.md")

@@ -276,6 +276,12 @@ def test_bad_input_is_refused_before_training(hospital: SimpleNamespace, tmp_pat
     code, output = _run(hospital.dicom, tmp_path / "o5", bad_cfg)
     _one_line_error(code, output, "training keys go under 'train:'")
 
+    code, output = _run(
+        hospital.dicom, hospital.dicom / "runs", cfg
+    )  # the next run would read its own output
+    _one_line_error(code, output, "--out must not be inside the source folder")
+    assert not (hospital.dicom / "runs").exists()
+
     other = tmp_path / "not_a_run"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
