@@ -170,8 +170,7 @@ def verdict(comparisons: list[dict[str, Any]], headline: list[str], class_names:
         c = primary["metrics"][key]
         word = ("Yes." if c["ci_low"] > 0 else "No: it hurt." if c["ci_high"] < 0 else "No evidence of a lift.")
         rest = [k for k in headline if k != key]
-        tail = "".join(f" Secondary: on {_label(k, class_names)} it "
-                       f"{_clause(primary['metrics'][k], _label(k, class_names), confidence)}"
+        tail = "".join(f" Secondary: it {_clause(primary['metrics'][k], _label(k, class_names), confidence)}"
                        f"{_holm_note({'metrics': {k: primary['metrics'][k]}}, [k])}." for k in rest)
         return {"answer": f"{word} The primary comparison, {primary['phrase']} ({primary['arm']} vs "
                           f"{primary['baseline']}), {_clause(c, _label(key, class_names), confidence)}.{tail}",
@@ -306,6 +305,7 @@ def save_lift_curve(path: Path, blocks: list[dict[str, Any]], keys: list[str], c
         confidence: the intervals' coverage (for the title).
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, NullLocator
 
     arms = [a for a in blocks[-1]["arms"] if all(a in b["metrics"] for b in blocks)]
     x = [b["n_real"] for b in blocks]
@@ -320,6 +320,9 @@ def save_lift_curve(path: Path, blocks: list[dict[str, Any]], keys: list[str], c
             ax.fill_between(x, [100 * v["ci_low"] for v in s], [100 * v["ci_high"] for v in s], color=colour,
                             alpha=0.12, lw=0)
         ax.set_xscale("log")
+        ax.set_xlim(min(x) / 1.25, max(x) * 1.25)
+        ax.xaxis.set_minor_locator(NullLocator())  # only the fractions' own ticks
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(x)
         ax.set_xticklabels([f"{n}\n({fraction_label(b['fraction'])})" for n, b in zip(x, blocks, strict=True)],
                            fontsize=7)
