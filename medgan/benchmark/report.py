@@ -576,11 +576,13 @@ def _power_line(block: dict[str, Any], names: list[str]) -> str | None:
     if pw is None or not math.isfinite(pw["lift"]):
         return None
     what = _label(pw["metric"], names)
-    cases = (f"{pw['n_test']} {names[names.index(what.rsplit(' ', 1)[0])]} test images"
-             if pw["metric"] != "balanced_accuracy" and what.rsplit(" ", 1)[0] in names else f"{pw['n_test']} test images")
+    by_slug = dict(zip(class_slugs(names), names, strict=True))
+    target = by_slug.get(pw["metric"].partition("/")[2])
+    cases = f"{pw['n_test']} {target} test images" if target is not None else f"{pw['n_test']} test images"
     seeds = f"±{100 * pw['se_seeds']:.1f} points from the seeds" if math.isfinite(pw["se_seeds"]) else \
         "the seed spread unknown with one seed"
-    return (f"**Power.** With {cases} and {int(pw['n_seeds'])} seeds, the smallest lift in {what} that the primary "
+    n_seeds = int(pw["n_seeds"])
+    return (f"**Power.** With {cases} and {n_seeds} seed{'s' if n_seeds != 1 else ''}, the smallest lift in {what} that the primary "
             f"comparison would detect with {pw['power']:.0%} power (two-sided, α = {pw['alpha']:.2g}) is about "
             f"{100 * pw['lift']:.1f} points (standard error {100 * pw['se']:.1f}: {seeds}, "
             f"±{100 * pw['se_test']:.1f} from the test set). A smaller true lift would mostly read as a null.")
@@ -612,7 +614,8 @@ def _fraction_markdown(r: dict[str, Any], block: dict[str, Any], cfg: BenchmarkC
         lines.append(f"| {arm} | {_sizes(block['training_sets'][arm])} | {'/'.join(map(str, steps))} "
                      f"({', '.join(map(str, block['selected_steps'][arm]))}) | " + " | ".join(cells) + " |")
     for arm, cur in block["curation"].items():
-        shares = ", ".join(f"{n} {_pts(v)}%" for n, v in zip(names, cur["kept_share"], strict=True))
+        shares = ", ".join(f"{n} {_pts(v)}{'%' if math.isfinite(v) else ' (none added)'}"
+                           for n, v in zip(names, cur["kept_share"], strict=True))
         lines += ["", f"Curation ({arm}, confidence ≥ {cur['confidence']:g}, likely copies dropped): kept share of "
                   f"the candidates per class, mean over seeds: {shares}."]
     suffix = "" if block["fraction"] == cfg.fractions[-1] else f"_f{fraction_label(block['fraction'])}"
