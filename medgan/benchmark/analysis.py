@@ -165,17 +165,21 @@ def analyse_fraction(
             k: v[:, 0] for k, v in metric_values(labels, probas, np.arange(len(labels))[None], names).items()
         }
         boot[arm] = metric_values(labels, probas, res.cases, names)
-    summaries = {arm: {k: summarise(point[arm][k], boot[arm][k], res) for k in keys} for arm in fr.arms}
+    summaries: dict[str, dict[str, Any]] = {
+        arm: {k: summarise(point[arm][k], boot[arm][k], res) for k in keys} for arm in fr.arms
+    }
 
     # Section. Comparisons: the fixed list, the ratio sweep, and the primary one.
     p_arm, p_base, chosen = _primary_arms(cfg, fr)
     pairs = [(a, b, phrase) for a, b, phrase in COMPARISONS if a in fr.arms and b in fr.arms]
     for arm in (a for a in fr.arms if _is_variant(a)):
-        run = parse_arm_label(arm)
-        pairs.append((arm, p_base, f"{run.arm} with {run.ratio:g}× the real count of synthetic images"))
+        variant = parse_arm_label(arm)
+        pairs.append(
+            (arm, p_base, f"{variant.arm} with {variant.ratio:g}× the real count of synthetic images")
+        )
     if p_arm is not None and not any((a, b) == (p_arm, p_base) for a, b, _ in pairs):
         pairs.insert(0, (p_arm, p_base, f"{p_arm} instead of {p_base}"))
-    comparisons = []
+    comparisons: list[dict[str, Any]] = []
     for arm, base, phrase in pairs:
         comparisons.append(
             {
@@ -198,13 +202,11 @@ def analyse_fraction(
     ):
         c["metrics"][k]["p_holm"] = adjusted
     primary = next((c for c in comparisons if c["primary"]), None)
-    if primary is not None:
-        primary["metrics"][p_key]["p_holm"] = primary["metrics"][p_key][
-            "p_bootstrap"
-        ]  # not adjusted: pre-declared
+    if primary is not None:  # not adjusted: pre-declared
+        primary["metrics"][p_key]["p_holm"] = primary["metrics"][p_key]["p_bootstrap"]
 
     # Section. Power: the smallest lift of the primary metric this test set and these seeds could detect.
-    power = None
+    power: dict[str, Any] | None = None
     if primary is not None:
         counts = np.bincount(labels, minlength=len(names))[: len(names)].tolist()
         base_summary = summaries[p_base]
@@ -224,10 +226,11 @@ def analyse_fraction(
     steps = {arm: [int(fr.runs[(arm, s)].get("steps", 0)) for s in fr.seeds] for arm in fr.arms}
     selected = {arm: [int(fr.runs[(arm, s)].get("selected_step", 0)) for s in fr.seeds] for arm in fr.arms}
     last = [f"{arm}:{s}" for arm in fr.arms for s in fr.seeds if fr.runs[(arm, s)].get("selected_last")]
-    curation = {}
+    curation: dict[str, dict[str, Any]] = {}
     for arm in fr.arms:
-        kept = [fr.runs[(arm, s)].get("curation") for s in fr.seeds]
-        if all(k is not None for k in kept):
+        found = [fr.runs[(arm, s)].get("curation") for s in fr.seeds]
+        kept = [k for k in found if k is not None]
+        if kept and len(kept) == len(found):
             shares = np.array([k["kept_share"] for k in kept], dtype=np.float64)  # (S, K); NaN: no candidates
             mean = [
                 float(np.mean(col[np.isfinite(col)])) if np.isfinite(col).any() else math.nan

@@ -317,10 +317,10 @@ def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None
 
     # Section. Train for the budget's steps (checkpoint chosen on val), then predict the test split.
     t0 = time.perf_counter()
-    settings = {"epochs": cfg.classifier.epochs, "batch_size": cfg.classifier.batch_size, "lr": cfg.classifier.lr,
-                "weight_decay": cfg.classifier.weight_decay, "seed": seed, "device": device, "transform": transform,
-                "eval_every": budget.eval_every,
-                "class_weighting": None if cfg.classifier.class_weighting == "none" else "balanced"}
+    settings: dict[str, Any] = {"epochs": cfg.classifier.epochs, "batch_size": cfg.classifier.batch_size, "lr": cfg.classifier.lr,
+                                 "weight_decay": cfg.classifier.weight_decay, "seed": seed, "device": device,
+                                 "transform": transform, "eval_every": budget.eval_every,
+                                 "class_weighting": None if cfg.classifier.class_weighting == "none" else "balanced"}
     history: list[dict[str, float]] = []
     steps = budget.steps
     if data.pretrain is not None and budget.pretrain_steps > 0:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,6 +105,7 @@ def write_train_copy(
     empty = np.zeros((0, *train_x.shape[1:]), dtype=np.uint8)
     images = {"train": train_x, "val": empty, "test": empty}
     labels = {"train": train_y, "val": np.zeros(0, np.int64), "test": np.zeros(0, np.int64)}
+    preprocessing: dict[str, Any]
     if whole:
         name, preprocessing = f"{info.name}-train", {"benchmark": "train split only"}
     else:
