@@ -272,6 +272,9 @@ class FidelityConfig:
         seed: the sampling seed of that set.
         arch: the domain feature net's architecture.
         feature_epochs: its training epochs when it is not cached yet.
+        c2st_folds: cross-validation folds of the classifier two-sample test.
+        c2st_min_steps: its optimisation steps per fold, at least. Lower it only for smoke tests:
+            an under-trained two-sample CNN scores a bad generator near 0.5.
     """
 
     enabled: bool = True
@@ -279,6 +282,8 @@ class FidelityConfig:
     seed: int = bounded(12345, ge=0)
     arch: Literal["cnn", "resnet10", "resnet18", "densenet121"] = "cnn"
     feature_epochs: int = bounded(20, ge=1)
+    c2st_folds: int = bounded(5, ge=2)
+    c2st_min_steps: int = bounded(300, ge=0)
 
 
 @dataclass

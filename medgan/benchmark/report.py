@@ -338,6 +338,13 @@ def save_lift_curve(path: Path, blocks: list[dict[str, Any]], keys: list[str], c
 # Section. The GAN's fidelity and memorisation.
 
 
+def _c2st(cfg: BenchmarkConfig, device: str) -> Any:
+    """The two-sample test's settings from the config's fidelity section (seed 0, as ``evaluate``'s default)."""
+    from medgan.metrics.c2st import C2STConfig
+
+    return C2STConfig(folds=cfg.fidelity.c2st_folds, min_steps=cfg.fidelity.c2st_min_steps, seed=0, device=device)
+
+
 def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str,
               device: str, suffix: str = "") -> tuple[dict[str, float] | None, str | None, list[str]]:
     """``medgan.metrics.evaluate`` of a fresh synthetic draw; sample grids and memorisation pairs.
@@ -362,7 +369,7 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
                                        title=f"{ds.info.name}: {name} (left real train, right synthetic)").name)
     try:
         ev = evaluate_detailed(ds, (images, labels), arch=cfg.fidelity.arch, device=device, seed=0,
-                               feature_epochs=cfg.fidelity.feature_epochs)
+                               feature_epochs=cfg.fidelity.feature_epochs, c2st=_c2st(cfg, device))
     except MedganError as exc:
         return None, f"fidelity not computed: {exc}", figures
     if ev.audit is not None:
@@ -382,7 +389,7 @@ def _translator_fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, t
     names = list(ds.info.class_names)
     try:
         ev = evaluate_translator(ds, tr, cfg.fidelity.n_per_class, seed=cfg.fidelity.seed, arch=cfg.fidelity.arch,
-                                 device=device, feature_epochs=cfg.fidelity.feature_epochs)
+                                 device=device, feature_epochs=cfg.fidelity.feature_epochs, c2st=_c2st(cfg, device))
     except MedganError as exc:
         return None, f"fidelity not computed: {exc}", []
     real_x, real_y = ds.channel_first("train"), ds.labels["train"]

@@ -41,7 +41,8 @@ def bench_config(path: Path, data: Path, gan_yaml: Path, **sections: object) -> 
         "classifier": {"epochs": 1, "batch_size": 16, "min_steps": 1},
         "gan": {"train_config": str(gan_yaml)},
         "bootstrap": {"resamples": 200},
-        "fidelity": {"n_per_class": 6, "feature_epochs": 1},
+        # A smoke-test two-sample test: 2 folds of 5 steps instead of 5 of 300 (its own tests are in tests/metrics).
+        "fidelity": {"n_per_class": 6, "feature_epochs": 1, "c2st_folds": 2, "c2st_min_steps": 5},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
