@@ -33,6 +33,16 @@ class _Makes(Protocol):
     channels: int
 
 
+class _Maker(_Makes, Protocol):
+    """What :func:`write_batches` reads of a loaded generator or translator: geometry and provenance."""
+
+    size: list[int]
+    spacing: list[float] | None
+    checkpoint_sha256: str
+    dataset: dict[str, Any]
+    config: dict[str, Any]
+
+
 def check_format(fmt: str, gen: _Makes | None = None) -> None:
     """Refuse a ``--format`` that is unknown or that cannot hold this generator's (or translator's) samples.
 
@@ -109,11 +119,8 @@ def write_synthetic(
                 yield batch, [c] * len(batch), seed, range(start, start + len(batch)), None
                 start += len(batch)
 
-    return write_batches(out, batches(), fmt=fmt, total=total, class_names=names, spatial_dims=gen.spatial_dims,
-                         size=gen.size, channels=gen.channels, checkpoint_sha256=gen.checkpoint_sha256,
-                         dataset_name=str(gen.dataset.get("name")), spacing=gen.spacing, config=gen.config,
-                         dataset_sha256=gen.dataset.get("sha256"), overwrite=overwrite, arguments=arguments,
-                         record=record, on_batch=on_batch)
+    return write_batches(out, batches(), fmt=fmt, total=total, class_names=names, maker=gen, overwrite=overwrite,
+                         arguments=arguments, record=record, on_batch=on_batch)
 
 
 def write_batches(
@@ -123,14 +130,7 @@ def write_batches(
     fmt: str,
     total: int,
     class_names: Sequence[str],
-    spatial_dims: int,
-    size: Sequence[int],
-    channels: int,
-    checkpoint_sha256: str,
-    dataset_name: str,
-    spacing: Sequence[float] | None,
-    config: dict[str, Any],
-    dataset_sha256: str | None,
+    maker: _Maker,
     overwrite: bool = False,
     arguments: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
@@ -147,12 +147,9 @@ def write_batches(
         fmt: ``png``, ``npz``, ``nifti`` or ``dicom``.
         total: how many images ``batches`` holds (for the free-space estimate).
         class_names: names by label index.
-        spatial_dims, size, channels: the images' geometry.
-        checkpoint_sha256: the checkpoint that made them; marks every file.
-        dataset_name: its training dataset's name.
-        spacing: mm per pixel / voxel, or ``None`` (1 mm).
-        config: the training config stored in the checkpoint (provenance).
-        dataset_sha256: its training dataset's sha256 (provenance).
+        maker: the loaded generator or translator that made them: the images' geometry
+            (``spatial_dims``, ``size``, ``channels``, ``spacing``), the checkpoint's sha256 that marks
+            every file, its training config and dataset (name and sha256) for the provenance.
         overwrite: replace a non-empty ``out``.
         arguments: the command's arguments (provenance).
         record: more provenance fields.
@@ -166,6 +163,8 @@ def write_batches(
             (the partial output is removed; a replaced ``out`` keeps its old content).
     """
     out = Path(out)
+    spatial_dims, size, channels = maker.spatial_dims, maker.size, maker.channels
+    checkpoint_sha256 = maker.checkpoint_sha256
     # Section. Room for the output (and, for npz, memory: it collects every sample), before any work.
     check_free_space(out, estimate_bytes(fmt, total, spatial_dims, size, channels), f"{total} {fmt} samples")
     if fmt == "npz":
@@ -175,14 +174,16 @@ def write_batches(
     try:
         with atomic_dir(out, overwrite=overwrite) as tmp:
             with SampleWriter(tmp, fmt=fmt, class_names=class_names, spatial_dims=spatial_dims,  # type: ignore[arg-type]
-                              checkpoint_sha256=checkpoint_sha256, dataset_name=dataset_name, spacing=spacing) as writer:
+                              checkpoint_sha256=checkpoint_sha256, dataset_name=str(maker.dataset.get("name")),
+                              spacing=maker.spacing) as writer:
                 for images, labels, seed, indices, sources in batches:
                     writer.write(images, labels, seeds=seed, indices=indices, sources=sources)
                     if on_batch is not None:
                         on_batch(len(images))
                     check_stop()  # a Ctrl-C that a library swallowed still stops the export
             write_manifest(tmp, writer.manifest)
-            write_provenance(tmp, checkpoint_sha256=checkpoint_sha256, config=config, dataset_sha256=dataset_sha256,
+            write_provenance(tmp, checkpoint_sha256=checkpoint_sha256, config=maker.config,
+                             dataset_sha256=maker.dataset.get("sha256"),
                              arguments=arguments or {}, extra=record)
     except OSError as exc:
         # atomic_dir has removed the temporary folder; a replaced --out still holds its old content.
