@@ -132,6 +132,9 @@ class Generator(nn.Module):
         base_channels: channels at the finest resolution; doubles per halving of resolution.
         max_channels: cap on the channel count.
         upsample: ``nearest`` (copies each pixel 2×2) or ``linear`` (bi/trilinear, smoother).
+        binary: emit exactly -1 or 1 (the sign of the tanh output, with the tanh's gradient passed
+            straight through, as the deterministic binary neurons of Dong & Yang 2018), for data
+            that is a binary mask: D can then not tell real from synthetic by grey values alone.
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -149,6 +152,7 @@ class Generator(nn.Module):
         base_channels: int = 32,
         max_channels: int = 256,
         upsample: UpsampleMode = "nearest",
+        binary: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -160,6 +164,7 @@ class Generator(nn.Module):
         self.num_classes = num_classes
         self.out_channels = out_channels
         self.size = size
+        self.binary = binary
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size)
 
@@ -184,7 +189,7 @@ class Generator(nn.Module):
             y: ``(B,)`` int64 class indices; required when ``num_classes > 0``, ignored otherwise.
 
         Returns:
-            ``(B, out_channels, *[size] * spatial_dims)`` in ``[-1, 1]``.
+            ``(B, out_channels, *[size] * spatial_dims)`` in ``[-1, 1]``; only -1 and 1 when ``binary``.
         """
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (B, {self.z_dim}), got {tuple(z.shape)}")
@@ -195,9 +200,12 @@ class Generator(nn.Module):
         h = self.fc(z).reshape(z.shape[0], self.bottom_channels, *([_BOTTOM] * self.spatial_dims))
         for block in self.blocks:
             h = block(h, y)
-        h = self.out_conv(F.relu(self.out_norm(h)))  # (B, C, *[full_size])
+        h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
+        if self.binary:
+            # Forward: the sign (0 maps to 1); backward: the tanh's gradient (straight-through).
+            h = h + (torch.where(h >= 0, 1.0, -1.0) - h).detach()
         # contiguous(): a cropped view would surprise callers that .view() the images.
-        return center_crop(h.tanh(), self.size, self.spatial_dims).contiguous()
+        return center_crop(h, self.size, self.spatial_dims).contiguous()
 
 
 class DBlock(nn.Module):

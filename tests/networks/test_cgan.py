@@ -282,3 +282,23 @@ def test_minibatch_std_groups_do_not_depend_on_how_the_batch_is_split() -> None:
     # The extra channel is the group's mean standard deviation, constant over space.
     expected = x[:4].std(dim=0, unbiased=False).mean()
     assert torch.allclose(whole[0, 3], torch.full((4, 4), float(expected)), atol=1e-5)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_binary_generator_emits_the_sign_of_its_tanh_and_still_learns(spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, num_classes=2, size=12, spatial_dims=spatial_dims, base_channels=4, max_channels=8,
+                  binary=True).eval()
+    z, y = torch.randn(3, 8), torch.tensor([0, 1, 1])
+    x = G(z, y)
+    assert x.shape == (3, 1, *[12] * spatial_dims)
+    assert set(x.unique().tolist()) == {-1.0, 1.0}
+    G.binary = False
+    soft = G(z, y).detach()
+    assert soft.unique().numel() > 2
+    assert torch.equal(x.detach(), torch.where(soft >= 0, 1.0, -1.0))
+    # The sign has no gradient of its own; the tanh's reaches every layer (straight-through).
+    G.binary = True
+    G(z, y).mean().backward()
+    assert G.out_conv.weight.grad is not None and G.out_conv.weight.grad.abs().sum() > 0
+    assert G.fc.weight.grad is not None and G.fc.weight.grad.abs().sum() > 0
