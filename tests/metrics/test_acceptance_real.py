@@ -82,7 +82,7 @@ def test_evaluate_3d_end_to_end(adrenal: PreparedDataset, adrenal_fx) -> None:
 
     # Short pixel tests (their detection power is tested in test_c2st.py / test_swd.py).
     metrics = evaluate(adrenal, (test_x, test_y), extractor=adrenal_fx,
-                       c2st=C2STConfig(folds=2, epochs=1, min_steps=0, max_per_side=100),
+                       c2st=C2STConfig(folds=2, epochs=1, min_steps=0, max_per_side=30),
                        swd=SWDConfig(max_images=100, directions=128, repeats=1))
     assert all(isinstance(v, float) for v in metrics.values())
     assert {"c2st/auc", "c2st/real_vs_real_auc", "swd/level_28", "swd/mean"} <= metrics.keys()

@@ -9,7 +9,8 @@ from medgan.metrics.c2st import C2STConfig, TwoSampleCNN, c2st, c2st_metrics, ma
 from medgan.metrics.degrade import DEGRADATIONS
 from tests.conftest import real_npz
 
-FAST = C2STConfig(folds=3, epochs=8, min_steps=150, max_per_side=200)
+# The sanity figures at small n: 200 images per side (the minimum), 2 folds of >= 150 steps.
+FAST = C2STConfig(folds=2, epochs=8, min_steps=150, max_per_side=200)
 
 
 def smooth_images(n: int, size: int = 16, spatial_dims: int = 2, seed: int = 0) -> np.ndarray:
