@@ -34,6 +34,7 @@ import torch
 from medgan.data.dataset import class_slugs, load_dataset
 from medgan.metrics.c2st import C2STConfig, c2st_metrics
 from medgan.metrics.evaluate import value_metrics
+from medgan.metrics.report import save_class_grid
 from medgan.metrics.swd import swd_metrics
 from medgan.networks.classifier import build_classifier
 from medgan.synth.sampling import iter_samples, load_generator
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-real-only", action="store_true", help="do not retrain the real-only classifier")
     p.add_argument("--gan-wall-s", type=float, default=None, help="the GAN's training wall time, for the record")
     p.add_argument("--out", type=Path, default=None, help="append the JSON record to this JSON-lines file")
+    p.add_argument("--grids", type=Path, default=None,
+                   help="write real | synthetic grids, one PNG per class, into this folder (look before recording)")
+    p.add_argument("--grids-only", action="store_true", help="write the grids and stop (no metrics)")
     args = p.parse_args(argv)
 
     t0 = time.time()
@@ -85,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     syn_x, syn_y = sample_like(gen, counts, seed=0)
     heldout = np.concatenate([ds.channel_first("val"), ds.channel_first("test")])
     slugs = class_slugs(list(ds.info.class_names))
+    if args.grids is not None:
+        args.grids.mkdir(parents=True, exist_ok=True)
+        for c, slug in enumerate(slugs):
+            save_class_grid(args.grids / f"{slug}.png", real_x[real_y == c], syn_x[syn_y == c],
+                            f"{ds.info.name}: {ds.info.class_names[c]} ({args.label or args.checkpoint})", n=16)
+    if args.grids_only:
+        return 0
 
     record: dict = {
         "label": args.label,
