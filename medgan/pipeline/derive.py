@@ -4,7 +4,8 @@ Training starts from the packaged config in ``configs/train/`` whose data is clo
 prepared dataset: the same dimensionality first, then the same channels, then the nearest size (on
 a log scale); on a tie the residual family, then progressive, then style (never a translation
 family). It then takes the dataset's own path, size and classes, and the run's seed, device and
-``--steps``; a progressive schedule is re-aimed at the data's canvas and, with ``--steps``, shortened
+``--steps``; a generator that emits binary masks (``model.g_binary``) is kept only for data whose
+training images take two grey values; a progressive schedule is re-aimed at the data's canvas and, with ``--steps``, shortened
 in proportion so that training still ends at full resolution. The ``train:`` section of ``--config``
 is applied last.
 
@@ -127,6 +128,16 @@ def closest_train_config(info: DatasetInfo, folder: Path | None = None) -> tuple
     return path, f"the closest packaged config to this data ({kind})"
 
 
+def _two_valued(data: Path) -> bool:
+    """Whether every training image of the prepared dataset at ``data`` uses at most two grey levels (a mask)."""
+    import numpy as np
+
+    from medgan.data.dataset import load_dataset
+
+    x = load_dataset(str(data)).images["train"]
+    return int(np.count_nonzero(np.bincount(np.asarray(x, dtype=np.uint8).reshape(-1), minlength=256))) <= 2
+
+
 def _canvas(size: int) -> int:
     return 1 << (size - 1).bit_length()
 
@@ -183,6 +194,8 @@ def derive_train_config(
         "fid_every": 0,  # stage 3 measures the generator; FID during training would slow the run
         "model.conditional": True,
     }
+    if base["model"].get("g_binary") and not _two_valued(data):
+        changes["model.g_binary"] = False  # the closest config makes masks; these images have grey levels
     if base["model"]["family"] == "progressive" and base.get("progressive"):
         canvas = _canvas(size)
         sched = base["progressive"]

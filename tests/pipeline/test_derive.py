@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from medgan.data.dataset import DatasetInfo
+from medgan.data.dataset import DatasetInfo, save_prepared
 from medgan.errors import MedganError
 from medgan.pipeline.config import load_run_config
 from medgan.pipeline.derive import derive_benchmark_config, derive_train_config
@@ -40,6 +41,8 @@ def _info(dims: int = 2, channels: int = 1, size: int = 28, counts: list[int] | 
 def test_closest_packaged_config(
     dims: int, channels: int, size: int, base: str, family: str, tmp_path: Path
 ) -> None:
+    if dims == 3:  # the 3D config makes masks: derive reads the data to see whether it is two-valued
+        _prepared(tmp_path / "data", size, two_valued=True)
     derived = derive_train_config(
         _info(dims, channels, size), tmp_path / "data", tmp_path / "run", seed=3, device="cpu"
     )
@@ -49,6 +52,26 @@ def test_closest_packaged_config(
     assert (cfg.seed, cfg.device, cfg.fid_every, cfg.model.conditional) == (3, "cpu", 0, True)
     if family == "progressive":
         assert cfg.progressive is not None and cfg.progressive.target_resolution == 64
+
+
+def _prepared(folder: Path, size: int, two_valued: bool) -> Path:
+    """A tiny prepared 3D dataset: binary masks (0 / 255) or grey volumes."""
+    rng = np.random.default_rng(0)
+    shape = (4, size, size, size)
+    make = (lambda: rng.integers(0, 2, shape) * 255) if two_valued else (lambda: rng.integers(0, 256, shape))
+    images = {s: make().astype(np.uint8) for s in ("train", "val", "test")}
+    labels = {s: np.array([0, 1, 2, 0]) for s in ("train", "val", "test")}
+    save_prepared(folder, images, labels, _info(3, 1, size))
+    return folder
+
+
+@pytest.mark.parametrize("two_valued", [True, False])
+def test_a_mask_generator_is_kept_only_for_mask_data(two_valued: bool, tmp_path: Path) -> None:
+    data = _prepared(tmp_path / "data", 8, two_valued)
+    derived = derive_train_config(_info(3, 1, 8), data, tmp_path / "run")
+    assert Path(derived.base).name == "cgan_adrenalmnist3d.yaml"
+    assert derived.config.model.g_binary is two_valued
+    assert ("model.g_binary" in derived.changes) is (not two_valued)
 
 
 def test_progressive_steps_shorten_the_schedule_so_training_ends_at_full_resolution(tmp_path: Path) -> None:
