@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from medgan.networks.layers import (
     ConditionalBatchNorm,
+    NoiseInjection,
     avg_pool,
     batch_norm,
     center_crop,
@@ -29,6 +30,7 @@ from medgan.networks.layers import (
     conv,
     next_pow2,
     pad_to,
+    pixel_noise,
     spectral,
     upsample,
 )
@@ -57,15 +59,26 @@ def _width(res: int, full: int, base_channels: int, max_channels: int) -> int:
 class GBlock(nn.Module):
     """Residual up-block: CBN → ReLU → up ×2 → conv3 → CBN → ReLU → conv3, plus up(conv1(x)).
 
+    With ``noise``, a per-pixel noise map with a learned per-channel strength is added after each
+    3×3 conv (:class:`~medgan.networks.layers.NoiseInjection`).
+
     The convolutions have no bias: each feeds a batch norm (the next CBN, the next block's or the
     generator's output norm), which subtracts any per-channel constant. A bias there would get a
     zero gradient and only drift with Adam's normalised noise.
     """
 
     def __init__(
-        self, spatial_dims: int, in_channels: int, out_channels: int, num_classes: int, up: UpsampleMode = "nearest"
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        num_classes: int,
+        up: UpsampleMode = "nearest",
+        noise: bool = False,
     ) -> None:
         super().__init__()
+        self.noise1 = NoiseInjection(out_channels) if noise else None
+        self.noise2 = NoiseInjection(out_channels) if noise else None
         self.norm1 = ConditionalBatchNorm(spatial_dims, in_channels, num_classes)
         self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, bias=False)
         self.norm2 = ConditionalBatchNorm(spatial_dims, out_channels, num_classes)
@@ -76,9 +89,13 @@ class GBlock(nn.Module):
             else nn.Identity()
         )
 
-    def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None, noise: tuple[Tensor, Tensor] | None = None) -> Tensor:
         h = self.conv1(self.up(F.relu(self.norm1(x, y))))
+        if self.noise1 is not None and noise is not None:
+            h = self.noise1(h, noise[0])
         h = self.conv2(F.relu(self.norm2(h, y)))
+        if self.noise2 is not None and noise is not None:
+            h = self.noise2(h, noise[1])
         # A 1×1 conv commutes with (nearest or linear) upsampling; applying it first is cheaper.
         return h + self.up(self.skip(x))
 
@@ -135,6 +152,10 @@ class Generator(nn.Module):
         binary: emit exactly -1 or 1 (the sign of the tanh output, with the tanh's gradient passed
             straight through, as the deterministic binary neurons of Dong & Yang 2018), for data
             that is a binary mask: D can then not tell real from synthetic by grey values alone.
+        noise: add per-pixel noise maps with learned strengths after every 3×3 conv of the blocks
+            (StyleGAN's noise inputs), a source of fine texture such as ultrasound speckle. Fresh
+            noise in training mode; in eval mode each sample's noise is seeded from its ``z``, so a
+            sample stays a pure function of ``(z, y)`` (:func:`~medgan.networks.layers.pixel_noise`).
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -153,6 +174,7 @@ class Generator(nn.Module):
         max_channels: int = 256,
         upsample: UpsampleMode = "nearest",
         binary: bool = False,
+        noise: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -165,6 +187,7 @@ class Generator(nn.Module):
         self.out_channels = out_channels
         self.size = size
         self.binary = binary
+        self.noise = noise
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size)
 
@@ -176,8 +199,10 @@ class Generator(nn.Module):
         self.bottom_channels = widths[0]
         self.fc = nn.Linear(z_dim, widths[0] * _BOTTOM**spatial_dims)
         self.blocks = nn.ModuleList(
-            GBlock(spatial_dims, c_in, c_out, num_classes, upsample) for c_in, c_out in itertools.pairwise(widths)
+            GBlock(spatial_dims, c_in, c_out, num_classes, upsample, noise)
+            for c_in, c_out in itertools.pairwise(widths)
         )
+        self._noise_shapes = [(r,) * spatial_dims for r in resolutions[1:] for _ in range(2)]
         self.out_norm = batch_norm(spatial_dims, widths[-1])
         self.out_conv = conv(spatial_dims, widths[-1], out_channels, 3)
 
@@ -198,8 +223,9 @@ class Generator(nn.Module):
         elif y is None:
             raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
         h = self.fc(z).reshape(z.shape[0], self.bottom_channels, *([_BOTTOM] * self.spatial_dims))
-        for block in self.blocks:
-            h = block(h, y)
+        maps = pixel_noise(z, self._noise_shapes, random=self.training) if self.noise else None
+        for k, block in enumerate(self.blocks):
+            h = block(h, y, None if maps is None else (maps[2 * k], maps[2 * k + 1]))
         h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
         if self.binary:
             # Forward: the sign (0 maps to 1); backward: the tanh's gradient (straight-through).

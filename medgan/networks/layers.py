@@ -9,15 +9,20 @@ every device.
 
 from __future__ import annotations
 
+import zlib
+
 import torch
 import torch.nn.functional as F
 from monai.networks.layers.factories import Conv, Norm
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from medgan.device import rank_rows
+
 __all__ = [
     "AvgPool2x",
     "ConditionalBatchNorm",
+    "NoiseInjection",
     "Upsample2x",
     "avg_pool",
     "batch_norm",
@@ -26,6 +31,7 @@ __all__ = [
     "conv",
     "next_pow2",
     "pad_to",
+    "pixel_noise",
     "spectral",
     "upsample",
 ]
@@ -227,3 +233,42 @@ class ConditionalBatchNorm(nn.Module):
         gain, bias = self.embed(y).chunk(2, dim=1)  # (B, C) each
         shape = (x.shape[0], self.num_features) + (1,) * self.spatial_dims
         return h * gain.reshape(shape) + bias.reshape(shape)
+
+
+class NoiseInjection(nn.Module):
+    """Add a one-channel per-pixel noise map with a learned per-channel strength (starts at 0).
+
+    StyleGAN's noise inputs (Karras et al. 2019): the network gets a source of fine, unstructured
+    detail (ultrasound speckle, film grain) it need not build from its latent. The noise map comes
+    from the caller (:func:`pixel_noise`), so a whole generator can draw it in one place.
+
+    Args:
+        num_features: channels ``C`` of the input.
+    """
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: Tensor, noise: Tensor) -> Tensor:
+        """``x + noise · strength``; ``noise`` is ``(B, 1, *spatial)`` and broadcasts over channels."""
+        return x + noise * self.strength.reshape(1, -1, *([1] * (x.ndim - 2)))
+
+
+def pixel_noise(z: Tensor, shapes: list[tuple[int, ...]], *, random: bool) -> list[Tensor]:
+    """Standard-normal noise maps ``(B, 1, *shape)``, one per entry of ``shapes``.
+
+    ``random=True`` (training) draws from torch's global generator, cut to this rank's rows under
+    DDP (:func:`medgan.device.rank_rows`), so a DDP run draws what one process would. ``random=False``
+    (sampling) seeds each sample's maps from the CRC-32 of its latent's bytes, so an image is a pure
+    function of ``(z, y)`` (sampling stays reproducible and batch-independent) while every sample
+    still has its own noise, as speckle differs between real images.
+    """
+    b = z.shape[0]
+    if random:
+        return [rank_rows(lambda n, s=s: torch.randn((n, 1, *s), device=z.device, dtype=z.dtype), b) for s in shapes]
+    rows: list[list[Tensor]] = []
+    for zi in z.detach().float().cpu():
+        gen = torch.Generator().manual_seed(zlib.crc32(zi.numpy().tobytes()))
+        rows.append([torch.randn((1, 1, *s), generator=gen) for s in shapes])
+    return [torch.cat([r[k] for r in rows]).to(device=z.device, dtype=z.dtype) for k in range(len(shapes))]

@@ -40,6 +40,8 @@ class ModelConfig:
         g_upsample: the residual generator's upsampling, ``nearest`` or ``linear``.
         g_binary: the residual generator emits exactly -1 or 1 (straight-through sign), for binary
             mask data such as AdrenalMNIST3D.
+        g_noise: the residual generator adds per-pixel noise maps with learned strengths after
+            every 3×3 conv (StyleGAN's noise inputs; a source of speckle-like texture).
         d_spectral_norm: spectral norm on the residual discriminator's weights.
         d_mbstd: a minibatch-standard-deviation channel in the residual discriminator.
         w_dim: the style family's intermediate latent size (mapping network width).
@@ -57,6 +59,7 @@ class ModelConfig:
     d_max_channels: int = bounded(256, gt=0)
     g_upsample: UpsampleMode = "nearest"
     g_binary: bool = False
+    g_noise: bool = False
     d_spectral_norm: bool = True
     d_mbstd: bool = False
     w_dim: int = 128
@@ -228,8 +231,9 @@ class TrainConfig:
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
             raise MedganError("config: model.family 'cycle' makes one D update per step without R1, and its FID "
                               "during training is not defined; set d_steps: 1, r1_gamma: 0 and fid_every: 0")
-        if self.model.g_upsample != "nearest" or self.model.g_binary or not self.model.d_spectral_norm or self.model.d_mbstd:
-            raise MedganError("config: model.g_upsample, g_binary, d_spectral_norm and d_mbstd apply to model.family "
+        m = self.model
+        if m.g_upsample != "nearest" or m.g_binary or m.g_noise or not m.d_spectral_norm or m.d_mbstd:
+            raise MedganError("config: model.g_upsample, g_binary, g_noise, d_spectral_norm and d_mbstd apply to model.family "
                               "'residual' only")
         for key in ("cycle_weight", "identity_weight"):
             if not 0 <= getattr(c, key) < float("inf"):
@@ -250,10 +254,10 @@ class TrainConfig:
         self.model.family = canonical_family(self.model.family)  # type: ignore[assignment]
         if self.model.family == "progressive" and self.progressive is None:
             raise MedganError("config: model.family 'progressive' needs a 'progressive' schedule section")
-        residual_only = (self.model.g_upsample != "nearest", self.model.g_binary, not self.model.d_spectral_norm,
-                         self.model.d_mbstd)
+        residual_only = (self.model.g_upsample != "nearest", self.model.g_binary, self.model.g_noise,
+                         not self.model.d_spectral_norm, self.model.d_mbstd)
         if self.model.family == "progressive" and any(residual_only):
-            raise MedganError("config: model.g_upsample, g_binary, d_spectral_norm and d_mbstd apply to model.family "
+            raise MedganError("config: model.g_upsample, g_binary, g_noise, d_spectral_norm and d_mbstd apply to model.family "
                               "'residual' only")
         if self.model.family == "residual" and self.progressive is not None:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
@@ -274,8 +278,9 @@ class TrainConfig:
                 raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
             if self.steps is None:
                 raise MedganError("config key 'steps' must be set for model.family 'style'")
-            if m.g_upsample != "nearest" or m.g_binary:
-                raise MedganError("config: model.g_upsample and g_binary apply to model.family 'residual' only")
+            if m.g_upsample != "nearest" or m.g_binary or m.g_noise:
+                raise MedganError("config: model.g_upsample, g_binary and g_noise apply to model.family 'residual' only "
+                                  "(the style generator has its own noise inputs)")
         if not (self.pl_weight >= 0 and self.pl_weight < float("inf")):
             raise MedganError(f"config key 'pl_weight' must be >= 0, got {self.pl_weight}")
         if self.pl_every <= 0:

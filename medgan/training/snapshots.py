@@ -151,10 +151,14 @@ def standing_stats(G: nn.Module, z_dim: int, num_classes: int, batch: int, devic
         m.momentum = None  # cumulative average over the passes below
     gen = torch.Generator().manual_seed(seed)
     G.train()
-    for _ in range(n_batches):
-        z = torch.randn(batch, z_dim, generator=gen).to(device)
-        y = torch.randint(0, num_classes, (batch,), generator=gen).to(device) if num_classes > 0 else None
-        G(z, y, **(g_kwargs or {}))
+    # A generator with noise inputs draws from the global RNG in train mode: fork it, so these
+    # passes neither consume the training stream (exact resume) nor depend on where it stands.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for _ in range(n_batches):
+            z = torch.randn(batch, z_dim, generator=gen).to(device)
+            y = torch.randint(0, num_classes, (batch,), generator=gen).to(device) if num_classes > 0 else None
+            G(z, y, **(g_kwargs or {}))
     G.eval()
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum

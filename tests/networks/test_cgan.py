@@ -22,6 +22,7 @@ from medgan.networks.layers import (
     center_crop,
     next_pow2,
     pad_to,
+    pixel_noise,
 )
 
 TINY = {"base_channels": 4, "max_channels": 16}
@@ -302,3 +303,40 @@ def test_binary_generator_emits_the_sign_of_its_tanh_and_still_learns(spatial_di
     G(z, y).mean().backward()
     assert G.out_conv.weight.grad is not None and G.out_conv.weight.grad.abs().sum() > 0
     assert G.fc.weight.grad is not None and G.fc.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_noise_inputs_vary_in_training_are_a_function_of_z_when_sampling_and_learn(spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, num_classes=2, size=12, spatial_dims=spatial_dims, base_channels=4, max_channels=8,
+                  noise=True)
+    z, y = torch.randn(4, 8), torch.tensor([0, 1, 1, 0])
+    strengths = [p for n, p in G.named_parameters() if "noise" in n]
+    assert len(strengths) == 2 * len(G.blocks) and all(float(p.abs().sum()) == 0 for p in strengths)
+    with torch.no_grad():  # strength 0 at the start: the noise changes nothing yet
+        plain = Generator(z_dim=8, num_classes=2, size=12, spatial_dims=spatial_dims, base_channels=4,
+                          max_channels=8)
+        plain.load_state_dict({k: v for k, v in G.state_dict().items() if "noise" not in k})
+        assert torch.allclose(G.eval()(z, y), plain.eval()(z, y), atol=1e-6)
+        for p in strengths:
+            p.fill_(0.5)
+    # Training: fresh noise at every call, so the same (z, y) gives different images.
+    G.train()
+    a, b = G(z, y), G(z, y)
+    assert not torch.allclose(a, b)
+    # Sampling: a pure function of (z, y), whatever the batch it sits in ...
+    G.eval()
+    with torch.no_grad():
+        whole, again = G(z, y), G(z, y)
+        alone = G(z[2:3], y[2:3])
+    assert torch.equal(whole, again)
+    assert torch.allclose(whole[2:3], alone, atol=1e-6)
+    # ... yet each sample has its own noise: two latents differing in one entry differ beyond it.
+    maps = pixel_noise(torch.stack([z[0], z[0] + 1e-3]), [(12,) * spatial_dims], random=False)[0]
+    assert maps.shape == (2, 1, *[12] * spatial_dims)
+    assert float((maps[0] - maps[1]).abs().mean()) > 0.5
+    assert abs(float(maps.std()) - 1.0) < 0.2
+    # The strengths get a gradient: the network can learn how much texture to add.
+    G.train()
+    G(z, y).square().mean().backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in strengths)

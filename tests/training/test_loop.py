@@ -46,12 +46,13 @@ def test_run_folder_holds_config_metrics_samples_curves_checkpoint(tmp_path):
         assert key in ckpt
 
 
-@pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_dims):
+@pytest.mark.parametrize(("spatial_dims", "extra"), [(2, ()), (3, ()), (2, ("model.g_noise=true",))],
+                         ids=["2d", "3d", "2d-noise-inputs"])
+def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_dims, extra):
     data = make_banded_toy(tmp_path, size=8 if spatial_dims == 3 else 16, spatial_dims=spatial_dims)
-    full = train(tiny_config(data, tmp_path / "full", "steps=8"), progress=False)
-    train(tiny_config(data, tmp_path / "half", "steps=4"), progress=False)
-    resumed = train(tiny_config(data, tmp_path / "half", "steps=8"), resume=tmp_path / "half", progress=False)
+    full = train(tiny_config(data, tmp_path / "full", "steps=8", *extra), progress=False)
+    train(tiny_config(data, tmp_path / "half", "steps=4", *extra), progress=False)
+    resumed = train(tiny_config(data, tmp_path / "half", "steps=8", *extra), resume=tmp_path / "half", progress=False)
     a, b = load_checkpoint(full.checkpoint), load_checkpoint(resumed.checkpoint)
     assert a["augment"]["p"] > 0  # adaptive augmentation really moved p, so its state matters
     for key in ("G", "D", "G_ema", "opt_G", "opt_D", "augment", "step", "images_seen"):
