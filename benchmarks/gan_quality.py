@@ -11,6 +11,10 @@ Measures one checkpoint against its real dataset with the figures of the sample-
   the same classifier trained on the real train split (the real-only arm);
 - for mask-like data (3D AdrenalMNIST): the share of voxels near the two mask values.
 
+A cycle-family checkpoint (a class translator) is measured on its translations: class c's
+synthetic images are the other class's train images translated to c, at most as many as that
+class has.
+
 Appends one JSON record per call to ``--out`` (JSON lines) and prints it. The figures table in
 ``benchmarks/results/gan_quality.md`` is written from these records.
 
@@ -37,7 +41,8 @@ from medgan.metrics.evaluate import value_metrics
 from medgan.metrics.report import save_class_grid
 from medgan.metrics.swd import swd_metrics
 from medgan.networks.classifier import build_classifier
-from medgan.synth.sampling import iter_samples, load_generator
+from medgan.synth.sampling import iter_samples
+from medgan.synth.translate import LoadedTranslator, load_model, translated_pool
 from medgan.training.classifier import classifier_scores, predict_proba, train_classifier
 
 
@@ -78,15 +83,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grids", type=Path, default=None,
                    help="write real | synthetic grids, one PNG per class, into this folder (look before recording)")
     p.add_argument("--grids-only", action="store_true", help="write the grids and stop (no metrics)")
+    p.add_argument("--keep-largest", action="store_true",
+                   help="sample as model.g_keep_largest: true does (mask cleanup at sampling; training is the same)")
     args = p.parse_args(argv)
 
     t0 = time.time()
     ds = load_dataset(args.data, size=args.data_size)
-    gen = load_generator(args.checkpoint, "cpu")
+    gen = load_model(args.checkpoint, "cpu")
     gen.check_trained_on(ds.info, "--data", Path(args.checkpoint))
+    if args.keep_largest and not isinstance(gen, LoadedTranslator):
+        gen.keep_largest_component = True
     real_x, real_y = ds.channel_first("train"), ds.labels["train"]
     counts = np.bincount(real_y, minlength=ds.info.num_classes).tolist()
-    syn_x, syn_y = sample_like(gen, counts, seed=0)
+    if isinstance(gen, LoadedTranslator):
+        # A class translator (the cycle family): class c's images are the other class's train images,
+        # translated, so there are at most as many as that class has (C2ST balances its sides anyway).
+        syn_x, syn_y = translated_pool(gen, ds, [min(n, counts[1 - c]) for c, n in enumerate(counts)], seed=0)
+    else:
+        syn_x, syn_y = sample_like(gen, counts, seed=0)
     heldout = np.concatenate([ds.channel_first("val"), ds.channel_first("test")])
     slugs = class_slugs(list(ds.info.class_names))
     if args.grids is not None:

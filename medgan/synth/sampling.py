@@ -42,6 +42,7 @@ __all__ = [
     "check_sampling_args",
     "forward_block",
     "iter_samples",
+    "keep_largest_component",
     "load_generator",
     "sample_block",
     "sample_classes",
@@ -89,6 +90,8 @@ class LoadedGenerator:
         config: the training config stored in the checkpoint.
         family: ``residual`` or ``progressive``.
         device: where ``G`` runs.
+        keep_largest_component: every sample keeps only its largest connected component
+            (``model.g_keep_largest``, for binary masks of one organ; :func:`keep_largest_component`).
     """
 
     G: nn.Module
@@ -105,6 +108,7 @@ class LoadedGenerator:
     config: dict[str, Any]
     family: str
     device: torch.device
+    keep_largest_component: bool = False
 
     def trained_on(self, info: DatasetInfo) -> bool:
         """Whether this generator was trained on the dataset ``info`` describes.
@@ -169,8 +173,30 @@ def load_generator(checkpoint: str | Path | dict[str, Any], device: str = "auto"
         z_dim=int(g["z_dim"]), spatial_dims=int(ds["spatial_dims"]), channels=int(ds["channels"]),
         size=[int(s) for s in ds["size"]], spacing=ds.get("spacing"), checkpoint_sha256=ckpt["sha256"],
         checkpoint_path=ckpt["path"], dataset=dict(ds), config=ckpt["config"], family=canonical_family(spec["family"]),
-        device=dev,
+        device=dev, keep_largest_component=bool((ckpt["config"].get("model") or {}).get("g_keep_largest", False)),
     )
+
+
+def keep_largest_component(u8: np.ndarray) -> np.ndarray:
+    """Binary uint8 masks ``(N, C, *spatial)`` (0 / 255) with only each mask's largest connected component.
+
+    Connectivity is full (8 neighbours in 2D, 26 in 3D), scipy's ``ndimage.label``: the cleanup a
+    segmentation pipeline applies to a single-organ mask (nnU-Net's post-processing), here to
+    remove the stray voxels a generator scatters around the organ. An empty mask stays empty.
+    """
+    from scipy import ndimage
+
+    out = np.zeros_like(u8)
+    for idx in np.ndindex(*u8.shape[:2]):
+        mask = u8[idx] > 127
+        labels, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+        if n <= 1:
+            out[idx] = np.where(mask, 255, 0)
+            continue
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        out[idx] = np.where(labels == sizes.argmax(), 255, 0)
+    return out
 
 
 def check_sampling_args(*, n: int | None = None, seed: int = 0, batch_size: int = 1,
@@ -259,8 +285,8 @@ def _block_samples(gen: LoadedGenerator, c: int, block: int, seed: int, truncati
     for start in range(0, keep, fb):  # every forward pass has the same shape (fb, z_dim)
         x = gen.G(z[start : start + fb], y, **g_kw).float()  # (fb, C, *spatial) in [-1, 1]
         parts.append(to_uint8(x).cpu().numpy())
-    u8 = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return u8[:keep]
+    u8 = (parts[0] if len(parts) == 1 else np.concatenate(parts))[:keep]
+    return keep_largest_component(u8) if gen.keep_largest_component else u8
 
 
 @torch.inference_mode()

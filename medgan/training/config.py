@@ -40,6 +40,8 @@ class ModelConfig:
         g_upsample: the residual generator's upsampling, ``nearest`` or ``linear``.
         g_binary: the residual generator emits exactly -1 or 1 (straight-through sign), for binary
             mask data such as AdrenalMNIST3D.
+        g_keep_largest: sampling keeps only each mask's largest connected component (with
+            ``g_binary``; for masks of one organ). Training is unchanged: D sees G's raw output.
         g_noise: the residual generator adds per-pixel noise maps with learned strengths after
             every 3×3 conv (StyleGAN's noise inputs; a source of speckle-like texture).
         d_spectral_norm: spectral norm on the residual discriminator's weights.
@@ -60,6 +62,7 @@ class ModelConfig:
     g_upsample: UpsampleMode = "nearest"
     g_binary: bool = False
     g_noise: bool = False
+    g_keep_largest: bool = False
     d_spectral_norm: bool = True
     d_mbstd: bool = False
     w_dim: int = 128
@@ -263,6 +266,8 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'residual'")
+        if self.model.g_keep_largest and not self.model.g_binary:
+            raise MedganError("config key 'model.g_keep_largest' needs model.g_binary: true (it cleans binary masks)")
         self._validate_cycle()
         self._validate_style()
 

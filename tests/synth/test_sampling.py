@@ -16,6 +16,7 @@ from medgan.synth.sampling import (
     LoadedGenerator,
     forward_block,
     iter_samples,
+    keep_largest_component,
     load_generator,
     sample_block,
     sample_classes,
@@ -239,3 +240,39 @@ def test_load_generator_refuses_a_checkpoint_without_a_generator(tmp_path: Path)
     path = save_checkpoint({"step": 0}, tmp_path / "step_000000.pt")
     with pytest.raises(MedganError, match="checkpoint lacks G_ema, model, dataset, class_names, config"):
         load_generator(path, "cpu")
+
+
+# Mask cleanup (model.g_keep_largest).
+
+
+def test_keep_largest_component_keeps_the_largest_blob_with_full_connectivity() -> None:
+    masks = np.zeros((3, 1, 6, 6, 6), np.uint8)
+    masks[0, 0, 0:2, 0:2, 0:2] = 255  # 8 voxels ...
+    masks[0, 0, 2, 2, 2] = 255  # ... joined through a corner (26-connectivity): one blob of 9
+    masks[0, 0, 5, 5, 0] = 255  # a stray voxel
+    masks[1, 0, 4:6, 4:6, 4:6] = 255  # two blobs: 8 voxels and 3
+    masks[1, 0, 0, 0, 0:3] = 255
+    out = keep_largest_component(masks)
+    assert out.dtype == np.uint8 and out.shape == masks.shape
+    assert int((out[0] > 0).sum()) == 9 and out[0, 0, 2, 2, 2] == 255 and out[0, 0, 5, 5, 0] == 0
+    assert int((out[1] > 0).sum()) == 8 and out[1, 0, 0, 0, 0] == 0
+    assert not out[2].any()  # an empty mask stays empty
+    flat = np.zeros((1, 1, 5, 5), np.uint8)  # 2D: 8-connectivity
+    flat[0, 0, 0, 0] = flat[0, 0, 1, 1] = flat[0, 0, 4, 4] = 255
+    assert int((keep_largest_component(flat) > 0).sum()) == 2
+
+
+def test_a_generator_with_mask_cleanup_samples_one_component_per_mask() -> None:
+    from scipy import ndimage
+
+    gen = _loaded(3)
+    gen.G.binary = True  # a random binary G scatters blobs all over the volume
+    raw = _all(gen, 0, 8, seed=1)
+    count = [ndimage.label(v[0] > 127, structure=np.ones((3, 3, 3)))[1] for v in raw]
+    assert max(count) > 1
+    gen.keep_largest_component = True
+    clean = _all(gen, 0, 8, seed=1)
+    assert set(np.unique(clean).tolist()) <= {0, 255}
+    for r, c in zip(raw, clean, strict=True):
+        assert ndimage.label(c[0] > 127, structure=np.ones((3, 3, 3)))[1] <= 1
+        assert not (c & ~r).any()  # only removes voxels

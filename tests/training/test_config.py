@@ -31,6 +31,7 @@ def test_defaults_are_valid() -> None:
                     setattr(c.model, "d_mbstd", True)), "apply to model.family 'residual' only"),
         (lambda c: (setattr(c.model, "family", "style"), setattr(c.model, "g_noise", True)),
          "g_noise apply to model.family 'residual' only"),
+        (lambda c: setattr(c.model, "g_keep_largest", True), "'model.g_keep_largest' needs model.g_binary"),
     ],
 )
 def test_bad_values_name_the_key(change, match: str) -> None:
