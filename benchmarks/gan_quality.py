@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="classifier seeds for TSTR and real-only")
     p.add_argument("--epochs", type=int, default=40, help="classifier epochs")
     p.add_argument("--c2st-max", type=int, default=1000, help="at most this many images per side in C2ST")
+    p.add_argument("--c2st-folds", type=int, default=5, help="C2ST cross-validation folds (fewer is faster)")
     p.add_argument("--skip-real-only", action="store_true", help="do not retrain the real-only classifier")
     p.add_argument("--gan-wall-s", type=float, default=None, help="the GAN's training wall time, for the record")
     p.add_argument("--out", type=Path, default=None, help="append the JSON record to this JSON-lines file")
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": ds.info.name,
     }
     metrics: dict[str, float] = {}
-    metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout, C2STConfig(max_per_side=args.c2st_max)))
+    metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout, C2STConfig(max_per_side=args.c2st_max, folds=args.c2st_folds)))
     metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
     metrics.update(value_metrics(real_x, syn_x))
     tstr = classifier_balanced_accuracy((syn_x, syn_y), ds, args.seeds, args.epochs)
