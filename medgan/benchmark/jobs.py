@@ -199,7 +199,12 @@ def _synthetic_pool(ctx: JobContext, ds: PreparedDataset, checkpoint: str, seed:
     def draw(counts: list[int]) -> Pool:
         gen = cache.generator(checkpoint, ctx.device)
         if isinstance(gen, translate.LoadedTranslator):  # a CycleGAN: the other class's train images, translated
-            return translate.translated_pool(gen, ds, counts, seed)
+            try:
+                return translate.translated_pool(gen, ds, counts, seed)
+            except MedganError as exc:
+                raise MedganError(f"{exc}; the synthetic-only arm takes as many images of each class as the real "
+                                  "train split has, and the synthetic-pretrain arms pretrain.ratio times that: leave "
+                                  "them out of 'arms' with a translator, or lower the ratios") from None
         images, labels = [], []
         for c, n in enumerate(counts):
             if n == 0:

@@ -75,3 +75,13 @@ def test_a_benchmark_with_a_translator_adds_translated_images_and_audits_them_ag
     assert record["n_train"]["synthetic"] == [24, 0]  # balance: 12 lesions + 24 translated normals = 36
     results = (out / "results.json").read_text()
     assert "memorisation/median_distance_to_source" in results
+
+
+def test_a_translator_cannot_fill_the_synthetic_only_arm_and_the_error_says_what_to_drop(tmp_path):
+    data = make_disc_toy(tmp_path)  # 12 lesions, 36 normals: 36 translated normals would need 36 lesions
+    run = train(tiny_cycle_config(data, tmp_path / "cycle", *NORMAL_TO_LESION), progress=False).run_dir
+    path = bench_config(
+        tmp_path / "bench.yaml", data, gan_config(tmp_path, data), arms=["real", "synthetic-only"], seeds=1
+    )
+    with pytest.raises(MedganError, match=r"only 12 'lesion' training images .* leave them out of 'arms'"):
+        run_benchmark(load_benchmark_config(path), out=tmp_path / "out", checkpoint=run, progress=False)
