@@ -12,6 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n auto` runs one worker per core: each keeps to one thread (set before torch is
+    # imported; subprocesses inherit it), or the workers' OpenMP threads contend for the cores and
+    # small convolutions run many times slower.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"
+
 from medgan.data.dataset import DatasetInfo, PreparedDataset, load_dataset, save_prepared
 
 REPO = Path(__file__).resolve().parents[1]
