@@ -25,6 +25,7 @@ from medgan.networks.layers import (
     NoiseInjection,
     avg_pool,
     batch_norm,
+    binarize,
     center_crop,
     check_spatial_dims,
     conv,
@@ -149,9 +150,8 @@ class Generator(nn.Module):
         base_channels: channels at the finest resolution; doubles per halving of resolution.
         max_channels: cap on the channel count.
         upsample: ``nearest`` (copies each pixel 2×2) or ``linear`` (bi/trilinear, smoother).
-        binary: emit exactly -1 or 1 (the sign of the tanh output, with the tanh's gradient passed
-            straight through, as the deterministic binary neurons of Dong & Yang 2018), for data
-            that is a binary mask: D can then not tell real from synthetic by grey values alone.
+        binary: emit exactly -1 or 1 (:func:`~medgan.networks.layers.binarize`: the sign of the
+            tanh output, its gradient passed straight through), for data that is a binary mask.
         noise: add per-pixel noise maps with learned strengths after every 3×3 conv of the blocks
             (StyleGAN's noise inputs), a source of fine texture such as ultrasound speckle. Fresh
             noise in training mode; in eval mode each sample's noise is seeded from its ``z``, so a
@@ -228,8 +228,7 @@ class Generator(nn.Module):
             h = block(h, y, None if maps is None else (maps[2 * k], maps[2 * k + 1]))
         h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
         if self.binary:
-            # Forward: the sign (0 maps to 1); backward: the tanh's gradient (straight-through).
-            h = h + (torch.where(h >= 0, 1.0, -1.0) - h).detach()
+            h = binarize(h)
         # contiguous(): a cropped view would surprise callers that .view() the images.
         return center_crop(h, self.size, self.spatial_dims).contiguous()
 

@@ -35,7 +35,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from medgan.networks.layers import center_crop, check_spatial_dims, pad_to, upsample
+from medgan.networks.layers import binarize, center_crop, check_spatial_dims, pad_to, upsample
 
 __all__ = [
     "TRANSLATOR_ARCHS",
@@ -178,6 +178,8 @@ class CycleGenerator(nn.Module):
         n_blocks: residual units at the lowest resolution (``resnet`` only).
         num_classes: the number of domains; always 2 (named as in the other families, whose
             ``num_classes`` the training loop reads).
+        binary: translate into exactly -1 or 1 (:func:`~medgan.networks.layers.binarize`), for
+            binary masks; the cycle and identity losses then compare masks with masks.
     """
 
     def __init__(
@@ -191,9 +193,11 @@ class CycleGenerator(nn.Module):
         n_down: int = 2,
         n_blocks: int = 6,
         num_classes: int = 2,
+        binary: bool = False,
     ) -> None:
         super().__init__()
         _check_domains(num_classes)
+        self.binary = binary
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.channels, self.size, self.num_classes = channels, size, num_classes
         step = 2**n_down
@@ -207,8 +211,10 @@ class CycleGenerator(nn.Module):
     def translate(self, x: Tensor, to: int) -> Tensor:
         """``x`` ``(B, C, *s)`` translated into domain ``to`` (0 or 1)."""
         if self.canvas == self.size:
-            return self.nets[to](x)
-        return center_crop(self.nets[to](pad_to(x, self.canvas, value=-1.0)), self.size)
+            out = self.nets[to](x)
+        else:
+            out = center_crop(self.nets[to](pad_to(x, self.canvas, value=-1.0)), self.size)
+        return binarize(out) if self.binary else out
 
     def forward(self, x: Tensor, y: Tensor | int) -> Tensor:
         if isinstance(y, int):

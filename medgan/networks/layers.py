@@ -255,6 +255,20 @@ class NoiseInjection(nn.Module):
         return x + noise * self.strength.reshape(1, -1, *([1] * (x.ndim - 2)))
 
 
+def binarize(x: Tensor) -> Tensor:
+    """Straight-through sign of ``x`` in ``[-1, 1]``: exactly -1 or 1 forward (0 maps to 1), the identity's
+    gradient backward (the deterministic binary neurons of Dong & Yang 2018).
+
+    The generators' ``binary`` option applies it after their ``tanh``, for data that is a binary mask:
+    D can then not tell real from synthetic by grey values alone.
+
+    Example:
+        >>> binarize(torch.tensor([-0.2, 0.0, 0.7])).tolist()
+        [-1.0, 1.0, 1.0]
+    """
+    return x + (torch.where(x >= 0, 1.0, -1.0).to(x.dtype) - x).detach()
+
+
 def pixel_noise(z: Tensor, shapes: list[tuple[int, ...]], *, random: bool) -> list[Tensor]:
     """Standard-normal noise maps ``(B, 1, *shape)``, one per entry of ``shapes``.
 

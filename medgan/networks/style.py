@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from medgan.device import rank_rows
 from medgan.networks.cgan import Discriminator
-from medgan.networks.layers import Upsample2x, center_crop, check_spatial_dims, next_pow2
+from medgan.networks.layers import Upsample2x, binarize, center_crop, check_spatial_dims, next_pow2
 
 __all__ = [
     "Discriminator",
@@ -406,6 +406,7 @@ class StyleGenerator(nn.Module):
         mapping_layers: layers of the mapping network.
         output: ``skip`` (toRGB at every resolution, summed) or ``residual`` (residual blocks, one toRGB).
         w_avg_beta: EMA decay of the per-class mean ``w`` per update.
+        binary: emit exactly -1 or 1 (:func:`~medgan.networks.layers.binarize`), for binary masks.
 
     Example:
         >>> G = StyleGenerator(z_dim=64, num_classes=2, size=28)
@@ -426,6 +427,7 @@ class StyleGenerator(nn.Module):
         mapping_layers: int = 4,
         output: StyleOutput = "skip",
         w_avg_beta: float = 0.995,
+        binary: bool = False,
     ) -> None:
         super().__init__()
         if size < 2 * _BOTTOM:
@@ -441,7 +443,7 @@ class StyleGenerator(nn.Module):
         self.z_dim, self.num_classes, self.out_channels, self.size = z_dim, num_classes, out_channels, size
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size)
-        self.w_dim, self.w_avg_beta, self.output = w_dim, w_avg_beta, output
+        self.w_dim, self.w_avg_beta, self.output, self.binary = w_dim, w_avg_beta, output, binary
 
         resolutions = [_BOTTOM]
         while resolutions[-1] < self.full_size:
@@ -508,8 +510,9 @@ class StyleGenerator(nn.Module):
             x, img = block(x, img, ws[:, i : i + block.num_ws])
             i += block.num_ws
         assert img is not None
+        img = binarize(img.tanh()) if self.binary else img.tanh()
         # contiguous(): a cropped view would surprise callers that .view() the images.
-        return center_crop(img.tanh(), self.size, self.spatial_dims).contiguous()
+        return center_crop(img, self.size, self.spatial_dims).contiguous()
 
     def forward(
         self, z: Tensor, y: Tensor | None = None, truncation: float | None = None, return_w: bool = False
@@ -524,7 +527,8 @@ class StyleGenerator(nn.Module):
                 were made from (for path-length regularisation).
 
         Returns:
-            ``(B, out_channels, *[size] * spatial_dims)`` in ``[-1, 1]``, or ``(images, ws)``.
+            ``(B, out_channels, *[size] * spatial_dims)`` in ``[-1, 1]`` (only -1 and 1 when
+            ``binary``), or ``(images, ws)``.
         """
         w = self.mapping(z, y, truncation)
         ws = w.unsqueeze(1).expand(-1, self.num_ws, -1)  # the same w for every layer (no style mixing)

@@ -38,8 +38,8 @@ class ModelConfig:
         g_max_channels: cap on generator channels at low resolutions.
         d_max_channels: cap on discriminator channels.
         g_upsample: the residual generator's upsampling, ``nearest`` or ``linear``.
-        g_binary: the residual generator emits exactly -1 or 1 (straight-through sign), for binary
-            mask data such as AdrenalMNIST3D.
+        g_binary: the generator emits exactly -1 or 1 (straight-through sign), for binary mask
+            data such as AdrenalMNIST3D (residual, style and cycle families).
         g_keep_largest: sampling keeps only each mask's largest connected component (with
             ``g_binary``; for masks of one organ). Training is unchanged: D sees G's raw output.
         g_noise: the residual generator adds per-pixel noise maps with learned strengths after
@@ -235,8 +235,8 @@ class TrainConfig:
             raise MedganError("config: model.family 'cycle' makes one D update per step without R1, and its FID "
                               "during training is not defined; set d_steps: 1, r1_gamma: 0 and fid_every: 0")
         m = self.model
-        if m.g_upsample != "nearest" or m.g_binary or m.g_noise or not m.d_spectral_norm or m.d_mbstd:
-            raise MedganError("config: model.g_upsample, g_binary, g_noise, d_spectral_norm and d_mbstd apply to model.family "
+        if m.g_upsample != "nearest" or m.g_noise or not m.d_spectral_norm or m.d_mbstd:
+            raise MedganError("config: model.g_upsample, g_noise, d_spectral_norm and d_mbstd apply to model.family "
                               "'residual' only")
         for key in ("cycle_weight", "identity_weight"):
             if not 0 <= getattr(c, key) < float("inf"):
@@ -283,8 +283,8 @@ class TrainConfig:
                 raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
             if self.steps is None:
                 raise MedganError("config key 'steps' must be set for model.family 'style'")
-            if m.g_upsample != "nearest" or m.g_binary or m.g_noise:
-                raise MedganError("config: model.g_upsample, g_binary and g_noise apply to model.family 'residual' only "
+            if m.g_upsample != "nearest" or m.g_noise:
+                raise MedganError("config: model.g_upsample and g_noise apply to model.family 'residual' only "
                                   "(the style generator has its own noise inputs)")
         if not (self.pl_weight >= 0 and self.pl_weight < float("inf")):
             raise MedganError(f"config key 'pl_weight' must be >= 0, got {self.pl_weight}")

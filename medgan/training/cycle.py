@@ -233,6 +233,7 @@ def cycle_spec(cfg: TrainConfig, info: DatasetInfo) -> dict[str, Any]:
         "max_channels": m.g_max_channels,
         "n_down": c.g_down,
         "n_blocks": c.g_blocks,
+        "binary": m.g_binary,
     }
     d = {**common, "base_channels": m.d_channels, "num_layers": c.d_layers, "norm": c.d_norm}
     return {"family": "cycle", "generator": g, "discriminator": d}

@@ -76,3 +76,19 @@ def test_build_networks_makes_the_cycle_family_and_bad_options_name_the_allowed_
         CycleGenerator(num_classes=3, **common)
     with pytest.raises(ValueError, match=r"too deep for 8-pixel images; use at most 1 \(cycle.d_layers\)"):
         CycleDiscriminator(channels=1, size=8, spatial_dims=3, num_layers=2)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_a_binary_translator_emits_masks_and_gradients_pass_through(spatial_dims):
+    torch.manual_seed(0)
+    G = CycleGenerator(1, 10, spatial_dims=spatial_dims, base_channels=4, max_channels=8, n_down=2, n_blocks=1,
+                       binary=True)
+    x = torch.where(torch.rand(2, 1, *[10] * spatial_dims) > 0.5, 1.0, -1.0)
+    out = G(x, 1)
+    assert out.shape == x.shape and set(out.unique().tolist()) <= {-1.0, 1.0}
+    G.binary = False
+    assert torch.equal(out.detach(), torch.where(G(x, 1).detach() >= 0, 1.0, -1.0))
+    G.binary = True
+    G(x, 1).mean().backward()
+    assert all(p.grad is not None for p in G.nets[1].parameters())
+    assert all(p.grad is None for p in G.nets[0].parameters())

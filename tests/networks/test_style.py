@@ -159,3 +159,19 @@ def test_truncation_zero_gives_the_per_class_mean_output_and_one_is_off():
     # In between, w lies on the segment from the class mean to the untruncated w.
     w, w_half = G.mapping(z, y), G.mapping(z, y, truncation=0.5)
     assert torch.allclose(w_half, 0.5 * (w + G.w_avg[y]), atol=1e-6)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_binary_output_is_the_sign_of_the_soft_output_and_gradients_pass_through(spatial_dims):
+    torch.manual_seed(0)
+    G = StyleGenerator(z_dim=8, num_classes=2, size=8, spatial_dims=spatial_dims, base_channels=4, max_channels=8,
+                       w_dim=8, mapping_layers=2, binary=True).eval()
+    z, y = torch.randn(3, 8), torch.tensor([0, 1, 1])
+    hard = G(z, y)
+    assert hard.shape == (3, 1, *[8] * spatial_dims) and set(hard.unique().tolist()) == {-1.0, 1.0}
+    G.binary = False
+    soft = G(z, y).detach()
+    assert soft.unique().numel() > 2 and torch.equal(hard.detach(), torch.where(soft >= 0, 1.0, -1.0))
+    G.binary = True
+    G(z, y).mean().backward()
+    assert G.mapping_net.layers[0].weight.grad.abs().sum() > 0

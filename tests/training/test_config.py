@@ -41,6 +41,20 @@ def test_bad_values_name_the_key(change, match: str) -> None:
         cfg.validate()
 
 
+@pytest.mark.parametrize("family", ["style", "cycle"])
+def test_binary_output_is_allowed_for_the_style_and_cycle_families_not_progressive(family: str) -> None:
+    from medgan.configio import load_config
+    from tests.conftest import REPO
+
+    cfg = load_config(TrainConfig, REPO / f"configs/train/{family}_adrenalmnist3d.yaml", ["model.g_binary=true"])
+    cfg.validate()
+    assert cfg.model.g_binary
+    prog = TrainConfig()
+    prog.model.family, prog.progressive, prog.model.g_binary = "progressive", ProgressiveSchedule(target_resolution=32), True
+    with pytest.raises(MedganError, match="g_binary"):
+        prog.validate()
+
+
 def test_the_old_family_name_warns_and_is_renamed() -> None:
     cfg = TrainConfig()
     cfg.model.family = "cgan"  # type: ignore[assignment]

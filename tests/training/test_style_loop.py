@@ -65,3 +65,27 @@ def test_style_config_keys_are_checked():
         load_config(TrainConfig, None, ["model.family=style", "model.g_output=sum"]).validate()
     with pytest.raises(MedganError, match="collapse_share"):
         load_config(TrainConfig, None, ["collapse_share=1.5"]).validate()
+
+
+@pytest.mark.parametrize("family", ["style", "cycle"])
+def test_binary_output_trains_and_samples_only_mask_values(tmp_path, family):
+    import numpy as np
+
+    from medgan.synth.sampling import iter_samples
+    from medgan.synth.translate import load_model
+    from tests.training.helpers import tiny_cycle_config
+
+    data = make_banded_toy(tmp_path, size=8, spatial_dims=3)
+    if family == "style":
+        cfg = tiny_config(data, tmp_path / "run", *STYLE, "steps=2", "model.g_binary=true")
+    else:
+        cfg = tiny_cycle_config(data, tmp_path / "run", "steps=2", "model.g_binary=true")
+    result = train(cfg, progress=False)
+    assert load_checkpoint(result.checkpoint)["model"]["generator"]["binary"] is True
+    gen = load_model(result.run_dir, "cpu")
+    if family == "style":
+        volumes = np.concatenate(list(iter_samples(gen, 1, 6, seed=0)))
+        assert volumes.shape == (6, 1, 8, 8, 8)
+    else:
+        volumes = gen.G(torch.full((4, 1, 8, 8, 8), -1.0), 1).mul(127.5).add(127.5).round().numpy()
+    assert set(np.unique(volumes).tolist()) <= {0, 255}
