@@ -68,6 +68,11 @@ def classifier_balanced_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seeds
     return out
 
 
+def _phase(t0: float, what: str) -> None:
+    """One progress line on stderr: the evaluation takes minutes in 2D and an hour or more in 3D on a CPU."""
+    print(f"[{time.time() - t0:7.0f} s] {what}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run folder or checkpoint .pt")
@@ -121,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         "data": ds.info.name,
     }
     metrics: dict[str, float] = {}
+    _phase(t0, f"{len(syn_x)} synthetic images; C2ST ({args.c2st_folds} folds, overall, per class and real-vs-real)")
     metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout, C2STConfig(max_per_side=args.c2st_max, folds=args.c2st_folds)))
+    _phase(t0, "SWD")
     metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
     metrics.update(value_metrics(real_x, syn_x))
+    _phase(t0, f"TSTR ({args.seeds} classifier seed(s))")
     tstr = classifier_balanced_accuracy((syn_x, syn_y), ds, args.seeds, args.epochs)
     metrics["tstr/balanced_accuracy"] = float(np.mean(tstr))
     metrics["tstr/balanced_accuracy_std"] = float(np.std(tstr))
@@ -131,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics["real_only/balanced_accuracy"] = args.real_only
         record["real_only_given"] = True
     elif not args.skip_real_only:
+        _phase(t0, f"real-only ({args.seeds} classifier seed(s))")
         real_only = classifier_balanced_accuracy((real_x, real_y), ds, args.seeds, args.epochs)
         metrics["real_only/balanced_accuracy"] = float(np.mean(real_only))
     if "real_only/balanced_accuracy" in metrics:
