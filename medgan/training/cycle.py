@@ -37,6 +37,7 @@ from medgan.data.scaling import to_model_input, to_uint8_array
 from medgan.errors import MedganError
 from medgan.training.checkpoint import check_trained_on
 from medgan.training.config import CycleAdversarial, TrainConfig
+from medgan.training.distributed import average_gradients
 from medgan.training.loss import d_hinge, g_hinge
 from medgan.training.snapshots import make_grid
 
@@ -334,10 +335,12 @@ class CycleStep:
         labels: its train labels ``(N,)``.
         device: the training device.
         sampler: the loop's epoch sampler class, ``sampler(n, seed, device).indices(start, count)``.
-        distributed: whether training runs under torchrun (not supported by this family yet).
+        rank, world_size: this process's place under torchrun. Each rank takes its own rows of
+            the global batch of each domain, and the step averages both phases' gradients over
+            the ranks: N processes at batch B train like one process at batch N * B.
 
     Raises:
-        MedganError: under torchrun; bad domains (see :meth:`CycleDomains.from_config`).
+        MedganError: bad domains (see :meth:`CycleDomains.from_config`).
     """
 
     def __init__(
@@ -349,13 +352,11 @@ class CycleStep:
         device: torch.device,
         sampler: Callable[[int, int, torch.device], Any],
         *,
-        distributed: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
-        if distributed:
-            raise MedganError(
-                "model.family 'cycle' trains in one process for now; run medgan train without torchrun"
-            )
         assert cfg.cycle is not None
+        self.rank, self.world_size = rank, world_size
         c = cfg.cycle
         self.loss = CycleLoss(c.adversarial, cycle_weight=c.cycle_weight, identity_weight=c.identity_weight)
         self.domains = CycleDomains.from_config(cfg, ds, data_u8, labels)
@@ -402,8 +403,12 @@ class CycleStep:
             )
 
     def batch(self, images_seen: int, batch: int) -> tuple[Tensor, Tensor]:
-        """The real batch of each domain at this point of training, floats in [-1, 1] ``(B, C, *spatial)``."""
-        pos = images_seen // 2  # each step takes one batch from each domain
+        """This rank's real batch of each domain at this point of training, floats in [-1, 1] ``(B, C, *spatial)``.
+
+        ``images_seen`` counts both domains and every rank: a step takes ``world_size * batch``
+        images of each domain, rank r the r-th ``batch`` of them.
+        """
+        pos = images_seen // 2 + self.rank * batch
         a = self.domains.a[self.samplers[0].indices(pos, batch)]
         b = self.domains.b[self.samplers[1].indices(pos, batch)]
         return to_model_input(a), to_model_input(b)
@@ -433,6 +438,7 @@ class CycleStep:
             g_loss, g_stats, (fake_a, fake_b) = self.loss.generator_loss(G, D, real_a, real_b, augment)
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
+        average_gradients(G)
         opt_G.step()
 
         # D phase: this step's reals against the fakes just made.
@@ -441,6 +447,7 @@ class CycleStep:
             d_loss, d_stats = self.loss.discriminator_loss(D, real_a, real_b, fake_a, fake_b, augment)
         opt_D.zero_grad(set_to_none=True)
         d_loss.backward()
+        average_gradients(D)
         opt_D.step()
         return g_loss.detach(), d_stats, g_stats
 

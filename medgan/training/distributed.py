@@ -20,7 +20,9 @@ __all__ = [
     "DistInfo",
     "all_reduce_mean",
     "any_rank",
+    "average_gradients",
     "barrier",
+    "broadcast_parameters",
     "convert_sync_batchnorm",
     "rank_rows",
     "setup",
@@ -87,6 +89,35 @@ def all_reduce_mean(t: Tensor) -> Tensor:
     out = t.detach().clone()
     dist.all_reduce(out)
     return out / dist.get_world_size()
+
+
+def average_gradients(module: nn.Module) -> None:
+    """Replace each parameter's gradient by its mean over ranks, in place (a no-op in a world of one).
+
+    What DDP's reducer does during ``backward``, for a model that runs several forward passes per
+    backward (a CycleGAN translator: translation, cycle and identity), which the reducer refuses.
+    One flat all-reduce per call.
+    """
+    if not _active():
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_parameters(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank (as DDP does when it wraps a model)."""
+    if not _active():
+        return
+    for t in [*module.parameters(), *module.buffers()]:
+        dist.broadcast(t.data, src=0)
 
 
 def any_rank(flag: bool) -> bool:

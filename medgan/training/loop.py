@@ -377,7 +377,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     if spec["family"] == "cycle":
         from medgan.training.cycle import CycleStep
 
-        cycle = CycleStep(cfg, ds, data_u8, labels, device, EpochSampler, distributed=dist.enabled)
+        cycle = CycleStep(cfg, ds, data_u8, labels, device, EpochSampler, rank=dist.rank, world_size=dist.world_size)
 
     # Networks, EMA, optimisers, loss, augmentation.
     G, D = build_networks(spec)
@@ -431,7 +431,12 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     # Distributed: DDP averages gradients; G's batch norm uses the statistics of the global batch;
     # G_ema, ADA and the spectral-norm vectors stay identical on all ranks because their inputs are
     # (so no buffer broadcast is needed).
-    if dist.enabled:
+    if dist.enabled and cycle is not None:
+        # Each translator runs several forwards per backward (translation, cycle, identity), which
+        # DDP's reducer refuses: the cycle step averages the gradients itself (CycleStep.step).
+        for net in (G, D, G_ema):
+            dist_utils.broadcast_parameters(net)
+    elif dist.enabled:
         find_unused = spec["family"] == "progressive"
         ddp_kw: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
         G = dist_utils.convert_sync_batchnorm(G, device)
@@ -539,9 +544,9 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                 # (medgan.training.cycle.CycleStep); one batch of each domain per step.
                 g_loss, d_stats, g_stats = cycle.step(G, D, opt_G, opt_D, images_seen, batch, aug_fn, autocast)
                 if ada is not None:
-                    ada.update(d_stats["d_real_sign"], 2 * batch)
+                    ada.update(d_stats["d_real_sign"], 2 * batch * dist.world_size)
                     augment.p = ada.p
-                images_seen += 2 * batch
+                images_seen += 2 * batch * dist.world_size
                 finite &= torch.isfinite(d_stats["d_loss"])
                 _accumulate(acc, counts, d_stats)
             else:

@@ -12,8 +12,8 @@ from PIL import Image
 from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
 from medgan.errors import MedganError
 from medgan.training.checkpoint import load_checkpoint
-from medgan.training.cycle import CycleLoss, CycleStep, d_least_squares, g_least_squares
-from medgan.training.loop import EpochSampler, train
+from medgan.training.cycle import CycleLoss, d_least_squares, g_least_squares
+from medgan.training.loop import train
 from tests.conftest import make_banded_toy
 from tests.training.helpers import tiny_cycle_config
 from tests.training.test_loop import _assert_states_equal
@@ -157,23 +157,6 @@ def test_bad_domains_are_refused_before_training(tmp_path, overrides, message):
     with pytest.raises(MedganError, match=message):
         train(tiny_cycle_config(data, tmp_path / "run", *overrides), progress=False)
     assert not (tmp_path / "run").exists()
-
-
-def test_the_cycle_family_refuses_torchrun_with_one_line(tmp_path):
-    data = make_banded_toy(tmp_path)
-    ds = load_dataset(data)
-    u8 = torch.from_numpy(ds.channel_first("train"))
-    labels = torch.from_numpy(ds.labels["train"])
-    with pytest.raises(MedganError, match="trains in one process for now"):
-        CycleStep(
-            tiny_cycle_config(data, tmp_path / "r"),
-            ds,
-            u8,
-            labels,
-            torch.device("cpu"),
-            EpochSampler,
-            distributed=True,
-        )
 
 
 @pytest.mark.parametrize(

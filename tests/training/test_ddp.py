@@ -143,3 +143,42 @@ def test_style_family_two_ranks_train_like_one_process(toy, tmp_path):
     ddp_ckpt = torch.load(out / "checkpoints" / "step_000010.pt", weights_only=False)
     assert float(ddp_ckpt["loss"]["pl_mean"]) == pytest.approx(float(ref["loss"]["pl_mean"]), rel=1e-5)
     assert ref["G"]["w_avg"].abs().sum() > 0
+
+
+# The cycle family: two translators and two patch discriminators, ADA on, LSGAN, cycle and identity losses.
+CYCLE = ["model.family=cycle", "d_steps=1", "r1_gamma=0", "model.g_channels=4", "model.d_channels=4",
+         "model.g_max_channels=8", "cycle.source_class=0", "cycle.target_class=1", "cycle.g_blocks=1",
+         "cycle.d_layers=1", "steps=10"]
+
+
+def test_cycle_family_two_ranks_train_like_one_process(toy, tmp_path):
+    """Each rank takes its rows of both domains' global batch; the step averages the gradients itself."""
+    torch.set_num_threads(1)
+    ref = torch.load(train(tiny_config(toy, tmp_path / "single", *COMMON, *CYCLE, "batch_size=8"),
+                           progress=False).checkpoint, weights_only=False)
+    out = tmp_path / "ddp"
+    weights, info = _launch(tmp_path, toy, out, [*COMMON, *CYCLE, "batch_size=4"], "cycle")
+    assert [i["step"] for i in info] == [10, 10]
+    assert _max_diff(weights[0], weights[1]) == 0.0  # the same translators on both ranks
+    # The weights match except the biases of convolutions followed by an instance norm: the norm
+    # cancels them, so their true gradient is 0 and Adam turns float noise (which differs between
+    # one process and two) into steps of about lr. They change no output, so compare the translations.
+    from medgan.networks import build_networks
+
+    nets = []
+    for state in (weights[0], ref["G"]):
+        G, _ = build_networks(ref["model"])
+        G.load_state_dict(state)
+        nets.append(G.eval())
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        diff = max(float((nets[0](x, d) - nets[1](x, d)).abs().max()) for d in (0, 1))
+    assert diff < 1e-5, f"max |G_ddp(x) - G_single(x)| = {diff:.3g}"
+    weight_keys = [k for k in ref["G"] if not k.endswith("bias")]
+    diff = _max_diff({k: weights[0][k] for k in weight_keys}, {k: ref["G"][k] for k in weight_keys})
+    assert diff < 1e-5, f"max |G_ddp - G_single| over the weights = {diff:.3g}"
+    ddp_ckpt = torch.load(out / "checkpoints" / "step_000010.pt", weights_only=False)
+    assert ddp_ckpt["images_seen"] == ref["images_seen"] == 10 * 2 * 8  # both domains, both ranks
+    d_weights = [k for k in ref["D"] if not k.endswith("bias")]
+    assert _max_diff({k: ddp_ckpt["D"][k] for k in d_weights}, {k: ref["D"][k] for k in d_weights}) < 1e-5
+    assert ddp_ckpt["augment"]["p"] == pytest.approx(ref["augment"]["p"], abs=1e-9) and ref["augment"]["p"] > 0
