@@ -9,7 +9,7 @@ import torch
 
 from medgan.errors import MedganError
 
-__all__ = ["rank_rows", "resolve_device"]
+__all__ = ["cpu_cores", "rank_rows", "resolve_device"]
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
@@ -49,3 +49,13 @@ def rank_rows(draw: Callable[[int], torch.Tensor], batch: int) -> torch.Tensor:
         return draw(batch)
     rank = dist.get_rank()
     return draw(dist.get_world_size() * batch)[rank * batch : (rank + 1) * batch]
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask on Linux, else the machine's count)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from medgan.benchmark.config import BenchmarkConfig
 from medgan.benchmark.plan import RUN_FORMAT, ArmRun, Job, parse_arm_label, run_path, subset_seed
 from medgan.benchmark.subsets import subset_indices
 from medgan.data.dataset import PreparedDataset, load_dataset
+from medgan.device import cpu_cores
 from medgan.errors import MedganError
 from medgan.synth.plan import ClassPlan
 from medgan.utils import write_text_atomic
@@ -415,13 +415,6 @@ def _worker_job(ctx: JobContext, arm: str, seed: int) -> Job:
     return arm, seed
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class _Bars:
     """Rich progress: one bar for the runs (arm × seed), one per run in flight (its optimisation steps)."""
 
@@ -493,7 +486,7 @@ def run_jobs(ctx: JobContext, jobs: list[Job], n_procs: int, progress: bool, con
 
         spawn = multiprocessing.get_context("spawn")
         n_procs = min(n_procs, len(jobs))
-        threads = max(1, _cores() // n_procs)
+        threads = max(1, cpu_cores() // n_procs)
         with spawn.Manager() as manager:
             messages = manager.Queue()
             with ProcessPoolExecutor(n_procs, mp_context=spawn, initializer=_init_worker,

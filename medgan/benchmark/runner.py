@@ -46,6 +46,7 @@ from medgan.benchmark.stats import choose_on_validation
 from medgan.benchmark.subsets import fraction_label, subset_indices, write_train_copy
 from medgan.configio import config_to_dict, load_config, save_config
 from medgan.data.dataset import PreparedDataset, class_counts, describe_images, load_dataset, resolve_class
+from medgan.device import cpu_cores
 from medgan.errors import MedganError
 from medgan.utils import (
     atomic_dir,
@@ -201,6 +202,73 @@ def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str
               "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(_gan_marker(out), json.dumps(record, indent=2) + "\n")
     return ckpt
+
+
+def _gan_worker(cfg: BenchmarkConfig, data: str, root: str, device: str, fraction: float, subset: int,
+                threads: int) -> str:
+    """Train one sweep GAN in a spawned process (``threads`` torch threads); return its checkpoint."""
+    import dataclasses
+
+    import torch
+
+    torch.set_num_threads(threads)
+    cfg = dataclasses.replace(cfg, threads=threads)
+    return str(_train_gan(cfg, load_dataset(data), Path(root), device, False, fraction, subset))
+
+
+def _last_step(root: Path) -> int:
+    """The last logged step of the GAN training in ``root`` (0 before the first log line)."""
+    log = root / "gan" / "metrics.jsonl"
+    with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+        lines = log.read_text().strip().splitlines()
+        return int(json.loads(lines[-1])["step"])
+    return 0
+
+
+def _train_gans(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str, progress: bool,
+                todo: list[tuple[float, int]], console: Any = None) -> None:
+    """Train (or resume) the GANs of ``todo``, each on its own subset.
+
+    One at a time in this process, or, on a CPU with ``jobs > 1`` and several GANs to train, in
+    ``min(jobs, GANs)`` spawned processes of ``cores // processes`` torch threads each: the small
+    networks of a sweep use a second core better as a second GAN than as a second thread of one
+    (a whole process per GAN; on a GPU they stay one at a time). A GAN does not depend on how it
+    was scheduled: each is the same function of its config and subset (tests/benchmark/test_sweep.py).
+    """
+    n_procs = min(cfg.jobs, len(todo))
+    if n_procs <= 1 or not device.startswith("cpu"):
+        for fraction, subset in todo:
+            with _threads(cfg.threads):
+                _train_gan(cfg, ds, _gan_root(out, fraction, subset), device, progress, fraction, subset)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    steps = _train_config(cfg, out, device).steps
+    threads = max(1, cpu_cores() // n_procs)
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, disable=not progress)
+    with bars, ProcessPoolExecutor(n_procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        tasks = {}
+        for fraction, subset in todo:
+            root = _gan_root(out, fraction, subset)
+            fut = pool.submit(_gan_worker, cfg, str(ds.path), str(root), device, fraction, subset, threads)
+            tasks[fut] = (root, bars.add_task(f"GAN, fraction {fraction_label(fraction)} (subset {subset})",
+                                              total=steps))
+        pending = set(tasks)
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+                for fut, (root, task) in tasks.items():
+                    bars.update(task, completed=steps if fut in finished or fut.done() else _last_step(root))
+                for fut in finished:
+                    fut.result()  # a worker's error stops the benchmark here
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
 
 
 # Section. The output folder and its identity.
@@ -425,18 +493,18 @@ def run_benchmark(
     if given is not None:
         ckpts[(1.0, 0)] = str(given)
     elif needs_gan or plan.gan_only:
-        for fraction, subset in _gan_keys(cfg, plan):
-            root = _gan_root(out, fraction, subset)
-            trained = _trained_gan(root)
-            if trained is None and not report_only:
-                if plan.needs_trained_gan():
-                    # Jobs of an array must not each train their own GAN.
-                    raise MedganError("the GAN is not trained yet in this folder; run the benchmark with --only gan "
-                                      "first (or without --only)", root)
-                if not plan.partial:
-                    with _threads(cfg.threads):
-                        trained = _train_gan(cfg, ds, root, device, progress, fraction, subset)
-            ckpts[(fraction, subset)] = str(trained) if trained is not None else None
+        keys = _gan_keys(cfg, plan)
+        todo = [key for key in keys if _trained_gan(_gan_root(out, *key)) is None]
+        if todo and not report_only:
+            if plan.needs_trained_gan():
+                # Jobs of an array must not each train their own GAN.
+                raise MedganError("the GAN is not trained yet in this folder; run the benchmark with --only gan "
+                                  "first (or without --only)", _gan_root(out, *todo[0]))
+            if not plan.partial:
+                _train_gans(cfg, ds, out, device, progress, todo, console)
+        for key in keys:
+            trained = _trained_gan(_gan_root(out, *key))
+            ckpts[key] = str(trained) if trained is not None else None
     if plan.gan_only:
         return result
 

@@ -145,6 +145,33 @@ def test_each_fraction_has_its_own_gan_that_sees_only_its_subset(sweep: SimpleNa
         assert not trained_on(ckpt["dataset"], names, ds.info, subset=(0.5, 1 - k))
 
 
+def test_gans_trained_in_parallel_processes_are_the_serial_ones(sweep: SimpleNamespace, tmp_path: Path) -> None:
+    """jobs: 2 trains the sweep's three GANs in two spawned processes; each is what the serial sweep made."""
+    import dataclasses
+
+    import torch
+
+    from medgan.benchmark import runner
+
+    def not_here(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a GAN was trained in the main process")
+
+    cfg = dataclasses.replace(sweep.cfg, jobs=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "_train_gan", not_here)  # spawned workers import the real one
+        run_benchmark(cfg, out=tmp_path / "par", plan=JobPlan.gan(), progress=False)
+    for part in ("", "gans/f0.5-s0/", "gans/f0.5-s1/"):
+        serial, parallel = (root / part for root in (sweep.out, tmp_path / "par"))
+        assert json.loads((parallel / "gan_data/dataset.json").read_text())["sha256"] == json.loads(
+            (serial / "gan_data/dataset.json").read_text())["sha256"]
+        a, b = (load_checkpoint(root / json.loads((root / "gan.json").read_text())["checkpoint"])
+                for root in (serial, parallel))
+        assert a["step"] == b["step"] == 2, part
+        for key, value in a["G_ema"].items():
+            torch.testing.assert_close(b["G_ema"][key], value, rtol=1e-5, atol=1e-6, msg=f"{part}{key}")
+    assert not (tmp_path / "par" / "runs").exists()  # --only gan: no classifier run
+
+
 def test_every_arm_of_a_seed_trains_on_the_same_subset(sweep: SimpleNamespace) -> None:
     ds = sweep.ds
     per_job = _per_job(sweep)
