@@ -76,10 +76,11 @@ class GBlock(nn.Module):
         num_classes: int,
         up: UpsampleMode = "nearest",
         noise: bool = False,
+        noise_init: float = 0.0,
     ) -> None:
         super().__init__()
-        self.noise1 = NoiseInjection(out_channels) if noise else None
-        self.noise2 = NoiseInjection(out_channels) if noise else None
+        self.noise1 = NoiseInjection(out_channels, noise_init) if noise else None
+        self.noise2 = NoiseInjection(out_channels, noise_init) if noise else None
         self.norm1 = ConditionalBatchNorm(spatial_dims, in_channels, num_classes)
         self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, bias=False)
         self.norm2 = ConditionalBatchNorm(spatial_dims, out_channels, num_classes)
@@ -156,6 +157,7 @@ class Generator(nn.Module):
             (StyleGAN's noise inputs), a source of fine texture such as ultrasound speckle. Fresh
             noise in training mode; in eval mode each sample's noise is seeded from its ``z``, so a
             sample stays a pure function of ``(z, y)`` (:func:`~medgan.networks.layers.pixel_noise`).
+        noise_init: the noise strengths' starting value (0: StyleGAN's).
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -175,6 +177,7 @@ class Generator(nn.Module):
         upsample: UpsampleMode = "nearest",
         binary: bool = False,
         noise: bool = False,
+        noise_init: float = 0.0,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -199,7 +202,7 @@ class Generator(nn.Module):
         self.bottom_channels = widths[0]
         self.fc = nn.Linear(z_dim, widths[0] * _BOTTOM**spatial_dims)
         self.blocks = nn.ModuleList(
-            GBlock(spatial_dims, c_in, c_out, num_classes, upsample, noise)
+            GBlock(spatial_dims, c_in, c_out, num_classes, upsample, noise, noise_init)
             for c_in, c_out in itertools.pairwise(widths)
         )
         self._noise_shapes = [(r,) * spatial_dims for r in resolutions[1:] for _ in range(2)]

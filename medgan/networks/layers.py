@@ -236,7 +236,7 @@ class ConditionalBatchNorm(nn.Module):
 
 
 class NoiseInjection(nn.Module):
-    """Add a one-channel per-pixel noise map with a learned per-channel strength (starts at 0).
+    """Add a one-channel per-pixel noise map with a learned per-channel strength (starts at ``init``).
 
     StyleGAN's noise inputs (Karras et al. 2019): the network gets a source of fine, unstructured
     detail (ultrasound speckle, film grain) it need not build from its latent. The noise map comes
@@ -244,11 +244,14 @@ class NoiseInjection(nn.Module):
 
     Args:
         num_features: channels ``C`` of the input.
+        init: the strengths' starting value. StyleGAN starts at 0, and over millions of images G
+            learns to use the noise; on a small CPU budget the strengths barely leave 0
+            (docs/training.md), so a positive start makes G use the noise from the first step.
     """
 
-    def __init__(self, num_features: int) -> None:
+    def __init__(self, num_features: int, init: float = 0.0) -> None:
         super().__init__()
-        self.strength = nn.Parameter(torch.zeros(num_features))
+        self.strength = nn.Parameter(torch.full((num_features,), float(init)))
 
     def forward(self, x: Tensor, noise: Tensor) -> Tensor:
         """``x + noise · strength``; ``noise`` is ``(B, 1, *spatial)`` and broadcasts over channels."""

@@ -44,6 +44,7 @@ class ModelConfig:
             ``g_binary``; for masks of one organ). Training is unchanged: D sees G's raw output.
         g_noise: the residual generator adds per-pixel noise maps with learned strengths after
             every 3×3 conv (StyleGAN's noise inputs; a source of speckle-like texture).
+        g_noise_init: the noise strengths' starting value (0, StyleGAN's, by default).
         d_spectral_norm: spectral norm on the residual discriminator's weights.
         d_mbstd: a minibatch-standard-deviation channel in the residual discriminator.
         w_dim: the style family's intermediate latent size (mapping network width).
@@ -62,6 +63,7 @@ class ModelConfig:
     g_upsample: UpsampleMode = "nearest"
     g_binary: bool = False
     g_noise: bool = False
+    g_noise_init: float = bounded(0.0, ge=0)
     g_keep_largest: bool = False
     d_spectral_norm: bool = True
     d_mbstd: bool = False
@@ -266,6 +268,8 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'residual'")
+        if self.model.g_noise_init > 0 and not self.model.g_noise:
+            raise MedganError("config key 'model.g_noise_init' needs model.g_noise: true (it starts the noise strengths)")
         if self.model.g_keep_largest and not self.model.g_binary:
             raise MedganError("config key 'model.g_keep_largest' needs model.g_binary: true (it cleans binary masks)")
         self._validate_cycle()

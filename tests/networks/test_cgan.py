@@ -340,3 +340,10 @@ def test_noise_inputs_vary_in_training_are_a_function_of_z_when_sampling_and_lea
     G.train()
     G(z, y).square().mean().backward()
     assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in strengths)
+    # noise_init starts every strength there, so the noise shapes the images from the first step.
+    torch.manual_seed(0)
+    started = Generator(z_dim=8, num_classes=2, size=12, spatial_dims=spatial_dims, base_channels=4, max_channels=8,
+                        noise=True, noise_init=0.25)
+    assert all(torch.equal(p, torch.full_like(p, 0.25)) for n, p in started.named_parameters() if "noise" in n)
+    started.train()
+    assert not torch.allclose(started(z, y), started(z, y))
