@@ -283,8 +283,22 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> None:
-    """Create, resume or refuse the output folder (see the module docstring)."""
+def _defaults_identity() -> dict[str, Any]:
+    """The flattened identity of a default benchmark config and a default GAN training config."""
+    from medgan.training.config import TrainConfig
+
+    record = {"config": identity(BenchmarkConfig()), "gan": {"train_config": _gan_identity(TrainConfig())}}
+    return _flatten(json.loads(json.dumps(record, default=str)))
+
+
+def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> str:
+    """Create, resume or refuse the output folder (see the module docstring); return the identity
+    hash its runs carry.
+
+    A key that the folder's record lacks and that this medgan sets to its default (a config field
+    added in a later version) does not change what the folder computes: the folder is resumed
+    under its recorded hash, so its finished runs still count.
+    """
     if out.exists() and not out.is_dir():
         raise MedganError("exists and is not a folder", out)
     marker = out / "benchmark.json"
@@ -299,18 +313,25 @@ def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> None:
         except json.JSONDecodeError:
             raise MedganError("unreadable benchmark.json; use another --out, or --overwrite", out) from None
         if old.get("identity_hash") != digest:
-            a, b = _flatten(old.get("identity", {})), _flatten(ident)
-            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            a, b = _flatten(old.get("identity", {})), _flatten(json.loads(json.dumps(ident, default=str)))
+            defaults = _defaults_identity()
+            missing = object()
+            diff = sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
+            added = [k for k in diff if k not in a and k in defaults and b[k] == defaults[k]]
+            if diff == added and diff and isinstance(old.get("identity_hash"), str):
+                return str(old["identity_hash"])
+            shown = [k for k in diff if k not in added]
             raise MedganError(
-                f"holds a benchmark with a different config ({', '.join(diff[:4]) or 'format'} differ); "
+                f"holds a benchmark with a different config ({', '.join(shown[:4]) or 'format'} differ); "
                 "use another --out, or --overwrite to start again", out)
-        return
+        return digest
     elif used:
         raise MedganError("folder exists and is not a benchmark folder (no benchmark.json); use another --out, "
                           "or --overwrite to replace it", out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"format": OUT_FORMAT, "medgan_version": __version__, "identity_hash": digest, "identity": ident}
     write_text_atomic(marker, json.dumps(record, indent=2, default=str) + "\n")
+    return digest
 
 
 # Section. One invocation at a time: the folder's lock, the array jobs' locks, the space it needs.
@@ -484,7 +505,7 @@ def run_benchmark(
                           "the GAN's training config": cfg.gan.train_config})
     train_gan = needs_gan and given is None
     check_free_space(out, _estimated_bytes(cfg, ds, out, device, train_gan), "the benchmark")
-    _open_out(out, ident, overwrite and not report_only)
+    digest = _open_out(out, ident, overwrite and not report_only)
     save_config(cfg, out / "benchmark.yaml")
     result = BenchmarkResult(out=out)
 
@@ -510,7 +531,7 @@ def run_benchmark(
 
     # Section. The (arm, seed) runs: fraction by fraction and seed by seed, so that partial results
     # are already paired; every arm gets the same number of optimisation steps.
-    ctx = JobContext(cfg=cfg, out=str(out), data=str(ds.path), identity=identity_hash(ident), device=device,
+    ctx = JobContext(cfg=cfg, out=str(out), data=str(ds.path), identity=digest, device=device,
                      budget=step_budget(cfg, len(ds.labels["train"])), checkpoints=ckpts)
     wanted = plan.wanted(cfg)
     cache = _run_part(ctx, wanted, result, report_only, progress, console, ds)

@@ -7,6 +7,7 @@ checkpoints can name the architecture. The progressive family is imported only w
 from __future__ import annotations
 
 import importlib
+import inspect
 import warnings
 from typing import Any, Literal, get_args
 
@@ -24,6 +25,7 @@ __all__ = [
     "build_generator",
     "build_networks",
     "canonical_family",
+    "same_networks",
 ]
 
 NetworkFamily = Literal["residual", "progressive", "style", "cycle"]
@@ -89,3 +91,23 @@ def build_networks(spec: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
     """
     family = spec["family"]
     return build_generator(family, **spec["generator"]), build_discriminator(family, **spec["discriminator"])
+
+
+def _with_defaults(cls: type[nn.Module], kwargs: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {**{p.name: p.default for p in params if p.default is not inspect.Parameter.empty}, **kwargs}
+
+
+def same_networks(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two model specs (:func:`build_networks`) build the same G and D.
+
+    A constructor argument that one spec leaves out means its default: a checkpoint written before
+    an argument existed (``noise_init``, say) still matches a config that leaves it at the default.
+    """
+    family = canonical_family(a["family"])
+    if family != canonical_family(b["family"]):
+        return False
+    return all(
+        _with_defaults(_network_class(family, which), a[key]) == _with_defaults(_network_class(family, which), b[key])
+        for which, key in ((1, "generator"), (2, "discriminator"))
+    )

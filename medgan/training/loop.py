@@ -27,7 +27,7 @@ from medgan.configio import config_to_dict, save_config
 from medgan.data.dataset import PreparedDataset, class_counts, load_dataset
 from medgan.data.scaling import to_model_input
 from medgan.errors import MedganError, MedganWarning
-from medgan.networks import build_networks, canonical_family
+from medgan.networks import build_networks, same_networks
 from medgan.networks.style import LatentGenerator
 from medgan.training import distributed as dist_utils
 from medgan.training.checkpoint import (
@@ -411,7 +411,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
         check_trained_on(ckpt["dataset"], ckpt["class_names"], info, "data", ckpt["path"])
         if cycle is not None:
             cycle.check_resume(ckpt)
-        if {**ckpt["model"], "family": canonical_family(ckpt["model"]["family"])} != spec:
+        if not same_networks(ckpt["model"], spec):
             raise MedganError("checkpoint's model does not match this config (family, sizes or classes differ)", ckpt["path"])
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])

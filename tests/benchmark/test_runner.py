@@ -192,6 +192,41 @@ def test_output_folder_rules(env: SimpleNamespace, tmp_path: Path) -> None:
     assert (stranger / "notes.txt").read_text() == "mine"
 
 
+def test_a_folder_from_before_a_new_config_field_resumes_with_its_runs(
+    env: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A medgan that adds a config field at its default must not throw away a folder's finished runs."""
+    from medgan.benchmark.config import identity_hash
+
+    path = bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml, arms=["real", "real+synthetic"], seeds=1,
+                        fidelity={"enabled": False})
+    cfg = load_benchmark_config(path, overrides=["classifier.lr=0.01"])
+    run_benchmark(cfg, progress=False)
+    out = Path(cfg.out)
+
+    def as_if_written_without(*keys: tuple[str, ...]) -> None:
+        record = json.loads((out / "benchmark.json").read_text())
+        for key in keys:
+            node = record["identity"]
+            for part in key[:-1]:
+                node = node[part]
+            del node[key[-1]]
+        record["identity_hash"] = identity_hash(record["identity"])
+        (out / "benchmark.json").write_text(json.dumps(record))
+        for run in out.glob("runs/*.json"):
+            (run.write_text(json.dumps({**json.loads(run.read_text()), "identity": record["identity_hash"]})))
+
+    # An older medgan did not have model.g_noise_init; this one sets it to its default (0).
+    as_if_written_without(("gan", "train_config", "model", "g_noise_init"))
+    calls = _spy_classifier(monkeypatch)
+    result = run_benchmark(cfg, progress=False)
+    assert result.ran == [] and calls == [] and len(result.skipped) == 2
+    # A missing key whose value here is not the default is a different benchmark.
+    as_if_written_without(("config", "classifier", "lr"))
+    with pytest.raises(MedganError, match=r"different config \(config.classifier.lr differ"):
+        run_benchmark(cfg, progress=False)
+
+
 def test_cluster_style_parts(env: SimpleNamespace, tmp_path: Path) -> None:
     cfg = load_benchmark_config(bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml,
                                              arms=["real", "real+synthetic"], fidelity={"enabled": False}))

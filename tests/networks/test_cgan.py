@@ -347,3 +347,15 @@ def test_noise_inputs_vary_in_training_are_a_function_of_z_when_sampling_and_lea
     assert all(torch.equal(p, torch.full_like(p, 0.25)) for n, p in started.named_parameters() if "noise" in n)
     started.train()
     assert not torch.allclose(started(z, y), started(z, y))
+
+
+def test_a_spec_without_a_newer_argument_means_its_default() -> None:
+    from medgan.networks import same_networks
+
+    g = dict(z_dim=8, num_classes=2, size=12, noise=True)
+    d = dict(in_channels=1, num_classes=2, size=12)
+    new = {"family": "residual", "generator": {**g, "noise_init": 0.0}, "discriminator": d}
+    assert same_networks({"family": "residual", "generator": g, "discriminator": d}, new)
+    assert not same_networks({"family": "residual", "generator": {**g, "noise_init": 0.1}, "discriminator": d}, new)
+    assert not same_networks({"family": "residual", "generator": {**g, "size": 16}, "discriminator": d}, new)
+    assert not same_networks({"family": "style", "generator": g, "discriminator": d}, new)
