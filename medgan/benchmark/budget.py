@@ -13,6 +13,10 @@ takes exactly ``steps`` steps; at full data the real arm trains exactly as ``epo
 A smaller training set therefore gets more passes, not fewer steps, and ``min_steps`` is a floor for
 data so small that ``epochs × S`` would be too few steps for any arm to converge.
 
+With ``classifier.budget: fraction``, ``S`` counts a pass over each fraction's real subset instead
+(:func:`fraction_budgets`): every arm *of a fraction* still takes the same steps, and the small
+fractions, whose many seeds would otherwise each cost a full-data run, become cheap.
+
 Validation runs every ``eval_every = ceil(steps / epochs)`` steps and after the last, the same
 ``epochs`` times for every arm, and picks the checkpoint (best balanced accuracy, then lower
 loss). A ``synthetic-pretrain`` arm spends ``pretrain_steps = round(pretrain.share × steps)``
@@ -28,10 +32,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from medgan.benchmark.config import BenchmarkConfig
+from medgan.benchmark.subsets import subset_counts
 from medgan.training.classifier import steps_per_epoch
 
-__all__ = ["Budget", "step_budget"]
+__all__ = ["Budget", "fraction_budgets", "step_budget"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +77,18 @@ def step_budget(cfg: BenchmarkConfig, n_train: int) -> Budget:
     )
     pretrain = min(max(round(cfg.pretrain.share * steps), 1), steps - 1) if steps > 1 else 0
     return Budget(steps=steps, eval_every=math.ceil(steps / c.epochs), pretrain_steps=pretrain)
+
+
+def fraction_budgets(cfg: BenchmarkConfig, labels: np.ndarray, num_classes: int) -> dict[float, Budget]:
+    """The budget of every fraction of ``cfg``: the whole split's (``classifier.budget: whole``), or
+    one counted on the fraction's real subset (``fraction``; its size is the same for every subset seed).
+
+    Args:
+        cfg: the benchmark config.
+        labels: the whole train split's labels.
+        num_classes: classes of the dataset.
+    """
+    whole = len(labels)
+    if cfg.classifier.budget == "whole":
+        return {f: step_budget(cfg, whole) for f in cfg.fractions}
+    return {f: step_budget(cfg, sum(subset_counts(labels, num_classes, f, cfg.min_per_class))) for f in cfg.fractions}

@@ -90,6 +90,12 @@ class ClassifierConfig:
             ``epochs`` times, every ``ceil(steps / epochs)`` steps, and picks the checkpoint.
         min_steps: the floor of the budget when ``steps`` is ``null``, so that a small training
             set still gets enough steps to converge.
+        budget: what ``epochs`` counts passes over when ``steps`` is ``null``: ``whole``, the
+            whole train split, so every fraction of a sweep gets the steps of the full data (more
+            passes over a smaller subset); ``fraction``, the real subset of each fraction, so
+            smaller fractions take fewer steps (never fewer than ``min_steps``). Either way every
+            arm of a fraction takes the same steps; ``fraction`` makes the many seeds of the small
+            fractions cheap, for datasets whose full split makes ``whole`` too slow.
     """
 
     arch: Literal["cnn", "resnet10", "resnet18", "densenet121"] = "cnn"
@@ -101,6 +107,7 @@ class ClassifierConfig:
     class_weighting: Literal["balanced", "none"] = "balanced"
     steps: int | None = None
     min_steps: int = 200
+    budget: Literal["whole", "fraction"] = "whole"
 
 
 @dataclass

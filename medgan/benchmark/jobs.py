@@ -55,8 +55,10 @@ class JobContext:
         data: the dataset's path.
         identity: the benchmark identity hash (written into every run).
         device: where to train.
-        budget: every arm's optimisation steps (:func:`medgan.benchmark.budget.step_budget`).
+        budget: every arm's optimisation steps at full data (:func:`medgan.benchmark.budget.step_budget`).
         checkpoints: the GAN of every ``(fraction, subset seed)``; None where none is trained yet.
+        budgets: every arm's steps at each fraction, where they differ from ``budget``
+            (:func:`medgan.benchmark.budget.fraction_budgets`).
     """
 
     cfg: BenchmarkConfig
@@ -66,6 +68,11 @@ class JobContext:
     device: str
     budget: Budget
     checkpoints: dict[tuple[float, int], str | None] = field(default_factory=dict)
+    budgets: dict[float, Budget] = field(default_factory=dict)
+
+    def budget_at(self, fraction: float) -> Budget:
+        """The steps of every arm at ``fraction``."""
+        return self.budgets.get(fraction, self.budget)
 
     def checkpoint(self, fraction: float, subset: int) -> str:
         """The GAN checkpoint of ``(fraction, subset)``.
@@ -231,7 +238,7 @@ def _state_sha(model: Any) -> str:
     return h.hexdigest()
 
 
-def _train_curator(ctx: JobContext, ds: PreparedDataset, real: Pool) -> Any:
+def _train_curator(ctx: JobContext, ds: PreparedDataset, real: Pool, budget: Budget) -> Any:
     """The curation classifier of a fraction's subset: the benchmark's classifier and budget on the real
     images, seeded with ``curation.seed`` (no augmentation)."""
     import torch
@@ -248,8 +255,8 @@ def _train_curator(ctx: JobContext, ds: PreparedDataset, real: Pool) -> Any:
     model, _ = clf.train_classifier(
         model, real, (ds.channel_first("val"), ds.labels["val"]), epochs=cfg.classifier.epochs,
         batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr, weight_decay=cfg.classifier.weight_decay,
-        seed=cfg.curation.seed, device=resolve_device(ctx.device), steps=ctx.budget.steps,
-        eval_every=ctx.budget.eval_every,
+        seed=cfg.curation.seed, device=resolve_device(ctx.device), steps=budget.steps,
+        eval_every=budget.eval_every,
         class_weighting=None if cfg.classifier.class_weighting == "none" else "balanced",
     )
     return model
@@ -261,7 +268,7 @@ def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None
 
     The model is built under ``torch.manual_seed(seed)`` (the same initial weights for every arm
     of a seed), trained with ``seed`` (the same shuffling generator) for the same number of
-    optimisation steps (``ctx.budget``), and the classical augmentation is seeded with ``seed``;
+    optimisation steps (``ctx.budget_at(fraction)``), and the classical augmentation is seeded with ``seed``;
     only the training data differ between the arms of a fraction. At a fraction below 1 the real
     images are the subset of subset seed ``seed % subsets``, the same for every arm.
 
@@ -286,7 +293,7 @@ def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None
     run = parse_arm_label(arm)
     subset = subset_seed(cfg, run.fraction, seed)
     device = resolve_device(ctx.device)
-    budget = ctx.budget
+    budget = ctx.budget_at(run.fraction)
 
     # Section. Data: the real train subset (+ synthetic or repeated images), real val for
     # selection, real test for the report.
@@ -304,7 +311,7 @@ def run_job(ctx: JobContext, arm: str, seed: int, on_epoch: EpochCallback | None
         pool = _synthetic_pool(ctx, ds, checkpoint, seed, _pool_need(cfg, run, counts.real), cache)
         if run.arm == "real+curated-synthetic":
             curator = cache.curator((ctx.data, run.fraction, subset, checkpoint),
-                                    lambda: _train_curator(ctx, ds, real))
+                                    lambda: _train_curator(ctx, ds, real, budget))
             candidates = take_per_class(*pool, counts.candidates)
             from medgan.metrics.curation import curate_with_classifier
 
@@ -473,7 +480,8 @@ def run_jobs(ctx: JobContext, jobs: list[Job], n_procs: int, progress: bool, con
     """
     if not jobs:
         return
-    with _Bars(len(jobs), ctx.budget.steps, progress, console) as bars:
+    longest = max([ctx.budget, *ctx.budgets.values()], key=lambda b: b.steps).steps
+    with _Bars(len(jobs), longest, progress, console) as bars:
         if n_procs <= 1 or len(jobs) == 1:
             cache = cache if cache is not None else JobCache()
             for arm, seed in jobs:

@@ -402,6 +402,12 @@ def _translator_fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, t
 # Section. Aggregation and the files.
 
 
+def _budget_record(budget: Budget | None) -> dict[str, int] | None:
+    if budget is None:
+        return None
+    return {"steps": budget.steps, "eval_every": budget.eval_every, "pretrain_steps": budget.pretrain_steps}
+
+
 def write_report(
     out: Path,
     cfg: BenchmarkConfig,
@@ -411,6 +417,7 @@ def write_report(
     *,
     checkpoints: dict[tuple[float, int], str | None] | None = None,
     budget: Budget | None = None,
+    budgets: dict[float, Budget] | None = None,
     quick: bool = False,
     console: Any = None,
     progress: bool = True,
@@ -426,7 +433,8 @@ def write_report(
             ratio sweep's runs).
         checkpoints: the GAN of every ``(fraction, subset seed)`` (None or empty when no arm used
             synthetic data); the report measures the subset-0 GAN of each fraction.
-        budget: the classifier's step budget (said in the report).
+        budget: the classifier's step budget at full data (said in the report).
+        budgets: the budget of each fraction, where ``classifier.budget: fraction`` makes them differ.
         quick: whether ``--quick`` settings were used (said in the report).
         console: a Rich console for a status line.
         progress: show the status line.
@@ -507,8 +515,9 @@ def write_report(
                     "counts": ds.info.counts},
         "target_class": {"index": target, "name": names[target]},
         "fractions": [b["fraction"] for b in blocks],
-        "budget": ({"steps": budget.steps, "eval_every": budget.eval_every, "pretrain_steps": budget.pretrain_steps}
-                   if budget is not None else None),
+        "budget": _budget_record(budget),
+        **({"budget_per_fraction": {fraction_label(f): _budget_record(b) for f, b in sorted(budgets.items())}}
+           if budgets and any(b != budget for b in budgets.values()) else {}),
         "primary": config_to_dict(cfg)["primary"],
         "arms": list(main["arms"]),
         "seeds": list(main["seeds"]),
@@ -697,10 +706,17 @@ def _markdown(r: dict[str, Any], cfg: BenchmarkConfig, blocks: list[dict[str, An
     else:
         lines += _fraction_markdown(r, blocks[0], cfg, "##")
     lines += _gan_section(r, cfg, names, blocks)
-    budget = r["budget"]
-    steps = (f"{budget['steps']} optimisation steps for every arm at every fraction (validation every "
-             f"{budget['eval_every']} steps; the pretraining arms pretrain for {budget['pretrain_steps']} of them)"
-             if budget else "the same budget for every arm")
+    budget, per = r["budget"], r.get("budget_per_fraction")
+    if per:
+        steps = ("the same optimisation steps for every arm of a fraction, counted on the fraction's real images ("
+                 + ", ".join(f"{label}: {b['steps']}" for label, b in per.items())
+                 + f"; validation {cfg.classifier.epochs} times; the pretraining arms pretrain for "
+                 f"{cfg.pretrain.share:.0%} of them)")
+    elif budget:
+        steps = (f"{budget['steps']} optimisation steps for every arm at every fraction (validation every "
+                 f"{budget['eval_every']} steps; the pretraining arms pretrain for {budget['pretrain_steps']} of them)")
+    else:
+        steps = "the same budget for every arm"
     lines += ["## Method", "",
               f"- Data: `{r['dataset']['name']}` (sha256 {r['dataset']['sha256'][:12]}…), official splits: "
               f"train {sum(r['dataset']['counts']['train'])}, val {sum(r['dataset']['counts']['val'])}, "

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medgan.benchmark.arms import adds_synthetic, uses_synthetic
-from medgan.benchmark.budget import step_budget
+from medgan.benchmark.budget import fraction_budgets, step_budget
 from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash
 from medgan.benchmark.jobs import JobCache, JobContext, run_jobs
 from medgan.benchmark.plan import Job, JobPlan, is_finished, parse_arm_label, run_path, subset_seed
@@ -532,7 +532,8 @@ def run_benchmark(
     # Section. The (arm, seed) runs: fraction by fraction and seed by seed, so that partial results
     # are already paired; every arm gets the same number of optimisation steps.
     ctx = JobContext(cfg=cfg, out=str(out), data=str(ds.path), identity=digest, device=device,
-                     budget=step_budget(cfg, len(ds.labels["train"])), checkpoints=ckpts)
+                     budget=step_budget(cfg, len(ds.labels["train"])), checkpoints=ckpts,
+                     budgets=fraction_budgets(cfg, ds.labels["train"], ds.info.num_classes))
     wanted = plan.wanted(cfg)
     cache = _run_part(ctx, wanted, result, report_only, progress, console, ds)
     # The ratio sweep: its arm may be chosen on the validation results of the runs above.
@@ -557,7 +558,7 @@ def run_benchmark(
                           "--report-only", out)
     runs = {(a, s): json.loads(run_path(out, a, s).read_text()) for a, s in wanted + sweep}
     result.results = write_report(
-        out, cfg, ds, target, runs, checkpoints=ckpts, budget=ctx.budget, quick=quick, console=console,
+        out, cfg, ds, target, runs, checkpoints=ckpts, budget=ctx.budget, budgets=ctx.budgets, quick=quick, console=console,
         progress=progress,
     )
     return result

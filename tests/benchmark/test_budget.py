@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from medgan.benchmark.budget import step_budget
+from medgan.benchmark.budget import fraction_budgets, step_budget
 from medgan.benchmark.config import BenchmarkConfig
 from medgan.networks.classifier import build_classifier
 from medgan.training.classifier import _batches, steps_per_epoch, train_classifier
@@ -44,6 +44,19 @@ def test_the_budget_rule() -> None:
     cfg.classifier.steps, cfg.pretrain.share = 90, 0.3
     fixed = step_budget(cfg, 546)
     assert (fixed.steps, fixed.eval_every, fixed.pretrain_steps) == (90, 3, 27)
+
+
+def test_a_budget_per_fraction_counts_the_fractions_real_images() -> None:
+    labels = np.repeat([0, 1], [1214, 3494])  # PneumoniaMNIST's train split
+    cfg = BenchmarkConfig(fractions=[0.05, 0.1, 0.25, 0.5, 1.0])
+    cfg.classifier.epochs = 30
+    whole = fraction_budgets(cfg, labels, 2)
+    assert {f: b.steps for f, b in whole.items()} == dict.fromkeys(cfg.fractions, 30 * 74)  # 4708 images: 74 per pass
+    cfg.classifier.budget = "fraction"
+    per = fraction_budgets(cfg, labels, 2)
+    # 0.05: 61 + 175 = 236 images, 4 steps per pass, 120 < the 200-step floor; 0.1: 122 + 350 = 472, 8 per pass.
+    assert {f: b.steps for f, b in per.items()} == {0.05: 200, 0.1: 240, 0.25: 570, 0.5: 1110, 1.0: 2220}
+    assert per[1.0] == whole[1.0] and all(b.eval_every == -(-b.steps // 30) for b in per.values())
 
 
 def _counter(sink: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -202,6 +202,23 @@ def test_every_arm_of_a_fraction_gets_the_same_number_of_steps(sweep: SimpleName
     assert len(pretrain[0]["train"][1]) == 2 * 24  # pretrain.ratio x the real images of the subset
 
 
+def test_a_budget_per_fraction_gives_every_arm_of_a_fraction_its_steps(sweep: SimpleNamespace, tmp_path: Path) -> None:
+    """classifier.budget: fraction: 24 images at 0.5 are 2 batches of 16 per pass, 48 at 1.0 are 3."""
+    path = bench_config(tmp_path / "bench.yaml", sweep.cfg.data, Path(sweep.cfg.gan.train_config),
+                        arms=["real", "real+synthetic", "synthetic-pretrain"], fractions=[0.5, 1.0], seeds=1,
+                        classifier={"epochs": 2, "budget": "fraction"}, pretrain={"ratio": 2},
+                        fidelity={"enabled": False})
+    result = run_benchmark(load_benchmark_config(path), progress=False)
+    for (label, _), steps in {("real@0.5", 0): 4, ("real+synthetic@0.5", 0): 4, ("synthetic-pretrain@0.5", 0): 4,
+                              ("real", 0): 6, ("real+synthetic", 0): 6, ("synthetic-pretrain", 0): 6}.items():
+        record = json.loads(run_path(result.out, label, 0).read_text())
+        assert record["steps"] == record["history"][-1]["step"] == steps, label
+    results = result.results
+    assert results["budget"]["steps"] == 6
+    assert {k: b["steps"] for k, b in results["budget_per_fraction"].items()} == {"0.5": 4, "1": 6}
+    assert "counted on the fraction's real images (0.5: 4, 1: 6;" in (result.out / "report.md").read_text()
+
+
 def test_oversampling_matches_the_synthetic_arm_at_every_fraction(sweep: SimpleNamespace) -> None:
     for f in (0.5, 1.0):
         for seed in (0, 1):
