@@ -273,22 +273,25 @@ def save_training_curves(path: Path, histories: dict[str, list[list[dict[str, fl
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(6.4, 3.8))
+    fig = Figure(figsize=(8.4, 3.8))
     ax = fig.add_subplot(1, 1, 1)
+    styles = iter(["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))] * 4)  # the ratio sweep's arms share a colour
     for arm, runs in histories.items():
-        colour = _COLOURS.get(arm.partition("-x")[0], "#333333")
+        base, _, ratio = arm.partition("-x")
+        colour = _COLOURS.get(base, "#333333")
+        style = next(styles) if ratio else "-"
         curves = [[100 * row["val_balanced_accuracy"] for row in h] for h in runs]
         steps = [[row.get("step", row["epoch"]) for row in h] for h in runs]
         for x, curve in zip(steps, curves, strict=True):
-            ax.plot(x, curve, color=colour, lw=0.5, alpha=0.35)
+            ax.plot(x, curve, color=colour, lw=0.5, alpha=0.25, ls=style)
         length = min(len(c) for c in curves)
         mean = np.mean([c[:length] for c in curves], axis=0)
-        ax.plot(steps[0][:length], mean, color=colour, lw=1.8, label=arm)
+        ax.plot(steps[0][:length], mean, color=colour, lw=1.8, ls=style, label=arm)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimisation step")
     ax.set_ylabel("val balanced accuracy (%)")
     ax.set_title("validation balanced accuracy per step (thin: seeds; thick: mean)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, not over, the curves
     fig.tight_layout()
     return _save(fig, path)
 
