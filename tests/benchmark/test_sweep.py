@@ -146,12 +146,15 @@ def test_each_fraction_has_its_own_gan_that_sees_only_its_subset(sweep: SimpleNa
 
 
 def test_gans_trained_in_parallel_processes_are_the_serial_ones(sweep: SimpleNamespace, tmp_path: Path) -> None:
-    """jobs: 2 trains the sweep's three GANs in two spawned processes; each is what the serial sweep made."""
+    """jobs: 2 trains the sweep's three GANs in spawned processes: the left-over one first on every core, then
+    two at a time on half each; each is what the serial sweep made."""
     import dataclasses
 
     import torch
+    import yaml
 
     from medgan.benchmark import runner
+    from medgan.device import cpu_cores
 
     def not_here(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a GAN was trained in the main process")
@@ -170,6 +173,9 @@ def test_gans_trained_in_parallel_processes_are_the_serial_ones(sweep: SimpleNam
         for key, value in a["G_ema"].items():
             torch.testing.assert_close(b["G_ema"][key], value, rtol=1e-5, atol=1e-6, msg=f"{part}{key}")
     assert not (tmp_path / "par" / "runs").exists()  # --only gan: no classifier run
+    threads = [yaml.safe_load((tmp_path / "par" / part / "gan/config.yaml").read_text())["threads"]
+               for part in ("", "gans/f0.5-s0/", "gans/f0.5-s1/")]
+    assert threads == [cpu_cores(), max(1, cpu_cores() // 2), max(1, cpu_cores() // 2)]
 
 
 def test_every_arm_of_a_seed_trains_on_the_same_subset(sweep: SimpleNamespace) -> None:
