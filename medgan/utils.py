@@ -27,11 +27,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from medgan.errors import Interrupted, MedganError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 __all__ = [
     "atomic_dir",
@@ -49,6 +53,7 @@ __all__ = [
     "remove_leftover_files",
     "run_lock",
     "stop_on_signals",
+    "stop_workers",
     "write_text_atomic",
 ]
 
@@ -589,3 +594,18 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
         sys.unraisablehook = previous_hook
         _stopped = None
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Send SIGTERM to the worker processes of a ``concurrent.futures.ProcessPoolExecutor``.
+
+    A signal that reached only this process (``kill PID``, a scheduler's SIGTERM) never reaches the
+    workers, and the pool's shutdown would wait for their work: a sweep GAN can take an hour. Call it
+    where the pool's block stops on an exception; a GAN worker then checkpoints and stops, as a
+    training run does on SIGTERM. (The pool keeps its processes in ``_processes``; Python 3.14's
+    ``terminate_workers`` does the same.)
+    """
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with suppress(OSError, ValueError, AttributeError):  # already gone or closed
+            proc.terminate()
+

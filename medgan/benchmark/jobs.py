@@ -30,7 +30,7 @@ from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.device import cpu_cores
 from medgan.errors import MedganError
 from medgan.synth.plan import ClassPlan
-from medgan.utils import write_text_atomic
+from medgan.utils import stop_workers, write_text_atomic
 
 if TYPE_CHECKING:
     from medgan.synth.sampling import LoadedGenerator
@@ -511,5 +511,6 @@ def run_jobs(ctx: JobContext, jobs: list[Job], n_procs: int, progress: bool, con
                 except BaseException:
                     for fut in pending:
                         fut.cancel()
+                    stop_workers(pool)
                     raise
 

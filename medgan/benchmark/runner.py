@@ -58,6 +58,7 @@ from medgan.utils import (
     lock_holder,
     remove_leftover_files,
     run_lock,
+    stop_workers,
     write_text_atomic,
 )
 from medgan.version import __version__
@@ -277,6 +278,7 @@ def _train_gans(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: st
                 except BaseException:
                     for fut in pending:
                         fut.cancel()
+                    stop_workers(pool)  # a SIGTERM to this process alone must stop the GANs too
                     raise
 
 

@@ -279,3 +279,71 @@ def test_training_after_a_kill_removes_its_half_written_checkpoint(run: Path, tm
     assert code == 0, stderr
     assert f"note: {half.parent}: removed {half.name}, left by a run that was killed" in stderr
     assert not half.exists() and other.is_file()
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux ``/proc``)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive_worker(pid: int) -> bool:
+    """Whether ``pid`` is still a running (not zombie) multiprocessing worker."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z" and b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")
+def test_sigterm_to_a_sweep_stops_the_gans_of_its_workers_and_exits_143(tmp_path: Path) -> None:
+    """``kill PID`` of a sweep whose two GANs train in spawned workers: the workers stop too (each writes a
+    checkpoint), and the command exits 143 at once instead of waiting the hour a GAN can take."""
+    import os
+    import time
+
+    from medgan.configio import save_config
+    from tests.benchmark.helpers import bench_config
+    from tests.conftest import make_disc_toy
+    from tests.training.helpers import tiny_config
+
+    data = make_disc_toy(tmp_path)
+    gan = tmp_path / "gan.yaml"
+    save_config(tiny_config(data, tmp_path / "unused", "steps=100000", "log_every=1"), gan)
+    cfg = bench_config(tmp_path / "bench.yaml", data, gan, arms=["real", "real+synthetic"], fractions=[0.5, 1.0],
+                       jobs=2)
+    out = tmp_path / "out"
+    proc = medgan_process("from medgan.cli.main import main; main()", "benchmark", cfg, "--out", out, "--no-progress")
+    logs = [out / "gan" / "metrics.jsonl", out / "gans" / "f0.5-s0" / "gan" / "metrics.jsonl"]
+    deadline = time.monotonic() + 240
+    while not all(log.is_file() and log.stat().st_size for log in logs):  # both GANs are training
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the two GANs did not start"
+        time.sleep(0.5)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    try:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=90)  # not the 100000 steps
+        assert proc.returncode == 143, (stdout, stderr)
+        assert "interrupted: finished runs are kept in" in stderr and "Traceback" not in stdout + stderr
+        deadline = time.monotonic() + 30
+        while [p for p in workers if _alive_worker(p)]:
+            assert time.monotonic() < deadline, "a GAN worker outlived the benchmark"
+            time.sleep(0.5)
+    finally:  # a failure must not leave 100000-step GANs running
+        proc.kill()
+        for pid in workers:
+            if _alive_worker(pid):
+                os.kill(pid, signal.SIGKILL)
+    for log in logs:  # each worker stopped its GAN cleanly, with a checkpoint to resume from
+        assert list((log.parent / "checkpoints").glob("step_*.pt")), log.parent
