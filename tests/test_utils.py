@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from medgan.errors import MedganError
-from medgan.utils import atomic_dir, atomic_file, file_md5, file_sha256, write_text_atomic
+from medgan.utils import atomic_dir, atomic_file, file_md5, file_sha256, stop_workers, write_text_atomic
 
 
 class Boom(Exception):
@@ -113,3 +113,26 @@ def test_hashes(tmp_path: Path) -> None:
     path.write_bytes(data)
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
     assert file_md5(path) == hashlib.md5(data).hexdigest()
+
+
+def test_stop_workers_ends_the_running_task_of_a_process_pool() -> None:
+    """A worker busy for a minute is stopped at once (SIGTERM): its future fails instead of running on."""
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        fut = pool.submit(time.sleep, 60)
+        deadline = time.monotonic() + 30
+        while not fut.running():  # the worker has taken the task
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        stop_workers(pool)
+        with pytest.raises(BrokenProcessPool):
+            fut.result(timeout=30)
+        assert time.monotonic() - t0 < 30
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
