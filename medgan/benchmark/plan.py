@@ -24,11 +24,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medgan.benchmark.arms import adds_synthetic, uses_synthetic
+from medgan.benchmark.arms import adds_synthetic, pretrains, uses_synthetic
 from medgan.benchmark.config import ALL_ARMS, BenchmarkConfig
 from medgan.errors import MedganError
 
-__all__ = ["RUN_FORMAT", "ArmRun", "Job", "JobPlan", "arm_label", "is_finished", "parse_arm_label", "run_path",
+__all__ = ["RUN_FORMAT", "ArmRun", "Job", "JobPlan", "arm_label", "is_finished", "parse_arm_label", "repeats_arm", "run_path",
            "subset_seed"]
 
 RUN_FORMAT = "medgan-benchmark-run-v2"
@@ -177,11 +177,21 @@ class JobPlan:
         return [(arm_label(arm, f), s) for f in cfg.fractions for s in range(cfg.seeds_at(f)) for arm in cfg.arms]
 
     def sweep(self, cfg: BenchmarkConfig, arms: dict[float, str | None]) -> list[Job]:
-        """The ratio sweep's runs: for every fraction, its arm (``arms[fraction]``) at every ``synthetic.ratios``."""
+        """The ratio sweep's runs: for every fraction, its arm (``arms[fraction]``) at every ``synthetic.ratios``
+        but the arm's own ratio (:func:`repeats_arm`)."""
         if self.runs is not None or not cfg.synthetic.ratios:
             return []
         return [(arm_label(arm, f, r), s) for f in cfg.fractions if (arm := arms.get(f)) is not None
-                for s in range(cfg.seeds_at(f)) for r in cfg.synthetic.ratios]
+                for s in range(cfg.seeds_at(f)) for r in cfg.synthetic.ratios if not repeats_arm(cfg, arm, r)]
+
+
+def repeats_arm(cfg: BenchmarkConfig, arm: str, ratio: float) -> bool:
+    """Whether the ratio-sweep variant ``<arm>-x<ratio>`` is ``arm`` itself, run for run: a pretraining arm
+    at ``pretrain.ratio``, or an arm that adds samples at ``synthetic.ratio`` under ``policy: ratio``.
+    The sweep leaves it out; the arm is that point of the sweep."""
+    if pretrains(arm):
+        return ratio == cfg.pretrain.ratio
+    return cfg.synthetic.policy == "ratio" and ratio == cfg.synthetic.ratio
 
 
 def run_path(out: str | Path, arm: str, seed: int) -> Path:

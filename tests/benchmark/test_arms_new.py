@@ -127,3 +127,21 @@ def test_the_sweep_configs_load() -> None:
         assert full.fractions == [0.05, 0.1, 0.25, 0.5, 1.0] and full.arms == list(ALL_ARMS)
         assert full.seeds_at(0.25) == 10 and full.seeds_at(0.5) == full.seeds
         assert quick.seeds_at(0.1) == 2 and quick.out != full.out
+
+
+def test_the_ratio_sweep_does_not_rerun_an_arm_at_its_own_ratio() -> None:
+    from medgan.benchmark.plan import JobPlan, parse_arm_label
+
+    cfg = load_benchmark_config(REPO / "configs/benchmark/sweeps/pneumoniamnist.yaml")
+    assert cfg.pretrain.ratio == 5 and cfg.synthetic.ratios == [0.5, 1, 2, 5]
+
+    def ratios(arm: str) -> set[float]:
+        jobs = JobPlan().sweep(cfg, {f: arm for f in cfg.fractions})
+        assert len(jobs) == sum(cfg.seeds_at(f) for f in cfg.fractions) * len({parse_arm_label(a).ratio for a, _ in jobs})
+        return {parse_arm_label(a).ratio for a, _ in jobs}
+
+    # synthetic-pretrain-x5 would be synthetic-pretrain run for run (5 x the real count either way).
+    assert ratios("synthetic-pretrain") == ratios("synthetic-pretrain+classical") == {0.5, 1, 2}
+    assert ratios("real+curated-synthetic") == {0.5, 1, 2, 5}  # policy balance: every ratio differs from it
+    cfg.synthetic.policy, cfg.synthetic.ratio = "ratio", 2.0
+    assert ratios("real+synthetic") == {0.5, 1, 5}
