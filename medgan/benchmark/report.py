@@ -37,7 +37,7 @@ from medgan.benchmark.subsets import fraction_label
 from medgan.configio import config_to_dict
 from medgan.data.dataset import PreparedDataset, class_slugs
 from medgan.errors import MedganError
-from medgan.utils import atomic_file, write_text_atomic
+from medgan.utils import atomic_file, file_sha256, write_text_atomic
 
 __all__ = ["COMPARISONS", "caveats", "print_summary", "save_lift_curve", "verdict", "write_report"]
 
@@ -142,6 +142,19 @@ def _holm_note(comp: dict[str, Any], headline: list[str]) -> str:
     return " (Holm-adjusted p " + ", ".join(_p(p) for p in ps) + ")"
 
 
+_READING = {"lift": "lift", "trade": "a trade, not a lift", "hurt": "it hurt", "none": "no evidence of a lift"}
+"""The primary verdict's ``kind`` in the lift table's words."""
+
+
+def _costs(comp: dict[str, Any], key: str, headline: list[str]) -> list[str]:
+    """What a significant gain on ``key`` was paid with: the other headline metrics, the macro AUROC
+    and every other class's recall (for a target recall, the specificity) whose interval lies below 0."""
+    metric = key.partition("/")[0]
+    others = [k for k in comp["metrics"] if k.startswith("recall/") and k != key] if metric == "recall" else []
+    keys = [k for k in headline if k != key] + ["auroc_macro"] + others
+    return [k for k in dict.fromkeys(keys) if k in comp["metrics"] and comp["metrics"][k]["ci_high"] < 0]
+
+
 def verdict(comparisons: list[dict[str, Any]], headline: list[str], class_names: list[str],
             confidence: float, *, primary: dict[str, Any] | None = None,
             primary_metric: str | None = None) -> dict[str, Any]:
@@ -157,8 +170,14 @@ def verdict(comparisons: list[dict[str, Any]], headline: list[str], class_names:
             synthetic arm on both headline metrics.
         primary_metric: the primary comparison's metric key (default ``headline[0]``).
 
+    A significant gain of the primary metric is **a trade, not a lift** when it was paid for: another
+    headline metric, the macro AUROC or another class's recall (for a target recall: the specificity)
+    fell significantly. A classifier that merely calls the target class more often raises its recall
+    that way, which a lower decision threshold gives for free.
+
     Returns:
-        ``{"answer": str, "lines": [str, ...]}``.
+        ``{"answer": str, "lines": [str, ...]}``, with ``"kind"`` (``lift``, ``trade``, ``hurt`` or
+        ``none``) when ``primary`` is given.
     """
     lines = []
     for comp in comparisons:
@@ -168,13 +187,31 @@ def verdict(comparisons: list[dict[str, Any]], headline: list[str], class_names:
     if primary is not None:
         key = primary_metric or headline[0]
         c = primary["metrics"][key]
-        word = ("Yes." if c["ci_low"] > 0 else "No: it hurt." if c["ci_high"] < 0 else "No evidence of a lift.")
+        costs = _costs(primary, key, headline) if c["ci_low"] > 0 else []
+        kind = "trade" if costs else "lift" if c["ci_low"] > 0 else "hurt" if c["ci_high"] < 0 else "none"
+        word = {"lift": "Yes.", "trade": "A trade, not a lift.", "hurt": "No: it hurt.",
+                "none": "No evidence of a lift."}[kind]
         rest = [k for k in headline if k != key]
         tail = "".join(f" Secondary: it {_clause(primary['metrics'][k], _label(k, class_names), confidence)}"
                        f"{_holm_note({'metrics': {k: primary['metrics'][k]}}, [k])}." for k in rest)
+        if costs:
+            unsaid = [k for k in costs if k not in rest]  # the secondary headline metric is said above
+            if unsaid:
+                tail += " It paid for the gain: it " + "; it ".join(
+                    _clause(primary["metrics"][k], _label(k, class_names), confidence).removesuffix(": it hurt")
+                    for k in unsaid) + "."
+            auc = primary["metrics"].get("auroc_macro")
+            if auc is None or not auc["ci_low"] > 0:
+                metric, _, slug = key.partition("/")
+                name = dict(zip(class_slugs(class_names), class_names, strict=True)).get(slug, slug)
+                tail += (f" {primary['arm']} " + (f"calls {name} more often: " if metric == "recall" else "is ")
+                         + "a different operating point rather than a better classifier"
+                         + ("" if "auroc_macro" in costs else " (its macro AUROC is not higher)")
+                         + (f", and a lower decision threshold for {name} in {primary['baseline']} can buy a"
+                            " similar trade without synthetic images." if metric == "recall" else "."))
         return {"answer": f"{word} The primary comparison, {primary['phrase']} ({primary['arm']} vs "
                           f"{primary['baseline']}), {_clause(c, _label(key, class_names), confidence)}.{tail}",
-                "lines": lines}
+                "lines": lines, "kind": kind}
     synthetic = [c for c in comparisons if "synthetic" in c["arm"] and c["arm"] != "synthetic-only"]
     if not synthetic:
         return {"answer": "This benchmark ran no arm that adds synthetic data to real images.", "lines": lines}
@@ -312,7 +349,7 @@ def save_lift_curve(path: Path, blocks: list[dict[str, Any]], keys: list[str], c
 
     arms = [a for a in blocks[-1]["arms"] if all(a in b["metrics"] for b in blocks)]
     x = [b["n_real"] for b in blocks]
-    fig = Figure(figsize=(5.2 * len(keys), 4.0))
+    fig = Figure(figsize=(5.2 * len(keys) + 2.2, 4.0))
     for i, key in enumerate(keys):
         ax = fig.add_subplot(1, len(keys), i + 1)
         for arm in arms:
@@ -331,9 +368,14 @@ def save_lift_curve(path: Path, blocks: list[dict[str, Any]], keys: list[str], c
                            fontsize=7)
         ax.set_xlabel("real training images (fraction of the train split)")
         ax.set_ylabel(f"{_label(key, class_names)} (%)")
-        ax.set_ylim(0, 100)
+        # Fitted to the bands, not 0-100: the differences that matter are a few points.
+        bounds = [100 * v for b in blocks for a in arms for v in (b["metrics"][a][key]["ci_low"],
+                                                                  b["metrics"][a][key]["ci_high"]) if math.isfinite(v)]
+        if bounds:
+            ax.set_ylim(max(0.0, 5 * math.floor(min(bounds) / 5 - 0.2)), min(100.0, 5 * math.ceil(max(bounds) / 5 + 0.2)))
+        ax.grid(axis="y", lw=0.4, alpha=0.5)
         ax.set_title(f"{_label(key, class_names)}: mean and {confidence:.0%} CI band", fontsize=9)
-        ax.legend(fontsize=6)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, not over, the lines
     fig.tight_layout()
     return _save(fig, path)
 
@@ -379,6 +421,36 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
         figures.append(save_memorisation_pairs(out / f"memorisation_pairs{suffix}.png", ev.audit, images,
                                                real_x).name)
     return ev.metrics, None, figures
+
+
+def _fidelity_key(cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str | Path) -> dict[str, Any]:
+    """What a GAN's fidelity measurement depends on: the checkpoint's content, the real data, the settings."""
+    from medgan.training.checkpoint import find_checkpoint
+
+    return {"checkpoint_sha256": file_sha256(find_checkpoint(checkpoint)), "data_sha256": ds.info.sha256,
+            "fidelity": config_to_dict(cfg)["fidelity"]}
+
+
+def _fidelity_once(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str,
+                   device: str, suffix: str = "") -> tuple[dict[str, float] | None, str | None, list[str]]:
+    """:func:`_fidelity`, kept in ``OUT/fidelity<suffix>.json`` and reused while the GAN checkpoint (by
+    content), the real data and the ``fidelity`` settings are unchanged and its figures are in place.
+
+    The measurement is the slow part of a report (the C2ST's k-fold CNNs, per fraction): a report
+    re-rendered after a crash, a new seed or a change of wording need not repeat it.
+    """
+    key = _fidelity_key(cfg, ds, checkpoint)
+    cache = out / f"fidelity{suffix}.json"
+    try:
+        kept = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        kept = None
+    if kept is not None and kept.get("key") == key and all((out / f).is_file() for f in kept["figures"]):
+        return kept["metrics"], kept["note"], kept["figures"]
+    metrics, note, figures = _fidelity(out, cfg, ds, checkpoint, device, suffix)
+    write_text_atomic(cache, json.dumps({"key": key, "metrics": metrics, "note": note, "figures": figures},
+                                        indent=1, default=_json_default) + "\n")
+    return metrics, note, figures
 
 
 def _translator_fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, tr: Any, device: str,
@@ -478,8 +550,8 @@ def write_report(
         fidelity, fidelity_note = None, None
         if checkpoint is not None and cfg.fidelity.enabled:
             with console.status(f"measuring the GAN's fidelity and memorisation (fraction {fr.fraction:g})"):
-                fidelity, fidelity_note, more = _fidelity(out, cfg, ds, checkpoint, str(resolve_device(cfg.device)),
-                                                          suffix)
+                fidelity, fidelity_note, more = _fidelity_once(out, cfg, ds, checkpoint,
+                                                               str(resolve_device(cfg.device)), suffix)
             block_figures += more
         root = out if fr.fraction >= 1 else out / "gans" / f"f{fraction_label(fr.fraction)}-s0"
         marker = root / "gan.json"
@@ -688,18 +760,18 @@ def _markdown(r: dict[str, Any], cfg: BenchmarkConfig, blocks: list[dict[str, An
     if sweep:
         lines += ["## Lift curve", "", "![balanced accuracy and target recall against real training images]"
                   "(lift_curve.png)", "", "| fraction | real train images | primary comparison | difference (points) | "
-                  f"{conf} CI | p | detectable lift (points) |", "|---|---|---|---|---|---|---|"]
+                  f"{conf} CI | p | detectable lift (points) | reading |", "|---|---|---|---|---|---|---|---|"]
         for b in blocks:
             p = b["primary"]
             comp = next((c for c in b["comparisons"] if c["primary"]), None)
             if comp is None:
-                lines.append(f"| {fraction_label(b['fraction'])} | {b['n_real']} | none | | | | |")
+                lines.append(f"| {fraction_label(b['fraction'])} | {b['n_real']} | none | | | | | |")
                 continue
             c = comp["metrics"][p["metric"]]
             mde = f"{100 * b['power']['lift']:.1f}" if b["power"] and math.isfinite(b["power"]["lift"]) else "n/a"
             lines.append(f"| {fraction_label(b['fraction'])} | {b['n_real']} | {p['arm']} vs {p['baseline']}, "
                          f"{_label(p['metric'], names)} | {100 * c['diff']:+.1f} | {_ci(c['ci_low'], c['ci_high'])} | "
-                         f"{_p(c['p_bootstrap'])} | {mde} |")
+                         f"{_p(c['p_bootstrap'])} | {mde} | {_READING.get(b['verdict'].get('kind'), '')} |")
         lines.append("")
         for b in blocks:
             lines += [f"## Fraction {fraction_label(b['fraction'])}: {b['n_real']} real training images "
@@ -740,7 +812,10 @@ def _markdown(r: dict[str, Any], cfg: BenchmarkConfig, blocks: list[dict[str, An
               "`real+oversample` repeats real images up to the counts `real+synthetic` adds; `synthetic-pretrain` "
               f"pretrains on {cfg.pretrain.ratio:g} × the real count; `real+curated-synthetic` keeps images a "
               f"classifier trained on the real images gives their class with probability ≥ {cfg.curation.confidence:g}"
-              " and that are no likely copy.",
+              " and that are no likely copy."
+              + (f" The ratio sweep varies `{cfg.synthetic.ratio_arm}` (`synthetic.ratio_arm`) over "
+                 f"{', '.join(f'{x:g}' for x in cfg.synthetic.ratios)} × the real count per class; a ratio equal to the arm's own is the arm itself and is not run twice."
+                 if cfg.synthetic.ratios else ""),
               f"- Intervals: {r['method']['ci']}. Paired differences use the same replicates for both arms.",
               f"- Tests: {r['method']['paired_test']}; significant when {r['method']['significant']}; "
               f"{r['method']['multiplicity']}.",

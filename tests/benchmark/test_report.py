@@ -75,3 +75,40 @@ def test_a_weak_gan_by_c2st_gets_the_caution() -> None:
     said = caveats(good, {"c2st/auc": 0.93, "coverage": 0.8}, num_classes=2, seeds=5, quick=False)
     assert len(said) == 1 and "ROC AUC 0.93" in said[0] and "test this weak GAN" in said[0]
     assert caveats(good, {"c2st/auc": 0.8, "coverage": 0.8}, num_classes=2, seeds=5, quick=False) == []
+
+
+def _primary(recall: dict, bal: dict, **more: dict) -> dict:
+    comp = _comparison("synthetic-pretrain", "real+classical", recall, bal)
+    comp["metrics"].update(more)
+    return comp
+
+
+def test_a_primary_gain_paid_for_elsewhere_is_a_trade_not_a_lift() -> None:
+    # The PneumoniaMNIST sweep at 5 %: target recall up, the other class's recall and the AUROC down.
+    comp = _primary(_c(0.020, 0.003, 0.037), _c(-0.037, -0.065, -0.011),
+                    **{"recall/normal_benign": _c(-0.094, -0.155, -0.038), "auroc_macro": _c(-0.015, -0.028, -0.003)})
+    said = verdict([comp], HEADLINE, NAMES, 0.95, primary=comp, primary_metric="recall/malignant")
+    assert said["kind"] == "trade" and said["answer"].startswith("A trade, not a lift.")
+    assert "raised malignant recall by 2.0 points (95% CI 0.3 to 3.7)" in said["answer"]
+    assert ("It paid for the gain: it lowered macro AUROC by 1.5 points (95% CI -2.8 to -0.3); it lowered "
+            "normal, benign recall by 9.4 points (95% CI -15.5 to -3.8).") in said["answer"]
+    assert ("synthetic-pretrain calls malignant more often: a different operating point rather than a better "
+            "classifier, and a lower decision threshold for malignant in real+classical can buy a similar trade") in said["answer"]
+    assert "(its macro AUROC is not higher)" not in said["answer"]  # said above: it is lower
+    # The other class's recall alone is enough (balanced accuracy and AUROC within their intervals).
+    only = _primary(_c(0.022, 0.010, 0.036), _c(-0.023, -0.048, 0.004),
+                    **{"recall/normal_benign": _c(-0.067, -0.122, -0.010), "auroc_macro": _c(-0.01, -0.03, 0.01)})
+    said = verdict([only], HEADLINE, NAMES, 0.95, primary=only, primary_metric="recall/malignant")
+    assert said["kind"] == "trade" and "better classifier (its macro AUROC is not higher)" in said["answer"]
+
+
+def test_a_primary_gain_with_nothing_lost_is_a_lift() -> None:
+    comp = _primary(_c(0.061, 0.012, 0.108), _c(0.01, -0.01, 0.03),
+                    **{"recall/normal_benign": _c(-0.02, -0.06, 0.02), "auroc_macro": _c(0.01, -0.01, 0.03)})
+    said = verdict([comp], HEADLINE, NAMES, 0.95, primary=comp, primary_metric="recall/malignant")
+    assert said["kind"] == "lift" and said["answer"].startswith("Yes.") and "paid" not in said["answer"]
+    hurt = _primary(_c(-0.03, -0.05, -0.01), _c(0.0, -0.02, 0.02))
+    assert verdict([hurt], HEADLINE, NAMES, 0.95, primary=hurt)["kind"] == "hurt"
+    none = _primary(_c(0.01, -0.02, 0.04), _c(0.0, -0.02, 0.02))
+    said = verdict([none], HEADLINE, NAMES, 0.95, primary=none)
+    assert said["kind"] == "none" and said["answer"].startswith("No evidence of a lift.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -260,3 +262,34 @@ def test_parallel_jobs_match_serial(env: SimpleNamespace, tmp_path: Path) -> Non
         b = json.loads(run_path(tmp_path / "parallel", arm, seed).read_text())
         assert a["init_sha256"] == b["init_sha256"]
         np.testing.assert_allclose(a["test_proba"], b["test_proba"], atol=1e-5)
+
+
+def test_a_report_again_reuses_the_fidelity_of_an_unchanged_gan(finished: SimpleNamespace, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from medgan.benchmark import report
+
+    out = tmp_path / "again"
+    shutil.copytree(finished.out, out)
+    first = json.loads((out / "results.json").read_text())["gan"]["fidelity"]
+    assert json.loads((out / "fidelity.json").read_text())["metrics"] == first
+    measured: list[str] = []
+    real_fidelity = report._fidelity
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        measured.append(args[3])
+        return real_fidelity(*args, **kw)
+
+    monkeypatch.setattr(report, "_fidelity", spy)
+    cfg = copy.deepcopy(finished.cfg)
+    cfg.out = str(out)
+    run_benchmark(cfg, report_only=True, progress=False)
+    assert measured == [] and json.loads((out / "results.json").read_text())["gan"]["fidelity"] == first
+    # Another GAN (its checkpoint's hash in the key) is measured again; so is one whose figure is missing.
+    kept = json.loads((out / "fidelity.json").read_text())
+    kept["key"]["checkpoint_sha256"] = "0" * 64
+    (out / "fidelity.json").write_text(json.dumps(kept))
+    run_benchmark(cfg, report_only=True, progress=False)
+    assert len(measured) == 1
+    (out / "samples_lesion.png").unlink()
+    run_benchmark(cfg, report_only=True, progress=False)
+    assert len(measured) == 2 and (out / "samples_lesion.png").is_file()
