@@ -67,7 +67,7 @@ ALL_ARMS: tuple[str, ...] = (*(a for a in ARMS if a != "synthetic-only"), *EXTRA
 # many runs it has): an output folder made with other values is resumed, not refused.
 _VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick", "logger", "fractions", "seeds_small", "small_fraction")
 # Nested keys that only add runs (the ratio sweep's variants) without changing any other run.
-_VOLATILE_NESTED = (("synthetic", "ratios"), ("synthetic", "ratio_arm"))
+_VOLATILE_NESTED = (("synthetic", "ratios"), ("synthetic", "ratio_arm"), ("synthetic", "ratio_upto"))
 
 
 @dataclass
@@ -158,6 +158,9 @@ class SyntheticConfig:
             ``r`` × the real count of every class (or pretrains on ``r`` × for a pretraining arm).
         ratio_arm: the arm the sweep varies; ``best`` = the primary arm chosen on validation at
             each fraction (see :class:`PrimaryConfig`).
+        ratio_upto: run the ratio sweep only at fractions up to this share (``null``: at every
+            fraction). The question it answers is one of scarce data, and its runs at the largest
+            fractions are the sweep's most expensive.
 
     ``synthetic-only`` trains on as many synthetic images per class as the real training split
     has. Samples are drawn per seed: seed ``k`` draws with sampling seed ``k``, the same images for
@@ -169,6 +172,7 @@ class SyntheticConfig:
     truncation: float | None = bounded(None, gt=0)
     ratios: list[float] = field(default_factory=list)
     ratio_arm: str = "best"
+    ratio_upto: float | None = bounded(None, gt=0, le=1)
 
 
 @dataclass

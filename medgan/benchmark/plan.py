@@ -28,8 +28,19 @@ from medgan.benchmark.arms import adds_synthetic, pretrains, uses_synthetic
 from medgan.benchmark.config import ALL_ARMS, BenchmarkConfig
 from medgan.errors import MedganError
 
-__all__ = ["RUN_FORMAT", "ArmRun", "Job", "JobPlan", "arm_label", "is_finished", "parse_arm_label", "repeats_arm", "run_path",
-           "subset_seed"]
+__all__ = [
+    "RUN_FORMAT",
+    "ArmRun",
+    "Job",
+    "JobPlan",
+    "arm_label",
+    "is_finished",
+    "parse_arm_label",
+    "repeats_arm",
+    "run_path",
+    "subset_seed",
+    "sweep_fractions",
+]
 
 RUN_FORMAT = "medgan-benchmark-run-v2"
 
@@ -181,8 +192,14 @@ class JobPlan:
         but the arm's own ratio (:func:`repeats_arm`)."""
         if self.runs is not None or not cfg.synthetic.ratios:
             return []
-        return [(arm_label(arm, f, r), s) for f in cfg.fractions if (arm := arms.get(f)) is not None
+        return [(arm_label(arm, f, r), s) for f in sweep_fractions(cfg) if (arm := arms.get(f)) is not None
                 for s in range(cfg.seeds_at(f)) for r in cfg.synthetic.ratios if not repeats_arm(cfg, arm, r)]
+
+
+def sweep_fractions(cfg: BenchmarkConfig) -> list[float]:
+    """The fractions the ratio sweep runs at: every one, or those up to ``synthetic.ratio_upto``."""
+    upto = cfg.synthetic.ratio_upto
+    return [f for f in cfg.fractions if upto is None or f <= upto]
 
 
 def repeats_arm(cfg: BenchmarkConfig, arm: str, ratio: float) -> bool:

@@ -814,7 +814,9 @@ def _markdown(r: dict[str, Any], cfg: BenchmarkConfig, blocks: list[dict[str, An
               f"classifier trained on the real images gives their class with probability ≥ {cfg.curation.confidence:g}"
               " and that are no likely copy."
               + (f" The ratio sweep varies `{cfg.synthetic.ratio_arm}` (`synthetic.ratio_arm`) over "
-                 f"{', '.join(f'{x:g}' for x in cfg.synthetic.ratios)} × the real count per class; a ratio equal to the arm's own is the arm itself and is not run twice."
+                 f"{', '.join(f'{x:g}' for x in cfg.synthetic.ratios)} × the real count per class"
+                 + (f" at fractions up to {cfg.synthetic.ratio_upto:g}" if cfg.synthetic.ratio_upto is not None else "")
+                 + "; a ratio equal to the arm's own is the arm itself and is not run twice."
                  if cfg.synthetic.ratios else ""),
               f"- Intervals: {r['method']['ci']}. Paired differences use the same replicates for both arms.",
               f"- Tests: {r['method']['paired_test']}; significant when {r['method']['significant']}; "

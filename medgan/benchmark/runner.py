@@ -41,7 +41,15 @@ from medgan.benchmark.arms import adds_synthetic, uses_synthetic
 from medgan.benchmark.budget import fraction_budgets, step_budget
 from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash
 from medgan.benchmark.jobs import JobCache, JobContext, run_jobs
-from medgan.benchmark.plan import Job, JobPlan, is_finished, parse_arm_label, run_path, subset_seed
+from medgan.benchmark.plan import (
+    Job,
+    JobPlan,
+    is_finished,
+    parse_arm_label,
+    run_path,
+    subset_seed,
+    sweep_fractions,
+)
 from medgan.benchmark.stats import choose_on_validation
 from medgan.benchmark.subsets import fraction_label, subset_indices, write_train_copy
 from medgan.configio import config_to_dict, load_config, save_config
@@ -548,7 +556,7 @@ def run_benchmark(
     wanted = plan.wanted(cfg)
     cache = _run_part(ctx, wanted, result, report_only, progress, console, ds)
     # The ratio sweep: its arm may be chosen on the validation results of the runs above.
-    sweep_arms = {f: _sweep_arm(cfg, out, f, ctx.identity) for f in cfg.fractions} if cfg.synthetic.ratios else {}
+    sweep_arms = {f: _sweep_arm(cfg, out, f, ctx.identity) for f in sweep_fractions(cfg)} if cfg.synthetic.ratios else {}
     sweep = plan.sweep(cfg, sweep_arms)
     _run_part(ctx, sweep, result, report_only, progress, console, ds, cache)
     if not plan.reports:
@@ -559,7 +567,8 @@ def run_benchmark(
 
     missing = [f"{a}:{s}" for a, s in wanted + sweep if not is_finished(out, a, s, ctx.identity)]
     if _sweeps(cfg):
-        missing += [f"the ratio sweep at fraction {fraction_label(f)}" for f in cfg.fractions if sweep_arms.get(f) is None]
+        missing += [f"the ratio sweep at fraction {fraction_label(f)}" for f in sweep_fractions(cfg)
+                    if sweep_arms.get(f) is None]
     if missing:
         raise MedganError(f"{len(missing)} run(s) not finished yet ({', '.join(missing[:4])}"
                           f"{', …' if len(missing) > 4 else ''}); run them (e.g. --only ARM:SEED) before --report-only",
