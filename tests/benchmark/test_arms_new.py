@@ -145,3 +145,19 @@ def test_the_ratio_sweep_does_not_rerun_an_arm_at_its_own_ratio() -> None:
     assert ratios("real+curated-synthetic") == {0.5, 1, 2, 5}  # policy balance: every ratio differs from it
     cfg.synthetic.policy, cfg.synthetic.ratio = "ratio", 2.0
     assert ratios("real+synthetic") == {0.5, 1, 5}
+
+
+def test_the_ratio_sweep_can_stop_at_a_fraction() -> None:
+    from medgan.benchmark.plan import JobPlan, parse_arm_label, sweep_fractions
+
+    cfg = load_benchmark_config(REPO / "configs/benchmark/sweeps/breastmnist.yaml")
+    assert cfg.synthetic.ratio_upto is None and sweep_fractions(cfg) == cfg.fractions
+    cfg.synthetic.ratio_upto = 0.25
+    assert sweep_fractions(cfg) == [0.05, 0.1, 0.25]
+    jobs = JobPlan().sweep(cfg, {f: "real+curated-synthetic" for f in cfg.fractions})
+    assert {parse_arm_label(a).fraction for a, _ in jobs} == {0.05, 0.1, 0.25}
+    assert len(jobs) == 3 * cfg.seeds_at(0.05) * len(cfg.synthetic.ratios)
+    adrenal = load_benchmark_config(REPO / "configs/benchmark/sweeps/adrenalmnist3d.yaml")
+    assert sweep_fractions(adrenal) == [0.05, 0.1, 0.25]
+    with pytest.raises(MedganError, match="ratio_upto"):
+        load_benchmark_config(REPO / "configs/benchmark/sweeps/breastmnist.yaml", overrides=["synthetic.ratio_upto=1.5"])
