@@ -100,6 +100,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         subsets=2,
         classifier={"epochs": 2},
         pretrain={"ratio": 2},
+        synthetic={"ratios": [3], "ratio_upto": 0.5},  # the ratio sweep at 50 % only
         fidelity={"enabled": False},
     )
     with pytest.MonkeyPatch.context() as mp:
@@ -253,9 +254,16 @@ def test_the_sweep_report(sweep: SimpleNamespace) -> None:
         with Image.open(sweep.out / name) as im:
             im.verify()
         assert f"({name})" in report
+    # The ratio sweep ran its one variant at 50 % only, for both seeds, on the same steps as the arms.
+    variants = {(label, seed) for label, seed in sweep.result.ran if parse_arm_label(label).ratio is not None}
+    assert len({label for label, _ in variants}) == 1 and {seed for _, seed in variants} == {0, 1}
+    (label,) = {label for label, _ in variants}
+    run = parse_arm_label(label)
+    assert (run.ratio, run.fraction) == (3.0, 0.5) and f"{run.arm}-x3" in half["metrics"]
+    assert not any(parse_arm_label(a).ratio for a in results["by_fraction"]["1"]["metrics"])
     # Resuming does nothing more.
     again = run_benchmark(load_benchmark_config(sweep.path), progress=False)
-    assert again.ran == [] and len(again.skipped) == 2 * 2 * len(ARMS)
+    assert again.ran == [] and len(again.skipped) == 2 * 2 * len(ARMS) + 2
 
 
 def test_a_given_checkpoint_serves_the_whole_split_only(tmp_path: Path) -> None:
