@@ -33,7 +33,7 @@ import numpy as np
 from medgan.benchmark.analysis import COMPARISONS, analyse_fraction, fraction_runs
 from medgan.benchmark.budget import Budget
 from medgan.benchmark.config import BenchmarkConfig
-from medgan.benchmark.subsets import fraction_label
+from medgan.benchmark.subsets import fraction_label, subset_indices
 from medgan.configio import config_to_dict
 from medgan.data.dataset import PreparedDataset, class_slugs
 from medgan.errors import MedganError
@@ -97,6 +97,10 @@ def _clause(c: dict[str, Any], label: str, confidence: float) -> str:
 C2ST_CAUTION = 0.8
 """Above this real-vs-synthetic C2ST AUC the report warns that the arms test a weak GAN."""
 
+MEMORISATION_CAUTION = 0.01
+"""Below this p-value of the likely-copy count (:meth:`medgan.metrics.memorisation.MemorisationAudit.p_value`)
+the report warns that the GAN may reproduce training images."""
+
 
 def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | None, num_classes: int,
             seeds: int, quick: bool) -> list[str]:
@@ -128,6 +132,12 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
         out.append(f"A small CNN tells this GAN's samples from real training images with ROC AUC {auc:.2f} "
                    f"(C2ST; 0.5 = indistinguishable, caution above {C2ST_CAUTION}): the synthetic arms test this "
                    "weak GAN, not GAN augmentation. Look at samples_<class>.png.")
+    copies, p_copy = (fidelity or {}).get("memorisation/n_likely_copies"), (fidelity or {}).get("memorisation/p_value")
+    if copies and p_copy is not None and p_copy < MEMORISATION_CAUTION:
+        n = (fidelity or {}).get("n_synthetic") or float("nan")
+        out.append(f"{copies:.0f} of {n:.0f} synthetic images are nearer an image this GAN learnt from than 99% of "
+                   f"held-out real images come (about 1% expected; p = {_p(p_copy)}): it may reproduce training "
+                   "images. Look at memorisation_pairs.png before sharing its samples.")
     coverage = (fidelity or {}).get("coverage")
     if coverage is not None and math.isfinite(coverage) and coverage < 0.25:
         out.append(f"The synthetic images cover only {coverage:.0%} of the real training images (coverage in the "
@@ -391,11 +401,14 @@ def _c2st(cfg: BenchmarkConfig, device: str) -> Any:
 
 
 def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str,
-              device: str, suffix: str = "") -> tuple[dict[str, float] | None, str | None, list[str]]:
+              device: str, suffix: str = "", seen: np.ndarray | None = None,
+              ) -> tuple[dict[str, float] | None, str | None, list[str]]:
     """``medgan.metrics.evaluate`` of a fresh synthetic draw; sample grids and memorisation pairs.
 
-    The GAN of a fraction below 1 is measured against the whole train split too: the images it never
-    saw come from the same population, and a copy of one it saw is still a copy of a training image.
+    The GAN of a fraction below 1 (``seen``: the train images it learnt from) is measured against the
+    whole train split for fidelity, since the images it never saw come from the same population. Its
+    memorisation audit looks at ``seen`` alone: it cannot copy an image it never saw, and against the
+    whole split the look-alikes of unseen images (the population's own variation) were flagged as copies.
     """
     from medgan.metrics.evaluate import evaluate_detailed
     from medgan.metrics.report import save_class_grid, save_memorisation_pairs
@@ -414,7 +427,7 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
                                        title=f"{ds.info.name}: {name} (left real train, right synthetic)").name)
     try:
         ev = evaluate_detailed(ds, (images, labels), arch=cfg.fidelity.arch, device=device, seed=0,
-                               feature_epochs=cfg.fidelity.feature_epochs, c2st=_c2st(cfg, device))
+                               feature_epochs=cfg.fidelity.feature_epochs, c2st=_c2st(cfg, device), seen=seen)
     except MedganError as exc:
         return None, f"fidelity not computed: {exc}", figures
     if ev.audit is not None:
@@ -423,23 +436,29 @@ def _fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: 
     return ev.metrics, None, figures
 
 
-def _fidelity_key(cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str | Path) -> dict[str, Any]:
-    """What a GAN's fidelity measurement depends on: the checkpoint's content, the real data, the settings."""
+def _fidelity_key(cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str | Path,
+                  seen: np.ndarray | None = None) -> dict[str, Any]:
+    """What a GAN's fidelity measurement depends on: the checkpoint's content, the real data, the settings
+    and the train images its memorisation audit looks at."""
+    import hashlib
+
     from medgan.training.checkpoint import find_checkpoint
 
+    audited = "all" if seen is None else hashlib.sha256(np.asarray(seen, np.int64).tobytes()).hexdigest()
     return {"checkpoint_sha256": file_sha256(find_checkpoint(checkpoint)), "data_sha256": ds.info.sha256,
-            "fidelity": config_to_dict(cfg)["fidelity"]}
+            "fidelity": config_to_dict(cfg)["fidelity"], "audited_train": audited}
 
 
 def _fidelity_once(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str,
-                   device: str, suffix: str = "") -> tuple[dict[str, float] | None, str | None, list[str]]:
+                   device: str, suffix: str = "", seen: np.ndarray | None = None,
+                   ) -> tuple[dict[str, float] | None, str | None, list[str]]:
     """:func:`_fidelity`, kept in ``OUT/fidelity<suffix>.json`` and reused while the GAN checkpoint (by
     content), the real data and the ``fidelity`` settings are unchanged and its figures are in place.
 
     The measurement is the slow part of a report (the C2ST's k-fold CNNs, per fraction): a report
     re-rendered after a crash, a new seed or a change of wording need not repeat it.
     """
-    key = _fidelity_key(cfg, ds, checkpoint)
+    key = _fidelity_key(cfg, ds, checkpoint, seen)
     cache = out / f"fidelity{suffix}.json"
     try:
         kept = json.loads(cache.read_text())
@@ -447,7 +466,7 @@ def _fidelity_once(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpo
         kept = None
     if kept is not None and kept.get("key") == key and all((out / f).is_file() for f in kept["figures"]):
         return kept["metrics"], kept["note"], kept["figures"]
-    metrics, note, figures = _fidelity(out, cfg, ds, checkpoint, device, suffix)
+    metrics, note, figures = _fidelity(out, cfg, ds, checkpoint, device, suffix, seen)
     write_text_atomic(cache, json.dumps({"key": key, "metrics": metrics, "note": note, "figures": figures},
                                         indent=1, default=_json_default) + "\n")
     return metrics, note, figures
@@ -550,8 +569,10 @@ def write_report(
         fidelity, fidelity_note = None, None
         if checkpoint is not None and cfg.fidelity.enabled:
             with console.status(f"measuring the GAN's fidelity and memorisation (fraction {fr.fraction:g})"):
+                seen = (None if fr.fraction >= 1
+                        else subset_indices(ds.labels["train"], fr.fraction, 0, cfg.min_per_class))
                 fidelity, fidelity_note, more = _fidelity_once(out, cfg, ds, checkpoint,
-                                                               str(resolve_device(cfg.device)), suffix)
+                                                               str(resolve_device(cfg.device)), suffix, seen)
             block_figures += more
         root = out if fr.fraction >= 1 else out / "gans" / f"f{fraction_label(fr.fraction)}-s0"
         marker = root / "gan.json"
@@ -849,9 +870,15 @@ def _gan_section(r: dict[str, Any], cfg: BenchmarkConfig, names: list[str], bloc
                     *sorted(k for k in gan["fidelity"] if k.startswith("c2st/auc/class_")),
                     "swd/mean", "swd/real_vs_real_mean", "values/near_modes_real", "values/near_modes_synthetic",
                     "fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
-                    "memorisation/n_likely_copies", "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]
-            lines += [f"Fidelity and memorisation of {cfg.fidelity.n_per_class} fresh samples per class, against the "
-                      "whole real train split (`medgan.metrics.evaluate`, domain feature space; see docs/metrics.md):",
+                    "memorisation/n_likely_copies", "memorisation/p_value", "memorisation/n_train",
+                    "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]
+            audited = gan["fidelity"].get("memorisation/n_train")
+            against = "the memorisation audit against the " + (
+                f"{audited:.0f} images this GAN learnt from" if audited is not None and b["fraction"] < 1
+                else "same split")
+            lines += [f"Fidelity and memorisation of {cfg.fidelity.n_per_class} fresh samples per class: fidelity "
+                      f"against the whole real train split, {against} (`medgan.metrics.evaluate`, domain feature "
+                      "space; see docs/metrics.md):",
                       "", "| metric | value | reading |", "|---|---|---|"]
             for k in keys:
                 if k in gan["fidelity"]:

@@ -5,7 +5,8 @@
 - ``fid``, ``kid_mean``, ``kid_std``: real train vs synthetic (:mod:`medgan.metrics.fidelity`);
 - ``precision``, ``recall``, ``density``, ``coverage`` (:mod:`medgan.metrics.prdc`);
 - the same per class for a labelled synthetic set, ``<metric>/class_<name>``, and ``fid/class_mean``;
-- ``memorisation/*`` against the real test split (:mod:`medgan.metrics.memorisation`);
+- ``memorisation/*`` against the real test split (:mod:`medgan.metrics.memorisation`), with
+  ``memorisation/n_train``, the training images audited (all, or those the generator saw: ``seen``);
 - ``domain_classifier/accuracy`` and ``/balanced_accuracy`` of the feature net on real test;
 - ``domain_is``: an Inception-Score-like figure computed with the domain classifier
   (:mod:`medgan.metrics.domain_is`), with ``domain_is/real_test`` for real held-out images and
@@ -271,6 +272,7 @@ def evaluate_detailed(
     progress: Callable[[dict[str, float]], None] | None = None,
     c2st: C2STConfig | None = None,
     swd: SWDConfig | None = None,
+    seen: np.ndarray | None = None,
 ) -> Evaluation:
     """Measure ``synthetic`` against ``real``; the arguments are those of :func:`evaluate`.
 
@@ -350,8 +352,11 @@ def evaluate_detailed(
         else:
             ref_f = None
         if ref_f is not None and len(ref_f):
-            audit = memorisation_audit(syn_f, real_f, ref_f, percentile=percentile)
+            idx = np.arange(len(real_f)) if seen is None else _seen_indices(seen, len(real_f))
+            audit = memorisation_audit(syn_f, real_f[idx], ref_f, percentile=percentile)
+            audit.nearest_train = idx[audit.nearest_train]
             out.update(audit.metrics())
+            out["memorisation/n_train"] = float(len(idx))
     out.update(extractor.domain_metrics())
     if "domain_is" in families:
         from medgan.metrics.domain_is import domain_is_metrics
@@ -391,6 +396,7 @@ def evaluate(
     progress: Callable[[dict[str, float]], None] | None = None,
     c2st: C2STConfig | None = None,
     swd: SWDConfig | None = None,
+    seen: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Fidelity, diversity and memorisation of ``synthetic`` against ``real``, in the domain feature space.
 
@@ -423,6 +429,11 @@ def evaluate(
             with ``seed`` and ``device``).
         swd: settings of the sliced Wasserstein distance (default :class:`~medgan.metrics.swd.SWDConfig`
             with ``seed``).
+        seen: indices of the real train images the generator learnt from, when it learnt from part of
+            them (a data-scarcity subset); default all. The memorisation audit measures distances to
+            these alone (a generator cannot copy an image it never saw, and a look-alike of one is the
+            population's own variation); its ``nearest_train`` still indexes the whole train split.
+            The fidelity metrics keep the whole split as the population.
 
     Returns:
         A flat ``dict[str, float]``; the keys are listed in this module's docstring.
@@ -441,8 +452,17 @@ def evaluate(
         real, synthetic, extractor=extractor, reference=reference, class_names=class_names, metrics=metrics,
         k=k, per_class=per_class, percentile=percentile,
         kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed, arch=arch, device=device,
-        feature_epochs=feature_epochs, progress=progress, c2st=c2st, swd=swd,
+        feature_epochs=feature_epochs, progress=progress, c2st=c2st, swd=swd, seen=seen,
     ).metrics
+
+
+def _seen_indices(seen: np.ndarray, n: int) -> np.ndarray:
+    """``seen`` as sorted unique int64 indices into a train split of ``n`` images, checked."""
+    idx = np.unique(np.asarray(seen).reshape(-1))
+    if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) or idx[0] < 0 or idx[-1] >= n:
+        raise ValueError(f"seen must hold indices into the {n} train images, got {idx.size} values"
+                         + (f" from {idx[0]} to {idx[-1]}" if idx.size else ""))
+    return idx.astype(np.int64)
 
 
 def _heldout(dataset: PreparedDataset | None, reference: tuple[np.ndarray, np.ndarray] | np.ndarray | None) -> np.ndarray | None:

@@ -58,7 +58,26 @@ class MemorisationAudit:
             "memorisation/min_distance": float(self.distances.min()) if len(self.distances) else float("nan"),
             "memorisation/median_distance": float(np.median(self.distances)) if len(self.distances) else float("nan"),
             "memorisation/median_reference_distance": float(np.median(self.reference)),
+            "memorisation/p_value": self.p_value(),
         }
+
+    def p_value(self) -> float:
+        """The chance of at least this many likely copies from a generator that copies nothing.
+
+        Such a generator's samples are, for the audit, draws like the held-out reference images: the
+        share of that distribution below the threshold (an order statistic of ``T`` reference
+        distances) is Beta-distributed, and the count of flagged samples beta-binomial. The threshold
+        lies at or above the ``k``-th smallest reference distance, ``k = floor(p (T - 1)) + 1``; the
+        test counts against the ``(k+1)``-th, which errs towards "no evidence of copying".
+        """
+        from scipy.stats import betabinom
+
+        m, t = len(self.distances), len(self.reference)
+        copies = int(self.likely_copies.sum())
+        if m == 0 or copies == 0:
+            return 1.0
+        k = min(int(np.floor(self.percentile / 100 * (t - 1))) + 2, t)
+        return float(betabinom.sf(copies - 1, m, k, t - k + 1))
 
     def closest_pairs(self, n: int = 16) -> list[tuple[int, int, float]]:
         """The ``n`` synthetic samples nearest the training set: ``(synthetic index, train index, distance)``."""

@@ -64,6 +64,9 @@ _READINGS: dict[str, str] = {
     "memorisation/min_distance": "the smallest synthetic-to-train distance (0 means an exact copy in feature space)",
     "memorisation/median_distance": "median synthetic-to-train distance",
     "memorisation/median_reference_distance": "median real-test-to-train distance, for comparison",
+    "memorisation/p_value": "the chance of this many likely copies from a generator that copies nothing "
+    "(beta-binomial; small says it reproduces training images)",
+    "memorisation/n_train": "the training images audited: those the generator learnt from",
     "domain_classifier/accuracy": "the feature net classifies {pct} of real test images correctly; "
     "the feature space is only as meaningful as this",
     "domain_classifier/balanced_accuracy": "the same, averaged over classes ({pct}; 1/K is chance)",

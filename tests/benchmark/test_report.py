@@ -77,6 +77,15 @@ def test_a_weak_gan_by_c2st_gets_the_caution() -> None:
     assert caveats(good, {"c2st/auc": 0.8, "coverage": 0.8}, num_classes=2, seeds=5, quick=False) == []
 
 
+def test_a_gan_that_may_copy_gets_the_caution() -> None:
+    good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
+    copier = {"memorisation/n_likely_copies": 30.0, "memorisation/p_value": 2e-6, "n_synthetic": 400.0}
+    said = caveats(good, copier, num_classes=2, seeds=5, quick=False)
+    assert len(said) == 1 and said[0].startswith("30 of 400 synthetic images") and "memorisation_pairs.png" in said[0]
+    chance = {"memorisation/n_likely_copies": 6.0, "memorisation/p_value": 0.3, "n_synthetic": 400.0}
+    assert caveats(good, chance, num_classes=2, seeds=5, quick=False) == []
+
+
 def _primary(recall: dict, bal: dict, **more: dict) -> dict:
     comp = _comparison("synthetic-pretrain", "real+classical", recall, bal)
     comp["metrics"].update(more)

@@ -146,6 +146,40 @@ def test_each_fraction_has_its_own_gan_that_sees_only_its_subset(sweep: SimpleNa
         assert not trained_on(ckpt["dataset"], names, ds.info, subset=(0.5, 1 - k))
 
 
+def test_a_subset_gan_is_audited_for_memorisation_against_its_own_subset(
+        sweep: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against the whole split, look-alikes of images a fraction's GAN never saw were counted as copies."""
+    import copy
+    import shutil
+
+    from medgan.benchmark import report
+
+    out = tmp_path / "again"
+    shutil.copytree(sweep.out, out)
+    audited: dict[str, Any] = {}
+
+    def spy(out_: Path, cfg: Any, ds: Any, checkpoint: str, device: str, suffix: str = "", seen: Any = None) -> Any:
+        audited[next((p for p in Path(checkpoint).parts if p.startswith("f0.")), "whole")] = seen
+        return {"memorisation/n_train": float(len(ds.labels["train"]) if seen is None else len(seen))}, None, []
+
+    real_write = report.write_report
+
+    def with_fidelity(out_: Path, cfg: Any, *args: Any, **kw: Any) -> Any:
+        cfg = copy.deepcopy(cfg)
+        cfg.fidelity.enabled = True  # the fixture's sweep skipped it: part of the folder's identity
+        return real_write(out_, cfg, *args, **kw)
+
+    monkeypatch.setattr(report, "_fidelity", spy)
+    monkeypatch.setattr(report, "write_report", with_fidelity)
+    cfg = load_benchmark_config(sweep.path)
+    cfg.out = str(out)
+    results = run_benchmark(cfg, report_only=True, progress=False).results
+    assert sorted(audited) == ["f0.5-s0", "whole"] and audited["whole"] is None
+    np.testing.assert_array_equal(audited["f0.5-s0"], subset_indices(sweep.ds.labels["train"], 0.5, 0))
+    assert results["by_fraction"]["0.5"]["gan"]["fidelity"]["memorisation/n_train"] == 24
+    assert "memorisation audit against the 24 images this GAN learnt from" in (out / "report.md").read_text()
+
+
 def test_gans_trained_in_parallel_processes_are_the_serial_ones(sweep: SimpleNamespace, tmp_path: Path) -> None:
     """jobs: 2 trains the sweep's three GANs in spawned processes: the left-over one first on every core, then
     two at a time on half each; each is what the serial sweep made."""

@@ -189,6 +189,27 @@ def test_unconditional_checkpoint_is_refused(toy: PreparedDataset, tmp_path: Pat
         load_synthetic(ckpt, toy)
 
 
+def test_seen_restricts_the_audit_to_the_images_the_generator_learnt_from(toy: PreparedDataset, toy_fx) -> None:
+    train, labels = toy.channel_first("train"), toy.labels["train"]
+    seen = np.flatnonzero(np.arange(len(labels)) % 2 == 0)  # the generator saw the even images
+    unseen = np.setdiff1d(np.arange(len(labels)), seen)
+    some = np.linspace(0, len(seen) - 1, 10).astype(int)  # both classes
+    copies_of_unseen = (train[unseen[some]], labels[unseen[some]])
+    whole = evaluate_detailed(toy, copies_of_unseen, extractor=toy_fx, **CHEAP, metrics=["memorisation"])
+    assert whole.metrics["memorisation/n_train"] == len(labels)
+    assert whole.metrics["memorisation/min_distance"] < 1e-6  # against the whole split: "copies"
+    part = evaluate_detailed(toy, copies_of_unseen, extractor=toy_fx, **CHEAP, metrics=["memorisation"], seen=seen)
+    assert part.metrics["memorisation/n_train"] == len(seen)
+    assert part.metrics["memorisation/min_distance"] > 1e-6  # it never saw them: no copy of anything it saw
+    assert set(part.audit.nearest_train.tolist()) <= set(seen.tolist())  # indices into the whole split
+    copies_of_seen = (train[seen[some]], labels[seen[some]])
+    flagged = evaluate_detailed(toy, copies_of_seen, extractor=toy_fx, **CHEAP, metrics=["memorisation"], seen=seen)
+    assert flagged.audit.nearest_train.tolist() == seen[some].tolist()
+    assert flagged.metrics["memorisation/min_distance"] < 1e-6
+    with pytest.raises(ValueError, match="indices into the 40 train images"):
+        evaluate(toy, copies_of_seen, extractor=toy_fx, **CHEAP, metrics=["memorisation"], seen=np.array([3, 40]))
+
+
 def test_metric_families_can_be_selected(toy: PreparedDataset, toy_fx) -> None:
     syn = (toy.channel_first("test"), toy.labels["test"])
     fid_only = evaluate(toy, syn, extractor=toy_fx, **CHEAP, metrics=("fid",))

@@ -24,6 +24,22 @@ def test_copies_are_flagged_and_honest_samples_are_not() -> None:
     assert all(type(v) is float for v in m.values())
 
 
+def test_p_value_is_calibrated_for_an_honest_generator_and_small_for_a_copier() -> None:
+    rng = np.random.default_rng(3)
+    null = []
+    for _ in range(200):  # samples drawn like the held-out images: no copying
+        train, ref, syn = rng.normal(size=(300, 4)), rng.normal(size=(150, 4)), rng.normal(size=(400, 4))
+        null.append(memorisation_audit(syn, train, ref).p_value())
+    assert np.mean(np.array(null) < 0.05) <= 0.05  # conservative: at most its nominal rate of false alarms
+    assert np.mean(np.array(null) < 0.5) > 0.2  # but not a test that never speaks
+    train, ref = rng.normal(size=(500, 4)), rng.normal(size=(600, 4))
+    copier = np.concatenate([rng.normal(size=(380, 4)), train[:20] + 1e-6])  # 5 % copies, 1 % expected
+    m = memorisation_audit(copier, train, ref).metrics()
+    assert m["memorisation/n_likely_copies"] >= 20 and m["memorisation/p_value"] < 1e-3
+    none = memorisation_audit(rng.normal(size=(5, 4)) + 50, train, ref)  # far from everything
+    assert none.metrics()["memorisation/n_likely_copies"] == 0 and none.p_value() == 1.0
+
+
 def test_closest_pairs_are_sorted_and_point_at_the_nearest_training_sample() -> None:
     rng = np.random.default_rng(1)
     train = rng.normal(size=(50, 3))
