@@ -64,8 +64,11 @@ ALL_ARMS: tuple[str, ...] = (*(a for a in ARMS if a != "synthetic-only"), *EXTRA
 """Every arm a config may name, in report order (``synthetic-only``, the odd one, last)."""
 
 # Fields that change how fast a benchmark runs, not what it computes (or, for ``seeds``, only how
-# many runs it has): an output folder made with other values is resumed, not refused.
-_VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick", "logger", "fractions", "seeds_small", "small_fraction")
+# many runs it has): an output folder made with other values is resumed, not refused. ``fidelity``
+# is the report's measurement of the GAN, which no run reads; the report keeps it apart, under its
+# own key (``OUT/fidelity*.json``), so new settings measure again without touching a run.
+_VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick", "logger", "fractions", "seeds_small", "small_fraction",
+             "fidelity")
 # Nested keys that only add runs (the ratio sweep's variants) without changing any other run.
 _VOLATILE_NESTED = (("synthetic", "ratios"), ("synthetic", "ratio_arm"), ("synthetic", "ratio_upto"))
 
@@ -499,7 +502,13 @@ def _find_train_config(name: str, beside: Path) -> Path:
 
 def identity(cfg: BenchmarkConfig) -> dict[str, Any]:
     """The fields that decide what a benchmark computes (not how fast, nor how many seeds)."""
-    data = config_to_dict(cfg)
+    return without_volatile(config_to_dict(cfg))
+
+
+def without_volatile(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config record (as :func:`medgan.configio.config_to_dict` gives, or as an output
+    folder recorded it) without the fields that do not change what a benchmark computes."""
+    data = copy.deepcopy(data)
     for key in _VOLATILE:
         data.pop(key, None)
     for section, key in _VOLATILE_NESTED:

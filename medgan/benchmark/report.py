@@ -869,6 +869,7 @@ def _gan_section(r: dict[str, Any], cfg: BenchmarkConfig, names: list[str], bloc
             keys = ["c2st/auc", "c2st/real_vs_real_auc",
                     *sorted(k for k in gan["fidelity"] if k.startswith("c2st/auc/class_")),
                     "swd/mean", "swd/real_vs_real_mean", "values/near_modes_real", "values/near_modes_synthetic",
+                    "values/components_real", "values/components_synthetic",
                     "fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
                     "memorisation/n_likely_copies", "memorisation/p_value", "memorisation/n_train",
                     "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from medgan.benchmark.arms import adds_synthetic, uses_synthetic
 from medgan.benchmark.budget import fraction_budgets, step_budget
-from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash
+from medgan.benchmark.config import BenchmarkConfig, identity, identity_hash, without_volatile
 from medgan.benchmark.jobs import JobCache, JobContext, run_jobs
 from medgan.benchmark.plan import (
     Job,
@@ -315,8 +315,10 @@ def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> str:
     hash its runs carry.
 
     A key that the folder's record lacks and that this medgan sets to its default (a config field
-    added in a later version) does not change what the folder computes: the folder is resumed
-    under its recorded hash, so its finished runs still count.
+    added in a later version), or one that the record has and this medgan no longer counts as part
+    of what a benchmark computes (:func:`medgan.benchmark.config.without_volatile`), does not change
+    what the folder computes: the folder is resumed under its recorded hash, so its finished runs
+    still count.
     """
     if out.exists() and not out.is_dir():
         raise MedganError("exists and is not a folder", out)
@@ -332,12 +334,15 @@ def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> str:
         except json.JSONDecodeError:
             raise MedganError("unreadable benchmark.json; use another --out, or --overwrite", out) from None
         if old.get("identity_hash") != digest:
-            a, b = _flatten(old.get("identity", {})), _flatten(json.loads(json.dumps(ident, default=str)))
+            recorded = dict(old.get("identity", {}))
+            if isinstance(recorded.get("config"), dict):
+                recorded["config"] = without_volatile(recorded["config"])
+            a, b = _flatten(recorded), _flatten(json.loads(json.dumps(ident, default=str)))
             defaults = _defaults_identity()
             missing = object()
             diff = sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
             added = [k for k in diff if k not in a and k in defaults and b[k] == defaults[k]]
-            if diff == added and diff and isinstance(old.get("identity_hash"), str):
+            if diff == added and isinstance(old.get("identity_hash"), str):
                 return str(old["identity_hash"])
             shown = [k for k in diff if k not in added]
             raise MedganError(

@@ -42,6 +42,10 @@ _READINGS: dict[str, str] = {
     "swd/mean": "sliced Wasserstein distance (x10^3) between Laplacian-pyramid patches, averaged over "
     "levels; lower is closer; compare with the real-vs-real floor",
     "swd/real_vs_real_mean": "the same distance, real train against held-out real images: the floor",
+    "values/components_real": "real masks hold {x} connected pieces each on average (an organ is one piece)",
+    "values/components_synthetic": "synthetic masks hold {x}; well above the real count means speckle or fragments",
+    "values/one_piece_real": "{pct} of real masks are a single piece",
+    "values/one_piece_synthetic": "{pct} of synthetic masks are",
     "values/near_modes_real": "{pct} of real voxels lie within 0.1 of the data's two values (mask-like data)",
     "values/near_modes_synthetic": "{pct} of synthetic voxels do; far below the real share means grey, "
     "not mask-like, output",

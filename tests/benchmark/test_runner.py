@@ -223,6 +223,16 @@ def test_a_folder_from_before_a_new_config_field_resumes_with_its_runs(
     calls = _spy_classifier(monkeypatch)
     result = run_benchmark(cfg, progress=False)
     assert result.ran == [] and calls == [] and len(result.skipped) == 2
+    # An older medgan counted the report's fidelity settings in the identity; this one does not.
+    record = json.loads((out / "benchmark.json").read_text())
+    record["identity"]["config"]["fidelity"] = {"enabled": False, "n_per_class": 500, "c2st_folds": 5}
+    record["identity_hash"] = identity_hash(record["identity"])
+    (out / "benchmark.json").write_text(json.dumps(record))
+    for run in out.glob("runs/*.json"):
+        (run.write_text(json.dumps({**json.loads(run.read_text()), "identity": record["identity_hash"]})))
+    result = run_benchmark(load_benchmark_config(path, overrides=["classifier.lr=0.01", "fidelity.c2st_folds=2"]),
+                           progress=False)
+    assert result.ran == [] and calls == [] and len(result.skipped) == 2
     # A missing key whose value here is not the default is a different benchmark.
     as_if_written_without(("config", "classifier", "lr"))
     with pytest.raises(MedganError, match=r"different config \(config.classifier.lr differ"):

@@ -149,7 +149,6 @@ def test_each_fraction_has_its_own_gan_that_sees_only_its_subset(sweep: SimpleNa
 def test_a_subset_gan_is_audited_for_memorisation_against_its_own_subset(
         sweep: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Against the whole split, look-alikes of images a fraction's GAN never saw were counted as copies."""
-    import copy
     import shutil
 
     from medgan.benchmark import report
@@ -162,16 +161,8 @@ def test_a_subset_gan_is_audited_for_memorisation_against_its_own_subset(
         audited[next((p for p in Path(checkpoint).parts if p.startswith("f0.")), "whole")] = seen
         return {"memorisation/n_train": float(len(ds.labels["train"]) if seen is None else len(seen))}, None, []
 
-    real_write = report.write_report
-
-    def with_fidelity(out_: Path, cfg: Any, *args: Any, **kw: Any) -> Any:
-        cfg = copy.deepcopy(cfg)
-        cfg.fidelity.enabled = True  # the fixture's sweep skipped it: part of the folder's identity
-        return real_write(out_, cfg, *args, **kw)
-
     monkeypatch.setattr(report, "_fidelity", spy)
-    monkeypatch.setattr(report, "write_report", with_fidelity)
-    cfg = load_benchmark_config(sweep.path)
+    cfg = load_benchmark_config(sweep.path, overrides=["fidelity.enabled=true"])  # the fixture's sweep skipped it
     cfg.out = str(out)
     results = run_benchmark(cfg, report_only=True, progress=False).results
     assert sorted(audited) == ["f0.5-s0", "whole"] and audited["whole"] is None

@@ -89,6 +89,20 @@ def test_evaluate_3d_end_to_end(adrenal: PreparedDataset, adrenal_fx) -> None:
     # Binary masks: every real voxel, train or test, lies at one of the two mask values.
     assert (metrics["values/mode_low"], metrics["values/mode_high"]) == (0.0, 255.0)
     assert metrics["values/near_modes_real"] == 1.0 and metrics["values/near_modes_synthetic"] == 1.0
+    # Real adrenal masks are one piece (or nearly); the same masks speckled are not.
+    assert metrics["values/one_piece_real"] >= 0.9 and metrics["values/components_real"] <= 1.2
+    from medgan.metrics.evaluate import value_metrics
+
+    speckled = test_x.copy()
+    rng = np.random.default_rng(0)
+    for v in speckled:  # 20 isolated voxels in each mask's background, at least 2 voxels apart
+        free = np.argwhere(v[0] == 0)
+        free = free[(free % 2 == 0).all(1)]
+        for z, y, x in free[rng.choice(len(free), 20, replace=False)]:
+            v[0, z, y, x] = 255
+    seen = value_metrics(adrenal.channel_first("train"), speckled)
+    assert seen["values/components_synthetic"] >= metrics["values/components_real"] + 15
+    assert seen["values/one_piece_synthetic"] == 0.0
     assert metrics["precision"] >= 0.6 and metrics["recall"] >= 0.6
     assert metrics["memorisation/fraction"] <= 0.02
     assert {"fid/class_normal", "fid/class_hyperplasia", "coverage/class_hyperplasia"} <= metrics.keys()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medgan.metrics import c2st as c2st_mod
 from medgan.metrics.c2st import C2STConfig, TwoSampleCNN, c2st, c2st_metrics, matched_proportions
 from medgan.metrics.degrade import DEGRADATIONS
 from tests.conftest import real_npz
@@ -40,8 +41,9 @@ def test_identical_distributions_score_near_half_and_noise_near_one() -> None:
 def test_3d_volumes_and_seeded_repeatability() -> None:
     a, b = smooth_images(30, size=8, spatial_dims=3, seed=1), smooth_images(30, size=8, spatial_dims=3, seed=2)
     cfg = C2STConfig(folds=3, epochs=3, min_steps=0, seed=7)
-    first, second = c2st(a, b, cfg), c2st(a, b, cfg)
-    assert first == second
+    first = c2st(a, b, cfg)
+    c2st_mod._MEMO.clear()  # trained again, not remembered
+    assert c2st(a, b, cfg) == first
     assert c2st(a, b, C2STConfig(folds=3, epochs=3, min_steps=0, seed=8)) != first
 
 
@@ -119,3 +121,52 @@ def test_every_degradation_scores_clearly_worse_than_clean(
     degraded = c2st(train, DEGRADATIONS[name](heldout), FAST)["auc"]
     assert degraded >= 0.8, f"{name}: C2ST AUC {degraded:.3f} (clean {clean:.3f})"
     assert degraded - clean >= 0.25
+
+
+def test_a_repeated_test_is_not_trained_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor (real train against held-out) is the same for every generator of a dataset."""
+    built: list[int] = []
+    real_init = c2st_mod.TwoSampleCNN.__init__
+
+    def counting(self, *args, **kw) -> None:  # type: ignore[no-untyped-def]
+        built.append(1)
+        real_init(self, *args, **kw)
+
+    monkeypatch.setattr(c2st_mod.TwoSampleCNN, "__init__", counting)
+    a, b = smooth_images(20, size=8, seed=11), smooth_images(20, size=8, seed=12)
+    cfg = C2STConfig(folds=2, epochs=1, min_steps=0, seed=3)
+    first = c2st(a, b, cfg)
+    assert len(built) == 2  # one CNN per fold
+    again = c2st(a.copy(), b.copy(), cfg)  # the same content: no training
+    assert again == first and len(built) == 2
+    c2st(a, b, C2STConfig(folds=2, epochs=1, min_steps=0, seed=4))  # another seed trains again
+    b2 = b.copy()
+    b2[0, 0, 0, 0] ^= 1  # so does one changed pixel
+    c2st(a, b2, cfg)
+    assert len(built) == 6
+
+
+
+def test_volumes_are_strided_by_the_config_and_images_never(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 28³ fold at full resolution costs hours on a CPU; 2D keeps full resolution for pixel artefacts."""
+    strides: list[tuple[int, int]] = []
+    real_init = c2st_mod.TwoSampleCNN.__init__
+
+    def spy(self, in_channels=1, spatial_dims=2, width=16, first_stride=1) -> None:  # type: ignore[no-untyped-def]
+        strides.append((spatial_dims, first_stride))
+        real_init(self, in_channels, spatial_dims, width, first_stride)
+
+    monkeypatch.setattr(c2st_mod.TwoSampleCNN, "__init__", spy)
+    quick = {"folds": 2, "epochs": 1, "min_steps": 0, "seed": 21}
+    vol = smooth_images(8, size=8, spatial_dims=3, seed=5), smooth_images(8, size=8, spatial_dims=3, seed=6)
+    c2st(*vol, C2STConfig(**quick))
+    c2st(*vol, C2STConfig(**quick, volume_stride=1))
+    c2st(smooth_images(8, size=8, seed=5), smooth_images(8, size=8, seed=6), C2STConfig(**quick, volume_stride=2))
+    assert strides == [(3, 2)] * 2 + [(3, 1)] * 2 + [(2, 1)] * 2
+    import torch
+
+    net = TwoSampleCNN(1, 3, 16, first_stride=2)
+    assert net.features[0].stride == (2, 2, 2) and net(torch.zeros(2, 1, 8, 8, 8)).shape == (2,)
+    with pytest.raises(ValueError, match="volume_stride"):
+        C2STConfig(volume_stride=0)
+

@@ -237,3 +237,18 @@ def test_extractors_are_reused_within_a_process(toy: PreparedDataset, toy_fx) ->
     cache = Path(toy_fx.info["cache_path"]).parent
     again = get_feature_extractor(toy, "cnn", epochs=4, batch_size=8, cache_dir=cache)
     assert again is toy_fx
+
+
+def test_value_metrics_count_the_pieces_of_a_mask() -> None:
+    from medgan.metrics.evaluate import value_metrics
+
+    real = np.zeros((4, 1, 12, 12), np.uint8)
+    real[:, :, 2:6, 2:6] = 255  # one square each
+    syn = real.copy()
+    syn[:2, :, 9, 9] = 255  # a stray pixel in two of them
+    syn[3, :, 6, 6] = 255  # a pixel touching the corner: the same piece (corners connect)
+    m = value_metrics(real, syn)
+    assert (m["values/components_real"], m["values/one_piece_real"]) == (1.0, 1.0)
+    assert (m["values/components_synthetic"], m["values/one_piece_synthetic"]) == (1.5, 0.5)
+    grey = np.random.default_rng(0).integers(0, 256, (4, 1, 12, 12), dtype=np.uint8)
+    assert value_metrics(grey, syn) == {}  # not mask-like data: nothing to count
