@@ -138,6 +138,10 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
         out.append(f"{copies:.0f} of {n:.0f} synthetic images are nearer an image this GAN learnt from than 99% of "
                    f"held-out real images come (about 1% expected; p = {_p(p_copy)}): it may reproduce training "
                    "images. Look at memorisation_pairs.png before sharing its samples.")
+    pieces, real_pieces = (fidelity or {}).get("values/components_synthetic"), (fidelity or {}).get("values/components_real")
+    if pieces is not None and real_pieces is not None and pieces > 2 * max(real_pieces, 1.0):
+        out.append(f"The synthetic masks fall into {pieces:.1f} connected pieces on average, the real ones into "
+                   f"{real_pieces:.1f}: speckle or fragments a reader sees at once. Look at samples_<class>.png.")
     coverage = (fidelity or {}).get("coverage")
     if coverage is not None and math.isfinite(coverage) and coverage < 0.25:
         out.append(f"The synthetic images cover only {coverage:.0%} of the real training images (coverage in the "

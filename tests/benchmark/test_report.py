@@ -77,6 +77,15 @@ def test_a_weak_gan_by_c2st_gets_the_caution() -> None:
     assert caveats(good, {"c2st/auc": 0.8, "coverage": 0.8}, num_classes=2, seeds=5, quick=False) == []
 
 
+def test_speckled_masks_get_the_caution() -> None:
+    good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
+    speckled = {"values/components_synthetic": 8.8, "values/components_real": 1.04}
+    said = caveats(good, speckled, num_classes=2, seeds=5, quick=False)
+    assert len(said) == 1 and "8.8 connected pieces" in said[0] and "1.0" in said[0]
+    clean = {"values/components_synthetic": 1.5, "values/components_real": 1.04}
+    assert caveats(good, clean, num_classes=2, seeds=5, quick=False) == []
+
+
 def test_a_gan_that_may_copy_gets_the_caution() -> None:
     good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
     copier = {"memorisation/n_likely_copies": 30.0, "memorisation/p_value": 2e-6, "n_synthetic": 400.0}
