@@ -171,6 +171,26 @@ def test_a_subset_gan_is_audited_for_memorisation_against_its_own_subset(
     assert "memorisation audit against the 24 images this GAN learnt from" in (out / "report.md").read_text()
 
 
+def test_a_sweep_report_measures_each_fraction_for_real(sweep: SimpleNamespace, tmp_path: Path) -> None:
+    """End to end, no spy: fidelity at both fractions, the subset audit, the floor trained once."""
+    import shutil
+
+    from medgan.metrics import c2st as c2st_mod
+
+    out = tmp_path / "measured"
+    shutil.copytree(sweep.out, out)
+    cfg = load_benchmark_config(sweep.path, overrides=[
+        "fidelity.enabled=true", "fidelity.n_per_class=12", "fidelity.c2st_folds=2", "fidelity.c2st_min_steps=0",
+        "fidelity.feature_epochs=2"])
+    cfg.out = str(out)
+    c2st_mod._MEMO.clear()
+    results = run_benchmark(cfg, report_only=True, progress=False).results
+    half, whole = (results["by_fraction"][k]["gan"]["fidelity"] for k in ("0.5", "1"))
+    assert half["memorisation/n_train"] == 24 and whole["memorisation/n_train"] == 48
+    assert half["c2st/real_vs_real_auc"] == whole["c2st/real_vs_real_auc"]  # the same floor, remembered
+    assert (out / "memorisation_pairs_f0.5.png").is_file() and (out / "fidelity_f0.5.json").is_file()
+
+
 def test_gans_trained_in_parallel_processes_are_the_serial_ones(sweep: SimpleNamespace, tmp_path: Path) -> None:
     """jobs: 2 trains the sweep's three GANs in spawned processes: the left-over one first on every core, then
     two at a time on half each; each is what the serial sweep made."""
