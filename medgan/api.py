@@ -497,6 +497,7 @@ def evaluate(
     retrain_features: bool = False,
     c2st_folds: int = 5,
     c2st_steps: int = 300,
+    c2st_volume_stride: int = 2,
     progress: bool = False,
     console: Any = None,
 ) -> EvaluateResult:
@@ -518,6 +519,7 @@ def evaluate(
         retrain_features: ignore a cached feature net.
         c2st_folds: cross-validation folds of the two-sample test.
         c2st_steps: at least this many optimisation steps per C2ST fold.
+        c2st_volume_stride: the two-sample CNN's first stride on 3D volumes (1: full resolution).
         progress: show progress bars.
         console: a Rich console for them.
 
@@ -574,7 +576,8 @@ def evaluate(
         with console.status("computing features and metrics"):
             result = evaluate_detailed(
                 dataset, (syn.images, syn.labels), extractor=extractor, k=k, seed=seed, device=device,
-                c2st=C2STConfig(folds=c2st_folds, min_steps=c2st_steps, seed=seed, device=device),
+                c2st=C2STConfig(folds=c2st_folds, min_steps=c2st_steps, seed=seed, device=device,
+                                volume_stride=c2st_volume_stride),
             )
         return extractor, result
 

@@ -117,3 +117,10 @@ def test_bad_arch_and_missing_file(toy, tmp_path: Path) -> None:
     syn = _npz(tmp_path / "s.npz", toy.images["test"], toy.labels["test"])
     _assert_one_line_error(_invoke("--real", toy.path.parent, "--synthetic", syn, "--arch", "vit"),
                            "allowed: cnn, resnet10, resnet18, densenet121")
+
+
+def test_the_volume_stride_option_is_offered_and_checked() -> None:
+    shown = runner.invoke(app, ["evaluate", "--help"], terminal_width=200)
+    assert shown.exit_code == 0 and "--c2st-volume-stride" in shown.output
+    bad = runner.invoke(app, ["evaluate", "--real", "breastmnist", "--synthetic", "x.npz", "--c2st-volume-stride", "0"])
+    assert bad.exit_code != 0 and "c2st-volume-stride" in bad.output and "Traceback" not in bad.output
