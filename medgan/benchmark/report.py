@@ -114,6 +114,7 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
         quick: whether ``--quick`` settings were used.
     """
     out = []
+    fid = fidelity or {}
     if quick:
         out.append(f"This is a quick run ({seeds} seeds, a short GAN schedule): a smoke test of the pipeline, "
                    "not evidence. Run without --quick for the answer.")
@@ -127,22 +128,22 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
                    f"images (balanced accuracy {_pts(tstr['mean'])}%, CI {_ci(tstr['ci_low'], tstr['ci_high'])}; "
                    f"chance {_pts(chance)}%): the GAN's samples carry little class information, so the synthetic "
                    "arms test this GAN, not GAN augmentation in general.")
-    auc = (fidelity or {}).get("c2st/auc")
+    auc = fid.get("c2st/auc")
     if auc is not None and math.isfinite(auc) and auc > C2ST_CAUTION:
         out.append(f"A small CNN tells this GAN's samples from real training images with ROC AUC {auc:.2f} "
                    f"(C2ST; 0.5 = indistinguishable, caution above {C2ST_CAUTION}): the synthetic arms test this "
                    "weak GAN, not GAN augmentation. Look at samples_<class>.png.")
-    copies, p_copy = (fidelity or {}).get("memorisation/n_likely_copies"), (fidelity or {}).get("memorisation/p_value")
+    copies, p_copy = fid.get("memorisation/n_likely_copies"), fid.get("memorisation/p_value")
     if copies and p_copy is not None and p_copy < MEMORISATION_CAUTION:
-        n = (fidelity or {}).get("n_synthetic") or float("nan")
+        n = fid.get("n_synthetic") or float("nan")
         out.append(f"{copies:.0f} of {n:.0f} synthetic images are nearer an image this GAN learnt from than 99% of "
                    f"held-out real images come (about 1% expected; p = {_p(p_copy)}): it may reproduce training "
                    "images. Look at memorisation_pairs.png before sharing its samples.")
-    pieces, real_pieces = (fidelity or {}).get("values/components_synthetic"), (fidelity or {}).get("values/components_real")
+    pieces, real_pieces = fid.get("values/components_synthetic"), fid.get("values/components_real")
     if pieces is not None and real_pieces is not None and pieces > 2 * max(real_pieces, 1.0):
         out.append(f"The synthetic masks fall into {pieces:.1f} connected pieces on average, the real ones into "
                    f"{real_pieces:.1f}: speckle or fragments a reader sees at once. Look at samples_<class>.png.")
-    coverage = (fidelity or {}).get("coverage")
+    coverage = fid.get("coverage")
     if coverage is not None and math.isfinite(coverage) and coverage < 0.25:
         out.append(f"The synthetic images cover only {coverage:.0%} of the real training images (coverage in the "
                    "domain feature space): look at samples_<class>.png before trusting any synthetic arm.")
