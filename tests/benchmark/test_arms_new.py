@@ -161,9 +161,10 @@ def test_the_ratio_sweep_can_stop_at_a_fraction() -> None:
     jobs = JobPlan().sweep(cfg, {f: "real+curated-synthetic" for f in cfg.fractions})
     assert {parse_arm_label(a).fraction for a, _ in jobs} == {0.05, 0.1, 0.25}
     assert len(jobs) == 3 * cfg.seeds_at(0.05) * len(cfg.synthetic.ratios)
-    # The 3D sweep is sized for 2 CPU cores: the scarce fractions only, each with 10 seeds and the ratio sweep.
+    # The 3D sweep is sized for 2 CPU cores: the scarce fractions only, each with 10 seeds, no ratio sweep.
     adrenal = load_benchmark_config(REPO / "configs/benchmark/sweeps/adrenalmnist3d.yaml")
-    assert adrenal.fractions == sweep_fractions(adrenal) == [0.05, 0.1, 0.25]
+    assert adrenal.fractions == [0.05, 0.1, 0.25] and adrenal.synthetic.ratios == []
     assert [adrenal.seeds_at(f) for f in adrenal.fractions] == [10, 10, 10]
+    assert JobPlan().sweep(adrenal, {f: "real+synthetic" for f in adrenal.fractions}) == []
     with pytest.raises(MedganError, match="ratio_upto"):
         load_benchmark_config(REPO / "configs/benchmark/sweeps/breastmnist.yaml", overrides=["synthetic.ratio_upto=1.5"])
