@@ -67,8 +67,11 @@ ALL_ARMS: tuple[str, ...] = (*(a for a in ARMS if a != "synthetic-only"), *EXTRA
 # many runs it has): an output folder made with other values is resumed, not refused. ``fidelity``
 # is the report's measurement of the GAN, which no run reads; the report keeps it apart, under its
 # own key (``OUT/fidelity*.json``), so new settings measure again without touching a run.
+# ``arms`` is here because a run's result does not depend on which other arms the benchmark has: every arm of a
+# seed takes the first images of each class from the same seeded synthetic pool (sample j of a class does not
+# depend on how many are drawn), so adding an arm to a finished folder only adds its runs.
 _VOLATILE = ("seeds", "jobs", "threads", "device", "out", "quick", "logger", "fractions", "seeds_small", "small_fraction",
-             "fidelity")
+             "fidelity", "arms")
 # Nested keys that only add runs (the ratio sweep's variants) without changing any other run.
 _VOLATILE_NESTED = (("synthetic", "ratios"), ("synthetic", "ratio_arm"), ("synthetic", "ratio_upto"))
 

@@ -9,7 +9,7 @@ its checkpoints, and ``benchmark.json`` records what the folder computes (the co
 sha256, the GAN's training config or checkpoint hash). Running the same command again continues
 where it stopped; a different config is refused (``--overwrite`` starts again). The number of
 seeds, the device and the parallelism are not part of that identity, so ``--seeds 10`` after a
-5-seed run adds seeds 5 to 9.
+5-seed run adds seeds 5 to 9; nor are the arms, the fractions or the ratio sweep, which only add runs.
 
 A data-scarcity sweep (``fractions``) trains one GAN per fraction and subset seed, each on a copy
 of that subset only (:mod:`medgan.benchmark.subsets`), and keeps them in ``OUT/gans/``; the GAN of
