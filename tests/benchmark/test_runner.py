@@ -175,6 +175,33 @@ def test_resume_skips_finished_runs(env: SimpleNamespace, tmp_path: Path, monkey
     assert result.results is not None and result.results["seeds"] == [0, 1, 2]
 
 
+def test_adding_an_arm_runs_only_its_runs_and_changes_no_finished_one(env: SimpleNamespace, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arms are not part of a folder's identity: a finished run's result must not depend on which
+    other arms exist (synthetic-pretrain draws a larger pool than real+synthetic, from the same seed)."""
+    kw = {"seeds": 1, "fidelity": {"enabled": False}}
+    for name in ("grown", "fresh"):
+        (tmp_path / name).mkdir()
+    small = load_benchmark_config(bench_config(tmp_path / "grown" / "bench.yaml", env.data, env.gan_yaml,
+                                               arms=["real", "real+synthetic"], **kw))
+    run_benchmark(small, checkpoint=env.ckpt, progress=False)
+    calls = _spy_classifier(monkeypatch)
+    grown = load_benchmark_config(bench_config(tmp_path / "grown" / "bench.yaml", env.data, env.gan_yaml,
+                                               arms=["real", "real+synthetic", "synthetic-pretrain"], **kw))
+    result = run_benchmark(grown, checkpoint=env.ckpt, progress=False)
+    assert result.ran == [("synthetic-pretrain", 0)] and sorted(result.skipped) == [("real", 0), ("real+synthetic", 0)]
+    assert len(calls) == 2  # pretrain, then fine-tune
+    assert result.results is not None and set(result.results["metrics"]) == {"real", "real+synthetic",
+                                                                              "synthetic-pretrain"}
+
+    fresh = load_benchmark_config(bench_config(tmp_path / "fresh" / "bench.yaml", env.data, env.gan_yaml,
+                                               arms=["real", "real+synthetic", "synthetic-pretrain"], **kw))
+    run_benchmark(fresh, checkpoint=env.ckpt, progress=False)
+    for arm in ("real+synthetic", "synthetic-pretrain"):
+        a, b = (json.loads(run_path(Path(c.out), arm, 0).read_text()) for c in (grown, fresh))
+        assert a["n_train"] == b["n_train"] and a["metrics"] == b["metrics"] and a["test_proba"] == b["test_proba"]
+
+
 def test_output_folder_rules(env: SimpleNamespace, tmp_path: Path) -> None:
     path = bench_config(tmp_path / "bench.yaml", env.data, env.gan_yaml, arms=["real"], seeds=1,
                         fidelity={"enabled": False})
