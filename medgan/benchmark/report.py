@@ -471,10 +471,42 @@ def _fidelity_once(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpo
         kept = None
     if kept is not None and kept.get("key") == key and all((out / f).is_file() for f in kept["figures"]):
         return kept["metrics"], kept["note"], kept["figures"]
+    moved = _kept_under_another_suffix(out, key, suffix)
+    if moved is not None:
+        kept = moved
+        write_text_atomic(cache, json.dumps(kept, indent=1, default=_json_default) + "\n")
+        return kept["metrics"], kept["note"], kept["figures"]
     metrics, note, figures = _fidelity(out, cfg, ds, checkpoint, device, suffix, seen)
     write_text_atomic(cache, json.dumps({"key": key, "metrics": metrics, "note": note, "figures": figures},
                                         indent=1, default=_json_default) + "\n")
     return metrics, note, figures
+
+
+def _kept_under_another_suffix(out: Path, key: dict[str, Any], suffix: str) -> dict[str, Any] | None:
+    """The same measurement (same ``key``) kept under another suffix, its figures copied to ``suffix``'s names.
+
+    A sweep keeps its largest fraction's files unsuffixed; when a larger fraction joins, the former
+    largest takes the suffix ``_f<F>`` and its measurement is found here instead of being repeated.
+    The unsuffixed files are left in place until the new largest fraction's report replaces them.
+    """
+    import shutil
+
+    for other in sorted(out.glob("fidelity*.json")):
+        if other.name == f"fidelity{suffix}.json":
+            continue
+        try:
+            kept = json.loads(other.read_text())
+        except (OSError, ValueError):
+            continue
+        old = other.name[len("fidelity"):-len(".json")]
+        figures = kept.get("figures", []) if kept.get("key") == key else None
+        if figures is None or not all((out / f).is_file() and f.endswith(f"{old}.png") for f in figures):
+            continue
+        renamed = [f"{f[:len(f) - len(old) - 4]}{suffix}.png" for f in figures]
+        for a, b in zip(figures, renamed, strict=True):
+            shutil.copyfile(out / a, out / b)
+        return {**kept, "figures": renamed}
+    return None
 
 
 def _translator_fidelity(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, tr: Any, device: str,

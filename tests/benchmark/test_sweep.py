@@ -365,3 +365,38 @@ def test_fractions_on_the_command_line(tmp_path: Path) -> None:
     assert JobPlan.parse(
         ["real@0.5:1"], load_benchmark_config(config, overrides=["fractions=[0.5,1]"])
     ).runs == (("real@0.5", 1),)
+
+
+def test_a_larger_fraction_joining_keeps_the_former_largest_fractions_measurement(
+        sweep: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The largest fraction's files are unsuffixed; once a larger one joins, the former largest's kept
+    measurement moves to its ``_f<F>`` name (figures copied) instead of being measured again."""
+    import shutil
+
+    from medgan.benchmark import report
+
+    out = tmp_path / "grown"
+    shutil.copytree(sweep.out, out)
+    measured: list[str] = []
+
+    def spy(out_: Path, cfg: Any, ds: Any, checkpoint: str, device: str, suffix: str = "", seen: Any = None) -> Any:
+        measured.append(next((p for p in Path(checkpoint).parts if p.startswith("f0.")), "whole"))
+        (out_ / f"samples_lesion{suffix}.png").write_bytes(measured[-1].encode())
+        return {"c2st/auc": 0.5 + len(measured) / 10}, None, [f"samples_lesion{suffix}.png"]
+
+    monkeypatch.setattr(report, "_fidelity", spy)
+    cfg = load_benchmark_config(sweep.path, overrides=["fidelity.enabled=true", "fractions=[0.5]"])
+    cfg.out = str(out)
+    first = run_benchmark(cfg, report_only=True, progress=False).results
+    assert measured == ["f0.5-s0"] and first["gan"]["fidelity"] == {"c2st/auc": 0.6}
+    assert (out / "fidelity.json").is_file() and not (out / "fidelity_f0.5.json").exists()
+
+    cfg = load_benchmark_config(sweep.path, overrides=["fidelity.enabled=true"])
+    cfg.out = str(out)
+    results = run_benchmark(cfg, report_only=True, progress=False).results
+    assert measured == ["f0.5-s0", "whole"]
+    assert results["by_fraction"]["0.5"]["gan"]["fidelity"] == {"c2st/auc": 0.6}
+    assert results["by_fraction"]["1"]["gan"]["fidelity"] == {"c2st/auc": 0.7}
+    assert json.loads((out / "fidelity_f0.5.json").read_text())["figures"] == ["samples_lesion_f0.5.png"]
+    assert (out / "samples_lesion_f0.5.png").read_bytes() == b"f0.5-s0"
+    assert (out / "samples_lesion.png").read_bytes() == b"whole"
