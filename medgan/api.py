@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from medgan.configio import flatten_keys
 from medgan.errors import MedganError
 
 if TYPE_CHECKING:
@@ -356,22 +357,12 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _overrides(overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
     """``{"key": value}`` or ``["key=value", ...]`` (as ``--set``) -> a mapping of dotted keys."""
     from medgan.configio import parse_overrides
 
     if isinstance(overrides, Mapping):
-        return _flatten(overrides)
+        return flatten_keys(overrides)
     return parse_overrides(list(overrides or []))
 
 
@@ -391,7 +382,7 @@ def train_config(config: str | Path | Mapping[str, Any] | TrainConfig | None = N
     if config is None or isinstance(config, (str, Path)):
         return load_config(TrainConfig, config, extra)
     base = config_to_dict(config) if isinstance(config, TrainConfig) else dict(config)
-    return load_config(TrainConfig, None, {**_flatten(base), **extra})
+    return load_config(TrainConfig, None, {**flatten_keys(base), **extra})
 
 
 def train(
@@ -715,7 +706,7 @@ def benchmark(
     if only and report_only:
         raise MedganError("--only and --report-only do not go together")
     # JSON values are YAML, so a mapping's values keep their types through the --set parser.
-    items = ([f"{k}={json.dumps(v)}" for k, v in _flatten(overrides).items()] if isinstance(overrides, Mapping)
+    items = ([f"{k}={json.dumps(v)}" for k, v in flatten_keys(overrides).items()] if isinstance(overrides, Mapping)
              else list(overrides or []))
     if tensorboard:
         items.append("logger=tensorboard")

@@ -15,7 +15,7 @@ import math
 import sys
 import types
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -32,6 +32,7 @@ __all__ = [
     "bounded",
     "check_fields",
     "config_to_dict",
+    "flatten_keys",
     "load_config",
     "packaged_configs",
     "parse_overrides",
@@ -375,6 +376,18 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
         return v
 
     return plain(cfg)
+
+
+def flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one mapping of dotted keys (``{"model": {"z_dim": 8}}`` -> ``{"model.z_dim": 8}``);
+    an empty mapping stays a value."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_keys(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

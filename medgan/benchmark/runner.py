@@ -52,7 +52,7 @@ from medgan.benchmark.plan import (
 )
 from medgan.benchmark.stats import choose_on_validation
 from medgan.benchmark.subsets import fraction_label, subset_indices, write_train_copy
-from medgan.configio import config_to_dict, load_config, save_config
+from medgan.configio import config_to_dict, flatten_keys, load_config, save_config
 from medgan.data.dataset import PreparedDataset, class_counts, describe_images, load_dataset, resolve_class
 from medgan.device import cpu_cores
 from medgan.errors import MedganError
@@ -293,21 +293,12 @@ def _train_gans(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: st
 # Section. The output folder and its identity.
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix.rstrip("."): d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}."))
-    return out
-
-
 def _defaults_identity() -> dict[str, Any]:
     """The flattened identity of a default benchmark config and a default GAN training config."""
     from medgan.training.config import TrainConfig
 
     record = {"config": identity(BenchmarkConfig()), "gan": {"train_config": _gan_identity(TrainConfig())}}
-    return _flatten(json.loads(json.dumps(record, default=str)))
+    return flatten_keys(json.loads(json.dumps(record, default=str)))
 
 
 def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> str:
@@ -337,7 +328,7 @@ def _open_out(out: Path, ident: dict[str, Any], overwrite: bool) -> str:
             recorded = dict(old.get("identity", {}))
             if isinstance(recorded.get("config"), dict):
                 recorded["config"] = without_volatile(recorded["config"])
-            a, b = _flatten(recorded), _flatten(json.loads(json.dumps(ident, default=str)))
+            a, b = flatten_keys(recorded), flatten_keys(json.loads(json.dumps(ident, default=str)))
             defaults = _defaults_identity()
             missing = object()
             diff = sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))

@@ -6,10 +6,11 @@ fields scale the model on a GPU (``model.g_channels``, ``batch_size``, ``device:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from medgan.configio import bounded, check_fields
+from medgan.configio import bounded, check_fields, config_to_dict, flatten_keys
 from medgan.errors import MedganError
 from medgan.networks import FamilyName, canonical_family
 from medgan.networks.cgan import UpsampleMode
@@ -20,7 +21,8 @@ from medgan.training.loggers import LoggerName
 from medgan.training.loss import LossName
 from medgan.training.schedule import ProgressiveSchedule
 
-__all__ = ["AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig"]
+__all__ = ["RESUME_MAY_CHANGE", "AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig",
+           "resume_conflicts"]
 
 
 @dataclass
@@ -296,3 +298,20 @@ class TrainConfig:
             raise MedganError(f"config key 'pl_every' must be positive, got {self.pl_every}")
         if not 0.0 <= self.collapse_share < 1.0:
             raise MedganError(f"config key 'collapse_share' must be in [0, 1), got {self.collapse_share}")
+
+
+RESUME_MAY_CHANGE = ("data", "out", "steps", "device", "threads", "log_every", "sample_every", "checkpoint_every",
+                     "keep_checkpoints", "fid_every", "fid_samples", "logger")
+"""What a resumed run may change: how far it trains, where and how fast it runs, how often it reports
+(``data`` names the dataset; its content is checked against the checkpoint's)."""
+
+
+def resume_conflicts(saved: Mapping[str, Any], cfg: TrainConfig) -> list[str]:
+    """The dotted keys in which ``cfg`` differs from ``saved`` (a checkpoint's ``config``), outside
+    :data:`RESUME_MAY_CHANGE`: a run resumed with them would not continue exactly (the batch order,
+    for one, is a function of ``seed``). A key that ``saved`` lacks (a field added since) is not one.
+    """
+    old = flatten_keys(saved)
+    new = flatten_keys(config_to_dict(cfg))
+    return sorted(k for k in old.keys() & new.keys()
+                  if k.split(".")[0] not in RESUME_MAY_CHANGE and old[k] != new[k])

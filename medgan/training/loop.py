@@ -39,7 +39,7 @@ from medgan.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from medgan.training.config import TrainConfig
+from medgan.training.config import TrainConfig, resume_conflicts
 from medgan.training.loggers import JsonlLogger, Loggers, MetricsLogger
 from medgan.training.schedule import Phase, phase_at, total_steps
 from medgan.training.snapshots import (
@@ -413,6 +413,12 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
             cycle.check_resume(ckpt)
         if not same_networks(ckpt["model"], spec):
             raise MedganError("checkpoint's model does not match this config (family, sizes or classes differ)", ckpt["path"])
+        conflicts = resume_conflicts(ckpt.get("config") or {}, cfg)
+        if conflicts:
+            shown = ", ".join(conflicts[:4]) + (", …" if len(conflicts) > 4 else "")
+            raise MedganError(f"this config differs from the run's own in {shown}: a resumed run continues exactly "
+                              "only with the config it started with (give --resume alone; only steps, device, "
+                              "threads and the reporting intervals may change), or start a new run", ckpt["path"])
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
         G_ema.load_state_dict(ckpt["G_ema"])

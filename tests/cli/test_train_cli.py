@@ -86,6 +86,15 @@ def test_resume_on_another_dataset(tmp_path):
     _one_line_error(result, "data is not the dataset this checkpoint was trained on (checkpoint: toy")
 
 
+def test_resume_with_a_config_that_would_change_the_run(tmp_path):
+    cfg = _config(tmp_path, make_banded_toy(tmp_path), seed=1)
+    assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0
+    other = _config(tmp_path, make_banded_toy(tmp_path), seed=0)
+    result = runner.invoke(app, ["train", str(other), "--resume", str(tmp_path / "run"), "--steps", "4"])
+    _one_line_error(result, "this config differs from the run's own in seed: a resumed run continues exactly only")
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["seed"] == 1
+
+
 def test_resume_from_the_run_folder_alone(tmp_path):
     cfg = _config(tmp_path, make_banded_toy(tmp_path))
     assert runner.invoke(app, ["train", str(cfg), "--no-progress"]).exit_code == 0

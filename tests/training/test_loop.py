@@ -67,6 +67,21 @@ def test_resume_refuses_a_run_on_another_dataset(tmp_path):
         train(tiny_config(other, tmp_path / "run", "steps=4"), resume=tmp_path / "run", progress=False)
 
 
+def test_resume_refuses_a_config_that_differs_in_what_the_run_computes(tmp_path):
+    """Resuming with another seed (or learning rate) would not continue the run exactly, and would rewrite
+    its config.yaml; steps, threads and the reporting intervals may change."""
+    data = make_banded_toy(tmp_path)
+    run = tmp_path / "run"
+    train(tiny_config(data, run, "steps=2", "seed=1"), progress=False)
+    saved = (run / "config.yaml").read_text()
+    with pytest.raises(MedganError, match=r"differs from the run's own in lr_g, seed: a resumed run"):
+        train(tiny_config(data, run, "steps=4", "seed=0", "lr_g=0.01"), resume=run, progress=False)
+    assert (run / "config.yaml").read_text() == saved
+    result = train(tiny_config(data, run, "steps=4", "seed=1", "threads=1", "log_every=1"), resume=run,
+                   progress=False)
+    assert result.step == 4
+
+
 def test_non_empty_run_folder_is_refused_without_resume(tmp_path):
     data = make_banded_toy(tmp_path)
     train(tiny_config(data, tmp_path / "run", "steps=2"), progress=False)
