@@ -13,6 +13,7 @@ processes took during a measurement, so a disturbed figure is labelled as such.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -119,6 +120,31 @@ def wait_for_quiet(max_load: float = 1.5, max_others: float = 0.3, wait_s: float
         print(f"load average {load:.2f} (limit {max_load}), other processes {others:.2f} cores "
               f"(limit {max_others}); waiting for a quieter machine ...", flush=True)
         time.sleep(min(25.0, max(deadline - time.monotonic(), 0.0)))
+
+
+# Section. Command lines.
+
+
+def settings_parser(doc: str | None, settings: dict[str, Any], *, default: str, rounds: int,
+                    threads: int) -> argparse.ArgumentParser:
+    """The options every settings-based script has: ``--settings``, ``--rounds``, ``--threads``, ``--wait``
+    and ``--no-record``; the script adds its own."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    ap.add_argument("--settings", default=default, help="comma-separated: " + ", ".join(settings))
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--wait", type=float, default=900, help="seconds to wait for a quiet machine, at most")
+    ap.add_argument("--no-record", action="store_true", help="print only; write nothing into benchmarks/results")
+    return ap
+
+
+def chosen_settings(ap: argparse.ArgumentParser, text: str, settings: dict[str, Any]) -> list[str]:
+    """The names in ``--settings`` (exits with a usage error on an unknown one)."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(settings))
+    if unknown:
+        ap.error(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(settings)}")
+    return names
 
 
 # Section. Data.

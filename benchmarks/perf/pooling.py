@@ -13,7 +13,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -71,17 +70,9 @@ def measure(name: str, rounds: int, threads: int, work: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--settings", default="2d-28,3d-28", help="comma-separated: " + ", ".join(SETTINGS))
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--wait", type=float, default=900, help="seconds to wait for a quiet machine, at most")
-    ap.add_argument("--no-record", action="store_true", help="print only; write nothing into benchmarks/results")
+    ap = perfkit.settings_parser(__doc__, SETTINGS, default="2d-28,3d-28", rounds=4, threads=1)
     args = ap.parse_args(argv)
-    names = [s.strip() for s in args.settings.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(SETTINGS))
-    if unknown:
-        ap.error(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
+    names = perfkit.chosen_settings(ap, args.settings, SETTINGS)
     torch.set_num_threads(args.threads)
     quiet = True
     results: dict[str, Any] = {}

@@ -16,7 +16,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -126,18 +125,10 @@ def measure(name: str, rounds: int, threads: int, steps: int | None, work: Path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated: " + ", ".join(SETTINGS))
-    ap.add_argument("--rounds", type=int, default=3)
+    ap = perfkit.settings_parser(__doc__, SETTINGS, default=",".join(SETTINGS), rounds=3, threads=2)
     ap.add_argument("--steps", type=int, help="steps per round (default: per setting)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--wait", type=float, default=900, help="seconds to wait for a quiet machine, at most")
-    ap.add_argument("--no-record", action="store_true", help="print only; write nothing into benchmarks/results")
     args = ap.parse_args(argv)
-    names = [s.strip() for s in args.settings.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(SETTINGS))
-    if unknown:
-        ap.error(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
+    names = perfkit.chosen_settings(ap, args.settings, SETTINGS)
     torch.set_num_threads(args.threads)
     quiet = True
     results: dict[str, Any] = {}
