@@ -125,10 +125,7 @@ def test_the_sweep_configs_load() -> None:
         full = load_benchmark_config(path)
         quick = load_benchmark_config(path, quick=True)
         assert full.fractions == [0.05, 0.1, 0.25, 0.5, 1.0]
-        if path.stem == "adrenalmnist3d":  # sized for 2 CPU cores: without the "+classical" combinations
-            assert full.arms == [a for a in ALL_ARMS if a not in ("real+classical+synthetic", "synthetic-pretrain+classical")]
-        else:
-            assert full.arms == list(ALL_ARMS)
+        assert full.arms == list(ALL_ARMS)
         assert full.seeds_at(0.25) == 10 and full.seeds_at(0.5) == full.seeds
         assert quick.seeds_at(0.1) == 2 and quick.out != full.out
 
@@ -161,10 +158,11 @@ def test_the_ratio_sweep_can_stop_at_a_fraction() -> None:
     jobs = JobPlan().sweep(cfg, {f: "real+curated-synthetic" for f in cfg.fractions})
     assert {parse_arm_label(a).fraction for a, _ in jobs} == {0.05, 0.1, 0.25}
     assert len(jobs) == 3 * cfg.seeds_at(0.05) * len(cfg.synthetic.ratios)
-    # The 3D sweep is sized for 2 CPU cores: 10 seeds at the scarce fractions, 5 above, no ratio sweep.
+    # The 3D sweep is sized for 2 CPU cores: 10 seeds at the scarce fractions, 5 above, the ratio sweep at 5 and 10 %.
     adrenal = load_benchmark_config(REPO / "configs/benchmark/sweeps/adrenalmnist3d.yaml")
-    assert adrenal.fractions == [0.05, 0.1, 0.25, 0.5, 1.0] and adrenal.synthetic.ratios == []
+    assert adrenal.fractions == [0.05, 0.1, 0.25, 0.5, 1.0] and adrenal.synthetic.ratios == [0.5, 1, 2, 5]
     assert [adrenal.seeds_at(f) for f in adrenal.fractions] == [10, 10, 10, 5, 5]
-    assert JobPlan().sweep(adrenal, {f: "real+synthetic" for f in adrenal.fractions}) == []
+    jobs = JobPlan().sweep(adrenal, {f: "synthetic-pretrain+classical" for f in adrenal.fractions})
+    assert {parse_arm_label(a).fraction for a, _ in jobs} == {0.05, 0.1} and len(jobs) == 2 * 10 * 3  # x5 is the arm
     with pytest.raises(MedganError, match="ratio_upto"):
         load_benchmark_config(REPO / "configs/benchmark/sweeps/breastmnist.yaml", overrides=["synthetic.ratio_upto=1.5"])
