@@ -471,15 +471,12 @@ def _fidelity_once(out: Path, cfg: BenchmarkConfig, ds: PreparedDataset, checkpo
         kept = None
     if kept is not None and kept.get("key") == key and all((out / f).is_file() for f in kept["figures"]):
         return kept["metrics"], kept["note"], kept["figures"]
-    moved = _kept_under_another_suffix(out, key, suffix)
-    if moved is not None:
-        kept = moved
-        write_text_atomic(cache, json.dumps(kept, indent=1, default=_json_default) + "\n")
-        return kept["metrics"], kept["note"], kept["figures"]
-    metrics, note, figures = _fidelity(out, cfg, ds, checkpoint, device, suffix, seen)
-    write_text_atomic(cache, json.dumps({"key": key, "metrics": metrics, "note": note, "figures": figures},
-                                        indent=1, default=_json_default) + "\n")
-    return metrics, note, figures
+    kept = _kept_under_another_suffix(out, key, suffix)
+    if kept is None:
+        metrics, note, figures = _fidelity(out, cfg, ds, checkpoint, device, suffix, seen)
+        kept = {"key": key, "metrics": metrics, "note": note, "figures": figures}
+    write_text_atomic(cache, json.dumps(kept, indent=1, default=_json_default) + "\n")
+    return kept["metrics"], kept["note"], kept["figures"]
 
 
 def _kept_under_another_suffix(out: Path, key: dict[str, Any], suffix: str) -> dict[str, Any] | None:
