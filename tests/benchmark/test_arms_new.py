@@ -131,14 +131,16 @@ def test_the_sweep_configs_load() -> None:
 
 
 def test_the_ratio_sweep_does_not_rerun_an_arm_at_its_own_ratio() -> None:
-    from medgan.benchmark.plan import JobPlan, parse_arm_label
+    from medgan.benchmark.plan import JobPlan, parse_arm_label, sweep_fractions
 
     cfg = load_benchmark_config(REPO / "configs/benchmark/sweeps/pneumoniamnist.yaml")
     assert cfg.pretrain.ratio == 5 and cfg.synthetic.ratios == [0.5, 1, 2, 5]
+    assert sweep_fractions(cfg) == [0.05, 0.1, 0.25]  # ratio_upto: 0.25
 
     def ratios(arm: str) -> set[float]:
         jobs = JobPlan().sweep(cfg, {f: arm for f in cfg.fractions})
-        assert len(jobs) == sum(cfg.seeds_at(f) for f in cfg.fractions) * len({parse_arm_label(a).ratio for a, _ in jobs})
+        n = sum(cfg.seeds_at(f) for f in sweep_fractions(cfg))
+        assert len(jobs) == n * len({parse_arm_label(a).ratio for a, _ in jobs})
         return {parse_arm_label(a).ratio for a, _ in jobs}
 
     # synthetic-pretrain-x5 would be synthetic-pretrain run for run (5 x the real count either way).
