@@ -1,4 +1,4 @@
-"""The mode-collapse alarm: pixel diversity and coverage relative to real images, and the training evaluator."""
+"""The mode-collapse alarm: pixel diversity and coverage relative to real images, and the training evaluator (with its optional C2ST)."""
 
 from __future__ import annotations
 
@@ -124,3 +124,39 @@ def test_the_training_evaluator_stays_quiet_for_real_images(breast, breast_fx, m
     metrics = _evaluator(breast, seen)(_RealImages(x, y), {})
     assert metrics["collapse/warning"] == 0.0 and seen == []
     assert metrics["collapse/diversity_min"] > 0.8
+
+
+def _c2st_evaluator(breast, monkeypatch):
+    """The training evaluator with ``eval_c2st`` on, FID and SWD stubbed, and a lighter C2ST (same code path)."""
+    import dataclasses
+
+    import medgan.metrics.training_fid as training_fid
+    from medgan.configio import load_config
+    from medgan.training.config import TrainConfig
+
+    _skip_fid_and_swd(monkeypatch)
+    monkeypatch.setattr(training_fid, "TRAINING_C2ST",
+                        dataclasses.replace(training_fid.TRAINING_C2ST, min_steps=40, epochs=1, max_per_side=120))
+    cfg = load_config(TrainConfig, None, [f"data={breast.path}", "model.z_dim=8",
+                                          "collapse_share=0", "eval_c2st=true", "fid_samples=128"])
+    return training_fid.fid_evaluator(cfg, dataset=breast)
+
+
+def test_the_training_c2st_tells_a_collapsed_generator_apart(breast, monkeypatch):
+    x, _, _ = _classes(breast)
+    metrics = _c2st_evaluator(breast, monkeypatch)(_FixedImage(x[:1]), {})
+    assert set(metrics) == {"fid", "swd/mean", "c2st/auc", "c2st/auc/class_malignant", "c2st/auc/class_normal_benign"}
+    assert metrics["c2st/auc"] > 0.95 and metrics["c2st/auc/class_normal_benign"] > 0.95
+
+
+def test_the_training_c2st_cannot_tell_real_images_from_themselves(breast, monkeypatch):
+    x, y, _ = _classes(breast)
+    metrics = _c2st_evaluator(breast, monkeypatch)(_RealImages(x, y), {})
+    assert 0.3 < metrics["c2st/auc"] < 0.65
+
+
+def test_the_training_c2st_is_off_by_default(breast, breast_fx, monkeypatch):
+    _skip_fid_and_swd(monkeypatch)
+    seen: list[str] = []
+    x, y, _ = _classes(breast)
+    assert not any(k.startswith("c2st") for k in _evaluator(breast, seen)(_RealImages(x, y), {}))

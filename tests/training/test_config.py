@@ -22,7 +22,7 @@ def test_defaults_are_valid() -> None:
         (lambda c: setattr(c, "batch_size", 0), "'batch_size' must be positive"),
         (lambda c: setattr(c, "betas", [0.5]), "'betas' must be two numbers"),
         (lambda c: setattr(c, "ema_decay", 1.0), "'ema_decay' must be in"),
-        (lambda c: setattr(c.augment, "p", 1.0), "'augment.p' must be in"),
+        (lambda c: setattr(c.augment, "p", 1.5), "'augment.p' must be in \\[0, 1\\]"),
         (lambda c: setattr(c.augment, "policy", ["flip"]), "unknown op 'flip' \\(allowed: color, cutout, translation\\)"),
         (lambda c: setattr(c.model, "family", "progressive"), "needs a 'progressive' schedule section"),
         (lambda c: setattr(c, "progressive", ProgressiveSchedule(target_resolution=32)), "only allowed with model.family 'progressive'"),
@@ -41,6 +41,13 @@ def test_bad_values_name_the_key(change, match: str) -> None:
     change(cfg)
     with pytest.raises(MedganError, match=match):
         cfg.validate()
+
+
+def test_a_fixed_augmentation_probability_of_one_is_valid() -> None:
+    """DiffAugment's own setting: every op on every image, not adapted."""
+    cfg = TrainConfig()
+    cfg.augment.p, cfg.augment.adaptive = 1.0, False
+    cfg.validate()
 
 
 @pytest.mark.parametrize("family", ["style", "cycle"])
