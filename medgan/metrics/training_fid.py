@@ -97,22 +97,22 @@ def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None,
                 y = torch.full((per,), c, device=device, dtype=torch.long) if num_classes else None
                 imgs.append(to_uint8_array(G_ema(z, y, **g_kw)))
                 labs.append(np.full(per, c))
-        synth = np.concatenate(imgs)
+        synth, synth_labels = np.concatenate(imgs), np.concatenate(labs)
         if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: FID is not defined yet
             return {"fid": float("nan"), "swd/mean": float("nan")}
         # FID and the pixel-level SWD (cheap); the C2ST trains a CNN per call, so it runs only when
         # asked (eval_c2st), in a lighter form than `medgan evaluate`'s.
-        metrics = evaluate(ds, (synth, np.concatenate(labs)), metrics=("fid", "swd"), per_class=num_classes > 0,
+        metrics = evaluate(ds, (synth, synth_labels), metrics=("fid", "swd"), per_class=num_classes > 0,
                            swd=SWDConfig(seed=cfg.seed))
         out = {"fid": float(metrics["fid"]), "swd/mean": float(metrics["swd/mean"])}
         if cfg.eval_c2st:
-            out.update(training_c2st(ds, synth, np.concatenate(labs) if num_classes else None, cfg.seed, str(device)))
+            out.update(training_c2st(ds, synth, synth_labels if num_classes else None, cfg.seed, str(device)))
         if cfg.collapse_share > 0:
             from medgan.metrics.features import get_feature_extractor
 
             extractor = get_feature_extractor(ds)  # the one evaluate() just used (cached per process)
             report = collapse_check(ds.channel_first("train"), ds.labels["train"], synth,
-                                    np.concatenate(labs) if num_classes else None, list(ds.info.class_names),
+                                    synth_labels if num_classes else None, list(ds.info.class_names),
                                     share=cfg.collapse_share, features=extractor.extract, seed=cfg.seed)
             out.update(report.metrics)
             for message in report.messages:

@@ -304,6 +304,8 @@ class TrainConfig:
             raise MedganError(f"config key 'pl_every' must be positive, got {self.pl_every}")
         if not 0.0 <= self.collapse_share < 1.0:
             raise MedganError(f"config key 'collapse_share' must be in [0, 1), got {self.collapse_share}")
+        if self.eval_c2st and not self.fid_every:
+            raise MedganError("config key 'eval_c2st' runs at each evaluation: set fid_every > 0 as well")
 
 
 RESUME_MAY_CHANGE = ("data", "out", "steps", "device", "threads", "log_every", "sample_every", "checkpoint_every",

@@ -138,7 +138,7 @@ def _c2st_evaluator(breast, monkeypatch):
     monkeypatch.setattr(training_fid, "TRAINING_C2ST",
                         dataclasses.replace(training_fid.TRAINING_C2ST, min_steps=40, epochs=1, max_per_side=120))
     cfg = load_config(TrainConfig, None, [f"data={breast.path}", "model.z_dim=8",
-                                          "collapse_share=0", "eval_c2st=true", "fid_samples=128"])
+                                          "collapse_share=0", "eval_c2st=true", "fid_every=500", "fid_samples=128"])
     return training_fid.fid_evaluator(cfg, dataset=breast)
 
 

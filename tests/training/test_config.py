@@ -32,6 +32,7 @@ def test_defaults_are_valid() -> None:
         (lambda c: (setattr(c.model, "family", "style"), setattr(c.model, "g_noise", True)),
          "g_noise apply to model.family 'residual' only"),
         (lambda c: setattr(c.model, "g_keep_largest", True), "'model.g_keep_largest' needs model.g_binary"),
+        (lambda c: setattr(c, "eval_c2st", True), "'eval_c2st' runs at each evaluation: set fid_every > 0"),
         (lambda c: setattr(c.model, "g_noise_init", 0.1), "'model.g_noise_init' needs model.g_noise"),
         (lambda c: (setattr(c.model, "g_noise", True), setattr(c.model, "g_noise_init", -0.1)), "'model.g_noise_init'"),
     ],
