@@ -9,7 +9,9 @@ Measures one checkpoint against its real dataset with the figures of the sample-
 - TSTR: the benchmark's classifier trained on synthetic images only (the real train split's
   class counts), selected on real val, tested on real test; balanced accuracy over seeds, next to
   the same classifier trained on the real train split (the real-only arm);
-- for mask-like data (3D AdrenalMNIST): the share of voxels near the two mask values.
+- for mask-like data (3D AdrenalMNIST): the share of voxels near the two mask values;
+- with ``--views``: the overall C2ST once per view alone (image, high-pass residual, histogram),
+  which says what gives the samples away.
 
 A cycle-family checkpoint (a class translator) is measured on its translations: class c's
 synthetic images are the other class's train images translated to c, at most as many as that
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 
 from medgan.data.dataset import class_slugs, load_dataset
-from medgan.metrics.c2st import C2STConfig, c2st_metrics
+from medgan.metrics.c2st import C2STConfig, c2st_metrics, c2st_views, matched_proportions
 from medgan.metrics.evaluate import value_metrics
 from medgan.metrics.report import save_class_grid
 from medgan.metrics.swd import swd_metrics
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=40, help="classifier epochs")
     p.add_argument("--c2st-max", type=int, default=1000, help="at most this many images per side in C2ST")
     p.add_argument("--c2st-folds", type=int, default=5, help="C2ST cross-validation folds (fewer is faster)")
+    p.add_argument("--views", action="store_true",
+                   help="also run the overall C2ST on each view alone (image, high-pass residual, histogram): "
+                        "what gives the samples away")
     p.add_argument("--skip-real-only", action="store_true", help="do not retrain the real-only classifier")
     p.add_argument("--no-floor", action="store_true",
                    help="skip the real-vs-real C2ST floor (the same for every checkpoint of one dataset: "
@@ -133,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                + (")" if args.no_floor else " and real-vs-real)"))
     c2st_cfg = C2STConfig(max_per_side=args.c2st_max, folds=args.c2st_folds)
     metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, None if args.no_floor else heldout, c2st_cfg))
+    if args.views:
+        _phase(t0, "C2ST per view (image, residual, histogram)")
+        keep_real, keep_syn = matched_proportions(real_y, syn_y, c2st_cfg.max_per_side, c2st_cfg.seed)
+        metrics.update(c2st_views(real_x[keep_real], syn_x[keep_syn], c2st_cfg))
     _phase(t0, "SWD")
     metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
     metrics.update(value_metrics(real_x, syn_x))

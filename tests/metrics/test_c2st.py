@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medgan.metrics import c2st as c2st_mod
-from medgan.metrics.c2st import C2STConfig, TwoSampleCNN, c2st, c2st_metrics, matched_proportions
+from medgan.metrics.c2st import C2STConfig, TwoSampleCNN, c2st, c2st_metrics, c2st_views, matched_proportions
 from medgan.metrics.degrade import DEGRADATIONS
 from tests.conftest import real_npz
 
@@ -56,6 +56,30 @@ def test_intensity_histogram_sees_banding() -> None:
     assert torch.allclose((hist**2).sum(1), torch.ones(2))
     banded = torch.from_numpy(DEGRADATIONS["quantised_16"](smooth_images(2))).float().div(127.5).sub(1)
     assert int((TwoSampleCNN.intensity_histogram(banded) > 0).sum(1).max()) <= 16
+
+
+def test_one_view_at_a_time_says_what_gives_the_samples_away() -> None:
+    # A grey-level shift changes the histogram and the image, not the high-pass residual (fine texture).
+    a = smooth_images(120, seed=1)
+    shifted = np.clip(smooth_images(120, seed=2).astype(np.int16) + 40, 0, 255).astype(np.uint8)
+    out = c2st_views(a, shifted, C2STConfig(folds=3, epochs=8, min_steps=150))
+    assert set(out) == {"c2st/view_image", "c2st/view_residual", "c2st/view_histogram"}
+    assert out["c2st/view_histogram"] >= 0.9 and out["c2st/view_image"] >= 0.9
+    assert out["c2st/view_residual"] <= 0.7
+
+
+def test_views_shape_the_network_and_are_checked() -> None:
+    import torch
+
+    full, hist_only = TwoSampleCNN(width=4), TwoSampleCNN(width=4, views=("histogram",))
+    assert full.features[0].in_channels == 2 and full.head.in_features == 48  # image + residual; 8w + 4w
+    assert hist_only.features is None and hist_only.head.in_features == 16
+    assert TwoSampleCNN(width=4, views=("residual",)).features[0].in_channels == 1
+    assert hist_only(torch.zeros(3, 1, 8, 8)).shape == (3,)
+    with pytest.raises(ValueError, match="views"):
+        C2STConfig(views=("colour",))
+    with pytest.raises(ValueError, match="views"):
+        C2STConfig(views=())
 
 
 def test_matched_proportions_keeps_real_class_shares() -> None:
