@@ -34,7 +34,7 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from medgan.data.scaling import to_model_input
-from medgan.metrics.swd import binomial_blur
+from medgan.networks.layers import high_pass
 
 __all__ = ["C2ST_VIEWS", "C2STConfig", "TwoSampleCNN", "c2st", "c2st_metrics", "c2st_views", "matched_proportions"]
 
@@ -149,7 +149,7 @@ class TwoSampleCNN(nn.Module):
         if self.features is not None:
             # The image and its high-pass residual (image minus its binomial blur, ×4), as in
             # steganalysis: fine texture (noise, stripes, block edges) is then a large signal, not a small one.
-            inputs = {"image": x, "residual": 4 * (x - binomial_blur(x)) if "residual" in self.image_views else None}
+            inputs = {"image": x, "residual": high_pass(x) if "residual" in self.image_views else None}
             h = self.features(torch.cat([inputs[v] for v in self.image_views], dim=1)).flatten(2)  # (B, 4w, voxels)
             parts += [h.mean(2), h.amax(2)]
         if self.histogram is not None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medgan.metrics.swd import binomial_blur
+from medgan.networks.layers import binomial_blur
 
 __all__ = ["DEGRADATIONS", "block", "blur", "noise", "quantise", "stripes"]
 

@@ -28,11 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from medgan.data.scaling import to_model_input
+from medgan.networks.layers import binomial_blur
 
 __all__ = ["SWDConfig", "binomial_blur", "laplacian_pyramid", "sliced_wasserstein", "swd", "swd_metrics"]
-
-_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
-
 
 @dataclass(frozen=True)
 class SWDConfig:
@@ -59,21 +57,6 @@ class SWDConfig:
             raise ValueError("patch, patches_per_image, directions and repeats must be >= 1")
         if self.max_images is not None and self.max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
-
-
-def binomial_blur(x: torch.Tensor) -> torch.Tensor:
-    """Separable 5-tap binomial blur of ``(B, C, *spatial)`` with reflected borders."""
-    spatial_dims = x.ndim - 2
-    c = x.shape[1]
-    conv = F.conv2d if spatial_dims == 2 else F.conv3d
-    for axis in range(spatial_dims):
-        shape = [1] * spatial_dims
-        shape[axis] = 5
-        k = _BINOMIAL.to(x).reshape(1, 1, *shape).repeat(c, 1, *([1] * spatial_dims))
-        pad = [0, 0] * spatial_dims
-        pad[2 * (spatial_dims - 1 - axis)] = pad[2 * (spatial_dims - 1 - axis) + 1] = 2
-        x = conv(F.pad(x, pad, mode="replicate"), k, groups=c)
-    return x
 
 
 def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:

@@ -29,6 +29,7 @@ from medgan.networks.layers import (
     center_crop,
     check_spatial_dims,
     conv,
+    high_pass,
     next_pow2,
     pad_to,
     pixel_noise,
@@ -278,6 +279,9 @@ class Discriminator(nn.Module):
         spectral_norm: spectral norm on every weight (``False`` leaves the Lipschitz control
             to R1 alone, as StyleGAN2 does).
         mbstd: a minibatch-standard-deviation channel before the last block (:class:`MinibatchStd`).
+        highpass: the first block reads the image beside its high-pass residual
+            (:func:`~medgan.networks.layers.high_pass`), as the C2ST does, so that fine texture is a
+            large input signal rather than a small one.
 
     Example:
         >>> D = Discriminator(num_classes=2, size=28)
@@ -295,6 +299,7 @@ class Discriminator(nn.Module):
         max_channels: int = 256,
         spectral_norm: bool = True,
         mbstd: bool = False,
+        highpass: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -305,10 +310,11 @@ class Discriminator(nn.Module):
         self.size = size
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size)
+        self.highpass = highpass
 
         sn = spectral if spectral_norm else (lambda m: m)
         blocks: list[nn.Module] = []
-        c_in, res = in_channels, self.full_size
+        c_in, res = in_channels * (2 if highpass else 1), self.full_size
         while res > _BOTTOM:
             # The block that works at resolution `res` has the generator's width there.
             c_out = _width(res, self.full_size, base_channels, max_channels)
@@ -338,6 +344,8 @@ class Discriminator(nn.Module):
         expected = (self.in_channels, *([self.size] * self.spatial_dims))
         if tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        if self.highpass:
+            x = torch.cat([x, high_pass(x)], dim=1)  # (B, 2 * in_channels, *spatial)
         h = self.blocks(pad_to(x, self.full_size, spatial_dims=self.spatial_dims))  # (B, C, *[4])
         h = F.relu(h).sum(dim=tuple(range(2, h.ndim)))  # (B, C)
         out = self.fc(h).squeeze(1)  # (B,)

@@ -26,9 +26,11 @@ __all__ = [
     "Upsample2x",
     "avg_pool",
     "batch_norm",
+    "binomial_blur",
     "center_crop",
     "check_spatial_dims",
     "conv",
+    "high_pass",
     "next_pow2",
     "pad_to",
     "pixel_noise",
@@ -296,3 +298,30 @@ def pixel_noise(z: Tensor, shapes: list[tuple[int, ...]], *, random: bool) -> li
         gen = torch.Generator().manual_seed(zlib.crc32(zi.numpy().tobytes()))
         rows.append([torch.randn((1, 1, *s), generator=gen) for s in shapes])
     return [torch.cat([r[k] for r in rows]).to(device=z.device, dtype=z.dtype) for k in range(len(shapes))]
+
+
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def binomial_blur(x: Tensor) -> Tensor:
+    """Separable 5-tap binomial blur of ``(B, C, *spatial)`` with reflected borders."""
+    spatial_dims = x.ndim - 2
+    c = x.shape[1]
+    conv_nd = F.conv2d if spatial_dims == 2 else F.conv3d
+    for axis in range(spatial_dims):
+        shape = [1] * spatial_dims
+        shape[axis] = 5
+        k = _BINOMIAL.to(x).reshape(1, 1, *shape).repeat(c, 1, *([1] * spatial_dims))
+        pad = [0, 0] * spatial_dims
+        pad[2 * (spatial_dims - 1 - axis)] = pad[2 * (spatial_dims - 1 - axis) + 1] = 2
+        x = conv_nd(F.pad(x, pad, mode="replicate"), k, groups=c)
+    return x
+
+
+def high_pass(x: Tensor) -> Tensor:
+    """``4 * (x - binomial_blur(x))``: the fine texture of ``(B, C, *spatial)`` (noise, stripes, edges) as a large signal.
+
+    The two-sample CNN of :mod:`medgan.metrics.c2st` reads it beside the image, and so does the
+    residual discriminator with ``highpass=True``.
+    """
+    return 4 * (x - binomial_blur(x))

@@ -49,6 +49,8 @@ class ModelConfig:
         g_noise_init: the noise strengths' starting value (0, StyleGAN's, by default).
         d_spectral_norm: spectral norm on the residual discriminator's weights.
         d_mbstd: a minibatch-standard-deviation channel in the residual discriminator.
+        d_highpass: the residual discriminator reads the image beside its high-pass residual, as the
+            C2ST does (fine texture, which gives smooth synthetic images away, becomes a large input).
         w_dim: the style family's intermediate latent size (mapping network width).
         mapping_layers: layers of the style family's mapping network.
         g_output: the style generator's output, ``skip`` (toRGB summed across resolutions) or
@@ -69,6 +71,7 @@ class ModelConfig:
     g_keep_largest: bool = False
     d_spectral_norm: bool = True
     d_mbstd: bool = False
+    d_highpass: bool = False
     w_dim: int = 128
     mapping_layers: int = 4
     g_output: StyleOutput = "skip"
@@ -268,10 +271,10 @@ class TrainConfig:
         if self.model.family == "progressive" and self.progressive is None:
             raise MedganError("config: model.family 'progressive' needs a 'progressive' schedule section")
         residual_only = (self.model.g_upsample != "nearest", self.model.g_binary, self.model.g_noise,
-                         not self.model.d_spectral_norm, self.model.d_mbstd)
+                         not self.model.d_spectral_norm, self.model.d_mbstd, self.model.d_highpass)
         if self.model.family == "progressive" and any(residual_only):
-            raise MedganError("config: model.g_upsample, g_binary, g_noise, d_spectral_norm and d_mbstd apply to model.family "
-                              "'residual' only")
+            raise MedganError("config: model.g_upsample, g_binary, g_noise, d_spectral_norm, d_mbstd and d_highpass apply to "
+                              "model.family 'residual' only")
         if self.model.family == "residual" and self.progressive is not None:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:

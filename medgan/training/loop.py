@@ -135,14 +135,14 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
                  noise_init=m.g_noise_init)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
-                 spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd)
+                 spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass)
     elif m.family == "style":
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
                  w_dim=m.w_dim, mapping_layers=m.mapping_layers, output=m.g_output, binary=m.g_binary)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
-                 spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd)
+                 spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass)
     else:
         assert cfg.progressive is not None
         sched = cfg.progressive

@@ -272,6 +272,28 @@ def test_linear_upsampling_and_a_plain_d_keep_shapes(spatial_dims: int) -> None:
         Generator(upsample="cubic")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_highpass_d_reads_the_image_and_its_fine_texture(spatial_dims: int) -> None:
+    size = 12 if spatial_dims == 3 else 28
+    torch.manual_seed(0)
+    # Without spectral norm, so that zeroing some weights does not rescale the others.
+    D = Discriminator(num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=8, highpass=True,
+                      spectral_norm=False)
+    assert D.blocks[0].conv1.in_channels == 2 and D.blocks[0].skip.in_channels == 2
+    y = torch.tensor([0, 1])
+    smooth = torch.linspace(-0.5, 0.5, size).expand(2, 1, *[size] * spatial_dims).contiguous()
+    assert D(smooth, y).shape == (2,)
+    # A constant image has no high-pass part: zeroing the residual channel's weights changes nothing for it,
+    # and changes the score of a textured image.
+    flat, textured = torch.full_like(smooth, 0.2), smooth + 0.3 * torch.randn_like(smooth)
+    before_flat, before_textured = D(flat, y), D(textured, y)
+    with torch.no_grad():
+        for layer in (D.blocks[0].conv1, D.blocks[0].skip):
+            layer.weight[:, 1:] = 0
+    torch.testing.assert_close(D(flat, y), before_flat)
+    assert not torch.allclose(D(textured, y), before_textured)
+
+
 def test_minibatch_std_groups_do_not_depend_on_how_the_batch_is_split() -> None:
     from medgan.networks.cgan import MinibatchStd
 

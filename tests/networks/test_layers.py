@@ -112,3 +112,18 @@ def test_conditional_batch_norm_classes_start_apart() -> None:
     assert cbn.embed is not None
     gains = cbn.embed.weight[:, :8]
     assert torch.allclose(gains.mean(), torch.tensor(1.0), atol=0.05)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_high_pass_is_zero_on_flat_images_and_large_on_pixel_texture(spatial_dims: int) -> None:
+    from medgan.networks.layers import binomial_blur, high_pass
+
+    shape = (2, 1, *[8] * spatial_dims)
+    flat = torch.full(shape, 0.3)
+    torch.testing.assert_close(binomial_blur(flat), flat)
+    torch.testing.assert_close(high_pass(flat), torch.zeros(shape))
+    idx = torch.stack(torch.meshgrid(*[torch.arange(8)] * spatial_dims, indexing="ij")).sum(0)
+    checker = ((idx % 2) * 2 - 1).float().expand(shape)  # +-1, the finest texture there is
+    interior = (slice(None), slice(None), *[slice(2, 6)] * spatial_dims)
+    # The binomial blur removes all of a checkerboard away from the borders: its residual is 4 x the image.
+    torch.testing.assert_close(high_pass(checker)[interior], 4 * checker[interior])

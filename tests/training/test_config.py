@@ -29,6 +29,8 @@ def test_defaults_are_valid() -> None:
         (lambda c: setattr(c, "steps", None), "'steps' must be set for model.family 'residual'"),
         (lambda c: (setattr(c.model, "family", "progressive"), setattr(c, "progressive", ProgressiveSchedule(target_resolution=32)),
                     setattr(c.model, "d_mbstd", True)), "apply to model.family 'residual' only"),
+        (lambda c: (setattr(c.model, "family", "progressive"), setattr(c, "progressive", ProgressiveSchedule(target_resolution=32)),
+                    setattr(c.model, "d_highpass", True)), "d_highpass apply to model.family 'residual' only"),
         (lambda c: (setattr(c.model, "family", "style"), setattr(c.model, "g_noise", True)),
          "g_noise apply to model.family 'residual' only"),
         (lambda c: setattr(c.model, "g_keep_largest", True), "'model.g_keep_largest' needs model.g_binary"),
