@@ -176,9 +176,9 @@ def test_volumes_are_strided_by_the_config_and_images_never(monkeypatch: pytest.
     strides: list[tuple[int, int]] = []
     real_init = c2st_mod.TwoSampleCNN.__init__
 
-    def spy(self, in_channels=1, spatial_dims=2, width=16, first_stride=1) -> None:  # type: ignore[no-untyped-def]
+    def spy(self, in_channels=1, spatial_dims=2, width=16, first_stride=1, **kw) -> None:  # type: ignore[no-untyped-def]
         strides.append((spatial_dims, first_stride))
-        real_init(self, in_channels, spatial_dims, width, first_stride)
+        real_init(self, in_channels, spatial_dims, width, first_stride, **kw)
 
     monkeypatch.setattr(c2st_mod.TwoSampleCNN, "__init__", spy)
     quick = {"folds": 2, "epochs": 1, "min_steps": 0, "seed": 21}
