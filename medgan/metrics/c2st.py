@@ -149,8 +149,8 @@ class TwoSampleCNN(nn.Module):
         if self.features is not None:
             # The image and its high-pass residual (image minus its binomial blur, ×4), as in
             # steganalysis: fine texture (noise, stripes, block edges) is then a large signal, not a small one.
-            inputs = {"image": x, "residual": high_pass(x) if "residual" in self.image_views else None}
-            h = self.features(torch.cat([inputs[v] for v in self.image_views], dim=1)).flatten(2)  # (B, 4w, voxels)
+            inputs = [x if v == "image" else high_pass(x) for v in self.image_views]
+            h = self.features(torch.cat(inputs, dim=1)).flatten(2)  # (B, 4w, voxels)
             parts += [h.mean(2), h.amax(2)]
         if self.histogram is not None:
             parts.append(self.histogram(self.intensity_histogram(x)))  # (B, 4w)
