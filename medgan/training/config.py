@@ -180,6 +180,8 @@ class TrainConfig:
         pl_weight: path-length regularisation weight (0 = off); only for a generator that exposes
             its ``w`` (the style family).
         pl_every: lazy path-length interval in steps.
+        spectral_weight: weight of a term in G's loss that matches the real batch's radially averaged
+            log power spectrum (:func:`medgan.training.loss.spectral_loss`; 0 = off); not for the cycle family.
         collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
             this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         eval_c2st: with ``fid_every > 0``, each evaluation also runs the classifier two-sample test
@@ -221,6 +223,7 @@ class TrainConfig:
     cycle: CycleConfig | None = None
     pl_weight: float = 0.0
     pl_every: int = 4
+    spectral_weight: float = bounded(0.0, ge=0)
     collapse_share: float = 0.5
     eval_c2st: bool = False
 
@@ -244,6 +247,8 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
+        if self.spectral_weight != 0:
+            raise MedganError("config: spectral_weight applies to the adversarial families, not model.family 'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
             raise MedganError("config: model.family 'cycle' makes one D update per step without R1, and its FID "
                               "during training is not defined; set d_steps: 1, r1_gamma: 0 and fid_every: 0")

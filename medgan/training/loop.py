@@ -391,7 +391,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     from medgan.training.loss import GANLoss
 
     loss = GANLoss(cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, gp_weight=cfg.gp_weight,
-                   pl_weight=cfg.pl_weight, pl_every=cfg.pl_every)
+                   pl_weight=cfg.pl_weight, pl_every=cfg.pl_every, spectral_weight=cfg.spectral_weight)
     # The style family exposes its w: path-length regularisation and the per-class mean w for truncation.
     exposes_w = isinstance(G, LatentGenerator)
     if cfg.pl_weight > 0 and not exposes_w:
@@ -583,7 +583,8 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                 with autocast:
                     z = _latents(batch, cfg.model.z_dim, device)
                     fake = G(z, y, **g_kw)
-                    g_loss, g_stats = loss.generator_loss(d_frozen, fake, y, aug_fn)
+                    # The spectral term's target is the last D step's real batch (the same resolution).
+                    g_loss, g_stats = loss.generator_loss(d_frozen, fake, y, aug_fn, real=real)
                 opt_G.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_G.step()

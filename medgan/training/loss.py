@@ -16,6 +16,9 @@ Any kind can add lazy R1 (``r1_gamma / 2 * ||∇_x D(x_real)||²`` every ``r1_ev
 ``r1_every``; Mescheder et al. 2018, StyleGAN2) and the ProGAN drift term ``drift * r²``. A generator
 that exposes its intermediate latent ``w`` (:class:`medgan.networks.style.LatentGenerator`, the style
 family) can add lazy path-length regularisation (:meth:`GANLoss.path_length_loss`, Karras et al. 2020).
+G can also match the real batch's radially averaged power spectrum (``spectral_weight``,
+:func:`spectral_loss`; after Durall et al. 2020): the squared difference of the log power per ring of
+spatial frequency, which adversarial training alone leaves short at the finest scales.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ __all__ = [
     "g_wasserstein",
     "gradient_penalty",
     "r1_penalty",
+    "radial_power",
+    "spectral_loss",
 ]
 
 LossName = Literal["hinge", "nonsaturating", "wgan-gp"]
@@ -130,6 +135,58 @@ def r1_penalty(logits: Tensor, x: Tensor) -> Tensor:
     return _per_sample_sq_norm(grad).mean()
 
 
+def radial_power(x: Tensor, bins: int | None = None) -> Tensor:
+    """Mean power of each image's spectrum in rings of radial spatial frequency, averaged over the batch.
+
+    Channels are averaged and each image's mean removed first, so the figure is about texture and
+    contrast, not brightness. Works for 2D images ``(B, C, H, W)`` and volumes ``(B, C, D, H, W)``.
+
+    Args:
+        x: images.
+        bins: number of rings between 0 and the Nyquist frequency (0.5 cycles per voxel); default
+            half the smallest spatial size. Frequencies beyond Nyquist on a diagonal fall in the last ring.
+
+    Returns:
+        ``(bins,)`` float32 mean power per ring, lowest frequency first.
+
+    Example:
+        >>> radial_power(torch.randn(4, 1, 28, 28)).shape
+        torch.Size([14])
+    """
+    spatial = x.shape[2:]
+    if len(spatial) not in (2, 3):
+        raise ValueError(f"radial_power needs (B, C, H, W) or (B, C, D, H, W), got shape {tuple(x.shape)}")
+    n = bins if bins is not None else max(1, min(spatial) // 2)
+    dims = tuple(range(-len(spatial), 0))
+    g = x.float().mean(1)
+    g = g - g.mean(dim=dims, keepdim=True)
+    f = torch.fft.rfftn(g, dim=dims, norm="ortho")
+    power = (f.real.square() + f.imag.square()).mean(0)
+    freqs = [torch.fft.fftfreq(size, device=x.device) for size in spatial[:-1]]
+    freqs.append(torch.fft.rfftfreq(spatial[-1], device=x.device))
+    radius = torch.stack(torch.meshgrid(*freqs, indexing="ij")).square().sum(0).sqrt()
+    ring = (radius / 0.5 * n).long().clamp_(max=n - 1).flatten()
+    total = torch.zeros(n, device=x.device).index_add_(0, ring, power.flatten())
+    count = torch.zeros(n, device=x.device).index_add_(0, ring, torch.ones_like(power).flatten())
+    return total / count.clamp_min(1)
+
+
+def spectral_loss(fake: Tensor, real: Tensor, eps: float = 1e-6) -> Tensor:
+    """Mean squared difference of the log radial power spectra of a fake and a real batch.
+
+    Gradients flow into ``fake`` only. 0 when the two batches carry the same power at every scale;
+    ``log(0.5)² ≈ 0.48`` times the share of rings beyond the mean when the fakes carry half the real
+    power at every frequency (the mean is removed, so a ring holding only it adds 0).
+
+    Example:
+        >>> x = torch.randn(8, 1, 28, 28)
+        >>> float(spectral_loss(x, x))
+        0.0
+    """
+    target = torch.log(radial_power(real.detach()) + eps)
+    return (torch.log(radial_power(fake) + eps) - target).square().mean()
+
+
 def gradient_penalty(
     D: DiscriminatorFn, real: Tensor, fake: Tensor, y: Tensor | None, y_fake: Tensor | None = None
 ) -> Tensor:
@@ -164,6 +221,8 @@ class GANLoss:
         pl_weight: path-length regularisation weight (2 in StyleGAN2); 0 disables it.
         pl_every: lazy path-length interval, like ``r1_every``.
         pl_decay: how fast the running mean path length follows each batch's (0.01).
+        spectral_weight: weight of :func:`spectral_loss` in G's objective (needs ``real`` in
+            :meth:`generator_loss`); 0 disables it.
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -181,6 +240,7 @@ class GANLoss:
         pl_weight: float = 0.0,
         pl_every: int = 4,
         pl_decay: float = 0.01,
+        spectral_weight: float = 0.0,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -196,13 +256,17 @@ class GANLoss:
         if pl_weight < 0 or pl_every < 1 or not 0 < pl_decay <= 1:
             raise ValueError(f"need pl_weight >= 0, pl_every >= 1 and 0 < pl_decay <= 1, got {pl_weight}, {pl_every}, {pl_decay}")
         self.pl_weight, self.pl_every, self.pl_decay = float(pl_weight), int(pl_every), float(pl_decay)
+        if not 0 <= spectral_weight < float("inf"):
+            raise ValueError(f"spectral_weight must be >= 0, got {spectral_weight}")
+        self.spectral_weight = float(spectral_weight)
         # The running mean path length: training state, saved with the checkpoint (state_dict).
         self.pl_mean = torch.zeros(())
 
     def __repr__(self) -> str:
         return (
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
-            f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every})"
+            f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
+            f"spectral_weight={self.spectral_weight})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -312,7 +376,8 @@ class GANLoss:
         return total, stats
 
     def generator_loss(
-        self, D: DiscriminatorFn, fake: Tensor, y: Tensor | None, augment: Augment | None = None
+        self, D: DiscriminatorFn, fake: Tensor, y: Tensor | None, augment: Augment | None = None,
+        real: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The G objective of one step.
 
@@ -322,14 +387,24 @@ class GANLoss:
             fake: ``(B, C, *spatial)`` generated images, attached to G's graph.
             y: ``(B,)`` labels the fakes were generated for (``None`` when unconditional).
             augment: differentiable augmentation applied before D, or ``None``.
+            real: a real batch at the fakes' size, the target of the spectral term; required when
+                ``spectral_weight > 0``, ignored otherwise.
 
         Returns:
-            ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes).
+            ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes), and
+            ``g_spectral`` (the unweighted spectral term) when it is on.
         """
         aug = augment if augment is not None else _identity
         fake_logits = D(aug(fake), y)
         loss = g_loss(self.kind, fake_logits)
-        return loss, {"g_loss": loss.detach(), "g_fake": fake_logits.detach().mean()}
+        stats = {"g_fake": fake_logits.detach().mean()}
+        if self.spectral_weight > 0:
+            if real is None:
+                raise ValueError("generator_loss needs the real batch when spectral_weight > 0")
+            spec = spectral_loss(fake, real)
+            loss = loss + self.spectral_weight * spec
+            stats["g_spectral"] = spec.detach()
+        return loss, {"g_loss": loss.detach(), **stats}
 
 
 def _identity(x: Tensor) -> Tensor:

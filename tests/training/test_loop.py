@@ -59,6 +59,14 @@ def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_di
         _assert_states_equal(a[key], b[key], key)
 
 
+def test_spectral_weight_adds_a_logged_term_to_g(tmp_path):
+    data = make_banded_toy(tmp_path)
+    run = train(tiny_config(data, tmp_path / "run", "spectral_weight=1.0"), progress=False).run_dir
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["g_spectral"] > 0 for r in lines)
+    assert load_checkpoint(run)["config"]["spectral_weight"] == 1.0
+
+
 def test_resume_refuses_a_run_on_another_dataset(tmp_path):
     data = make_banded_toy(tmp_path)
     other = make_banded_toy(tmp_path / "o", seed=1)

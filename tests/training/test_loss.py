@@ -18,6 +18,8 @@ from medgan.training.loss import (
     g_loss,
     g_nonsaturating,
     gradient_penalty,
+    radial_power,
+    spectral_loss,
 )
 
 
@@ -225,3 +227,48 @@ def test_discriminator_loss_is_reproducible_under_a_seed() -> None:
     torch.manual_seed(5)
     second, _ = loss_fn.discriminator_loss(D, real, fake, None, 0, aug)
     assert torch.equal(first, second)
+
+
+def test_radial_power_is_flat_for_white_noise_and_peaks_at_a_sine_frequency():
+    torch.manual_seed(0)
+    flat = radial_power(torch.randn(64, 1, 32, 32) * 2.0)
+    assert flat.shape == (16,)
+    # ortho FFT of unit-variance noise: power 1 per coefficient, 4 for sigma 2 (ring 0 holds the removed mean)
+    assert torch.allclose(flat[1:], torch.full((15,), 4.0), rtol=0.1)
+    xs = torch.arange(32.0)
+    sine = torch.sin(2 * torch.pi * 0.25 * xs).expand(2, 1, 32, 32)  # 0.25 cycles/pixel along x
+    p = radial_power(sine)
+    assert int(p.argmax()) == 8  # 0.25 / 0.5 * 16 rings
+    assert p[8] > 100 * p[torch.arange(16) != 8].max()
+    vol = radial_power(torch.randn(4, 2, 8, 8, 8), bins=3)
+    assert vol.shape == (3,) and torch.all(vol > 0)
+    with pytest.raises(ValueError, match="radial_power needs"):
+        radial_power(torch.randn(4, 1, 16))
+
+
+def test_spectral_loss_is_zero_on_matching_spectra_and_pushes_smooth_fakes_toward_real_texture():
+    torch.manual_seed(0)
+    real = torch.randn(16, 1, 16, 16)
+    assert float(spectral_loss(real, real)) == 0.0
+    half = spectral_loss(real * 0.5 ** 0.5, real)  # half the power in every ring but ring 0 (the removed mean)
+    assert float(half) == pytest.approx(7 / 8 * torch.log(torch.tensor(0.5)).item() ** 2, rel=1e-3)
+    fake = (real * 0.3).requires_grad_(True)
+    spectral_loss(fake, real).backward()
+    # too little power everywhere: descending the loss scales the fakes up (the gradient points against them)
+    assert float((fake.grad * fake).sum()) < 0
+
+
+def test_generator_loss_adds_the_weighted_spectral_term_and_needs_the_real_batch():
+    torch.manual_seed(0)
+    D = LinearD((1, 8, 8), norm=1.0)
+    fake, real = torch.randn(4, 1, 8, 8) * 0.1, torch.randn(4, 1, 8, 8)
+    plain, _ = GANLoss("hinge").generator_loss(D, fake, None)
+    total, stats = GANLoss("hinge", spectral_weight=2.0).generator_loss(D, fake, None, real=real)
+    assert float(stats["g_spectral"]) == pytest.approx(float(spectral_loss(fake, real)))
+    assert float(total) == pytest.approx(float(plain) + 2.0 * float(stats["g_spectral"]), rel=1e-5)
+    assert float(stats["g_loss"]) == pytest.approx(float(total))
+    assert "g_spectral" not in GANLoss("hinge").generator_loss(D, fake, None, real=real)[1]
+    with pytest.raises(ValueError, match="needs the real batch"):
+        GANLoss("hinge", spectral_weight=1.0).generator_loss(D, fake, None)
+    with pytest.raises(ValueError, match="spectral_weight must be >= 0"):
+        GANLoss("hinge", spectral_weight=-1.0)
