@@ -42,3 +42,17 @@ def test_growth_exponent_of_a_power_law_is_recovered(perf_modules):
     _, scaling = perf_modules
     points = [{"pixels": p, "s_per_step": 0.01 * p**1.5} for p in (28**3, 32**3, 64**3)]
     assert scaling.slope(points, "s_per_step") == pytest.approx(1.5)
+
+
+def test_gan_quality_power_ratio_is_one_on_real_images_and_a_quarter_at_half_contrast(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from gan_quality import power_ratio
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(128, 30, size=(32, 1, 28, 28)).astype(np.float32)
+    assert power_ratio(real, real) == [1.0] * 14
+    ratios = power_ratio(real, (real - 128) * 0.5 + 128)
+    assert ratios[0] == 1.0  # ring 0 holds only the removed mean
+    assert all(r == pytest.approx(0.25, abs=1e-3) for r in ratios[1:])

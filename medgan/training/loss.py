@@ -162,6 +162,7 @@ def radial_power(x: Tensor, bins: int | None = None) -> Tensor:
     g = g - g.mean(dim=dims, keepdim=True)
     f = torch.fft.rfftn(g, dim=dims, norm="ortho")
     power = (f.real.square() + f.imag.square()).mean(0)
+    power[(0,) * len(spatial)] = 0.0  # the mean's coefficient: exactly 0, not its float residue
     freqs = [torch.fft.fftfreq(size, device=x.device) for size in spatial[:-1]]
     freqs.append(torch.fft.rfftfreq(spatial[-1], device=x.device))
     radius = torch.stack(torch.meshgrid(*freqs, indexing="ij")).square().sum(0).sqrt()
