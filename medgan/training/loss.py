@@ -158,11 +158,9 @@ def radial_power(x: Tensor, bins: int | None = None) -> Tensor:
         raise ValueError(f"radial_power needs (B, C, H, W) or (B, C, D, H, W), got shape {tuple(x.shape)}")
     n = bins if bins is not None else max(1, min(spatial) // 2)
     dims = tuple(range(-len(spatial), 0))
-    g = x.float().mean(1)
-    g = g - g.mean(dim=dims, keepdim=True)
-    f = torch.fft.rfftn(g, dim=dims, norm="ortho")
+    f = torch.fft.rfftn(x.float().mean(1), dim=dims, norm="ortho")
     power = (f.real.square() + f.imag.square()).mean(0)
-    power[(0,) * len(spatial)] = 0.0  # the mean's coefficient: exactly 0, not its float residue
+    power[(0,) * len(spatial)] = 0.0  # the mean's coefficient: removing the mean is zeroing it
     freqs = [torch.fft.fftfreq(size, device=x.device) for size in spatial[:-1]]
     freqs.append(torch.fft.rfftfreq(spatial[-1], device=x.device))
     radius = torch.stack(torch.meshgrid(*freqs, indexing="ij")).square().sum(0).sqrt()
