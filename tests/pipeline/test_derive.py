@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from medgan.configio import packaged_configs
 from medgan.data.dataset import DatasetInfo, save_prepared
 from medgan.errors import MedganError
 from medgan.pipeline.config import load_run_config
@@ -33,7 +35,7 @@ def _info(dims: int = 2, channels: int = 1, size: int = 28, counts: list[int] | 
         (2, 1, 16, "cgan_breastmnist.yaml", "residual"),
         (2, 1, 28, "cgan_breastmnist.yaml", "residual"),
         (2, 3, 32, "cgan_dermamnist.yaml", "residual"),
-        (2, 1, 64, "progressive_breastmnist64.yaml", "progressive"),
+        (2, 1, 64, "cgan_breastmnist64.yaml", "residual"),  # the residual 64² GAN beats the progressive one
         (3, 1, 28, "cgan_adrenalmnist3d.yaml", "residual"),  # a tie with the progressive 3D config: residual
         (3, 1, 64, "cgan_adrenalmnist3d.yaml", "residual"),
     ],
@@ -75,7 +77,12 @@ def test_a_mask_generator_is_kept_only_for_mask_data(two_valued: bool, tmp_path:
 
 
 def test_progressive_steps_shorten_the_schedule_so_training_ends_at_full_resolution(tmp_path: Path) -> None:
-    cfg = derive_train_config(_info(size=48), tmp_path, tmp_path / "run", steps=60).config
+    folder = tmp_path / "configs"  # only the progressive config, so that it is the closest
+    folder.mkdir()
+    shutil.copy(packaged_configs() / "train" / "progressive_breastmnist64.yaml", folder)
+    derived = derive_train_config(_info(size=48), tmp_path, tmp_path / "run", steps=60, folder=folder)
+    assert Path(derived.base).name == "progressive_breastmnist64.yaml"
+    cfg = derived.config
     sched = cfg.progressive
     assert sched is not None and cfg.steps is None  # the schedule's own total
     assert sched.target_resolution == 64 and stage_resolutions(sched)[-1] == 64
