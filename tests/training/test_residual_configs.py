@@ -1,4 +1,4 @@
-"""The shipped residual-family configs load, and the 64² one is the 28² recipe at 64²."""
+"""Every shipped training config loads, and the residual 64² one is the 28² recipe at 64²."""
 
 from __future__ import annotations
 
