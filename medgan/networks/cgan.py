@@ -159,6 +159,10 @@ class Generator(nn.Module):
             noise in training mode; in eval mode each sample's noise is seeded from its ``z``, so a
             sample stays a pure function of ``(z, y)`` (:func:`~medgan.networks.layers.pixel_noise`).
         noise_init: the noise strengths' starting value (0: StyleGAN's).
+        supersample: generate at ``supersample`` times the edge length and average-pool each
+            ``supersample``-wide cell down to ``size``, as a scanner image is area-resized to a
+            MedMNIST one: edges fall between pixels and the finest scale keeps its detail, where a
+            generator at the target size smooths it (one more block per doubling; 1 = off).
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -179,9 +183,12 @@ class Generator(nn.Module):
         binary: bool = False,
         noise: bool = False,
         noise_init: float = 0.0,
+        supersample: int = 1,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if supersample < 1:
+            raise ValueError(f"supersample must be >= 1, got {supersample}")
         if upsample not in ("nearest", "linear"):
             raise ValueError(f"upsample must be 'nearest' or 'linear', got {upsample!r}")
         if z_dim < 1 or out_channels < 1:
@@ -192,8 +199,9 @@ class Generator(nn.Module):
         self.size = size
         self.binary = binary
         self.noise = noise
+        self.supersample = supersample
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.full_size = next_pow2(size)
+        self.full_size = next_pow2(size * supersample)
 
         resolutions = [_BOTTOM]
         while resolutions[-1] < self.full_size:
@@ -231,10 +239,14 @@ class Generator(nn.Module):
         for k, block in enumerate(self.blocks):
             h = block(h, y, None if maps is None else (maps[2 * k], maps[2 * k + 1]))
         h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
+        h = center_crop(h, self.size * self.supersample, self.spatial_dims)
+        if self.supersample > 1:  # area resize: the mean of each cell, so still in [-1, 1]
+            pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
+            h = pool(h, self.supersample)
         if self.binary:
             h = binarize(h)
         # contiguous(): a cropped view would surprise callers that .view() the images.
-        return center_crop(h, self.size, self.spatial_dims).contiguous()
+        return h.contiguous()
 
 
 class DBlock(nn.Module):

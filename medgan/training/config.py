@@ -47,6 +47,9 @@ class ModelConfig:
         g_noise: the residual generator adds per-pixel noise maps with learned strengths after
             every 3×3 conv (StyleGAN's noise inputs; a source of speckle-like texture).
         g_noise_init: the noise strengths' starting value (0, StyleGAN's, by default).
+        g_supersample: the residual generator works at this many times the image's edge length and
+            area-resizes its output down to it, as MedMNIST's images were resized from larger ones
+            (1 = off; ``g_channels`` is then the width at the larger size).
         d_spectral_norm: spectral norm on the residual discriminator's weights.
         d_mbstd: a minibatch-standard-deviation channel in the residual discriminator.
         d_highpass: the residual discriminator reads the image beside its high-pass residual, as the
@@ -68,6 +71,7 @@ class ModelConfig:
     g_binary: bool = False
     g_noise: bool = False
     g_noise_init: float = bounded(0.0, ge=0)
+    g_supersample: int = bounded(1, ge=1)
     g_keep_largest: bool = False
     d_spectral_norm: bool = True
     d_mbstd: bool = False
@@ -276,10 +280,11 @@ class TrainConfig:
         if self.model.family == "progressive" and self.progressive is None:
             raise MedganError("config: model.family 'progressive' needs a 'progressive' schedule section")
         residual_only = (self.model.g_upsample != "nearest", self.model.g_binary, self.model.g_noise,
-                         not self.model.d_spectral_norm, self.model.d_mbstd, self.model.d_highpass)
+                         not self.model.d_spectral_norm, self.model.d_mbstd, self.model.d_highpass,
+                         self.model.g_supersample != 1)
         if self.model.family == "progressive" and any(residual_only):
-            raise MedganError("config: model.g_upsample, g_binary, g_noise, d_spectral_norm, d_mbstd and d_highpass apply to "
-                              "model.family 'residual' only")
+            raise MedganError("config: model.g_upsample, g_binary, g_noise, g_supersample, d_spectral_norm, d_mbstd and "
+                              "d_highpass apply to model.family 'residual' only")
         if self.model.family == "residual" and self.progressive is not None:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:
@@ -303,8 +308,8 @@ class TrainConfig:
                 raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
             if self.steps is None:
                 raise MedganError("config key 'steps' must be set for model.family 'style'")
-            if m.g_upsample != "nearest" or m.g_noise:
-                raise MedganError("config: model.g_upsample and g_noise apply to model.family 'residual' only "
+            if m.g_upsample != "nearest" or m.g_noise or m.g_supersample != 1:
+                raise MedganError("config: model.g_upsample, g_noise and g_supersample apply to model.family 'residual' only "
                                   "(the style generator has its own noise inputs)")
         if not (self.pl_weight >= 0 and self.pl_weight < float("inf")):
             raise MedganError(f"config key 'pl_weight' must be >= 0, got {self.pl_weight}")

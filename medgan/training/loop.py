@@ -132,7 +132,7 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
                  upsample=m.g_upsample, binary=m.g_binary, noise=m.g_noise,
-                 noise_init=m.g_noise_init)
+                 noise_init=m.g_noise_init, supersample=m.g_supersample)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass)

@@ -294,6 +294,32 @@ def test_highpass_d_reads_the_image_and_its_fine_texture(spatial_dims: int) -> N
     assert not torch.allclose(D(textured, y), before_textured)
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_supersampled_generator_area_resizes_a_larger_image(spatial_dims: int) -> None:
+    size = 12 if spatial_dims == 3 else 28
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=16,
+                  upsample="linear", supersample=2)
+    plain = Generator(z_dim=8, num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=8, max_channels=16)
+    # One block more, at twice the edge length; below it the widths of a plain G twice as wide at the finest size.
+    assert G.full_size == 2 * plain.full_size and len(G.blocks) == len(plain.blocks) + 1
+    assert [b.conv1.out_channels for b in G.blocks[:-1]] == [b.conv1.out_channels for b in plain.blocks]
+    big = {}
+    G.out_conv.register_forward_hook(lambda m, i, o: big.setdefault("x", o))
+    y = torch.tensor([0, 1, 0, 1])
+    x = G(torch.randn(4, 8), y)
+    assert x.shape == (4, 1, *[size] * spatial_dims) and float(x.abs().max()) <= 1.0
+    assert big["x"].shape[2:] == (G.full_size,) * spatial_dims
+    # The output is the mean of each 2-wide cell of the centre 2·size crop of the tanh image.
+    pool = F.avg_pool2d if spatial_dims == 2 else F.avg_pool3d
+    torch.testing.assert_close(x, pool(center_crop(big["x"].tanh(), 2 * size), 2))
+    binary = Generator(z_dim=8, num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=16,
+                       supersample=2, binary=True)
+    assert set(binary(torch.randn(4, 8), y).unique().tolist()) <= {-1.0, 1.0}
+    with pytest.raises(ValueError, match="supersample must be >= 1"):
+        Generator(supersample=0)
+
+
 def test_minibatch_std_groups_do_not_depend_on_how_the_batch_is_split() -> None:
     from medgan.networks.cgan import MinibatchStd
 
