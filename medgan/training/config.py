@@ -81,6 +81,10 @@ class ModelConfig:
     g_output: StyleOutput = "skip"
 
 
+AdaStatistic = Literal["sign", "centred"]
+"""The statistic ADA holds at its target (:class:`AugmentConfig`)."""
+
+
 @dataclass
 class AugmentConfig:
     """Differentiable augmentation of real and fake images before D.
@@ -93,6 +97,11 @@ class AugmentConfig:
         target: the ADA target for E[sign(D(real))].
         interval: steps between ADA adjustments.
         speed_images: images over which p could move from 0 to 1.
+        statistic: what ADA holds at ``target``: ``sign``, the share of real logits above 0 (ADA's
+            ``E[sign(D(real))]``), or ``centred``, the same about the midpoint of the batch's mean real and
+            mean fake logits. A hinge D that tells nothing apart scores every image alike at an offset its
+            loss leaves free; ``sign`` then reads a positive offset as overfitting and drives p to its
+            maximum, which keeps D blind. ``centred`` reads only how far D separates real from fake.
     """
 
     policy: list[str] = field(default_factory=lambda: ["translation", "cutout", "color"])
@@ -101,6 +110,7 @@ class AugmentConfig:
     target: float = bounded(0.6, gt=0, le=1)
     interval: int = bounded(4, gt=0)
     speed_images: int = bounded(50_000, gt=0)
+    statistic: AdaStatistic = "sign"
 
 
 CycleAdversarial = Literal["lsgan", "hinge"]

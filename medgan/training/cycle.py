@@ -38,7 +38,7 @@ from medgan.errors import MedganError
 from medgan.training.checkpoint import check_trained_on
 from medgan.training.config import CycleAdversarial, TrainConfig
 from medgan.training.distributed import average_gradients
-from medgan.training.loss import d_hinge, g_hinge
+from medgan.training.loss import centred_sign, d_hinge, g_hinge
 from medgan.training.snapshots import make_grid
 
 __all__ = [
@@ -183,7 +183,8 @@ class CycleLoss:
 
         Returns:
             ``(loss, stats)`` with detached ``d_loss``, ``d_real`` / ``d_fake`` (mean patch logits
-            over both domains) and ``d_real_sign`` (mean ``sign(D(real))``, the ADA statistic).
+            over both domains), ``d_real_sign`` (mean ``sign(D(real))``) and ``d_real_centred_sign``
+            (:func:`~medgan.training.loss.centred_sign`), the two ADA statistics.
         """
         aug = augment if augment is not None else _identity
         d_fn = _D_LOSSES[self.kind]
@@ -195,11 +196,13 @@ class CycleLoss:
             reals.append(r.detach())
             fakes.append(f.detach())
         real_all = torch.cat([r.reshape(-1) for r in reals])
+        fake_all = torch.cat([f.reshape(-1) for f in fakes])
         stats = {
             "d_loss": total.detach(),
             "d_real": real_all.mean(),
             "d_real_sign": real_all.sign().mean(),
-            "d_fake": torch.cat([f.reshape(-1) for f in fakes]).mean(),
+            "d_real_centred_sign": centred_sign(real_all, fake_all),
+            "d_fake": fake_all.mean(),
         }
         return total, stats
 

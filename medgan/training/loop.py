@@ -401,6 +401,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     ada = (AdaptiveAugment(p=cfg.augment.p, target=cfg.augment.target, interval=cfg.augment.interval,
                            speed_images=cfg.augment.speed_images)
            if cfg.augment.adaptive and cfg.augment.policy else None)
+    ada_stat = "d_real_sign" if cfg.augment.statistic == "sign" else "d_real_centred_sign"
     use_aug = bool(cfg.augment.policy) and (cfg.augment.adaptive or cfg.augment.p > 0)
 
     # Resume: everything that shapes the next step comes back from the checkpoint.
@@ -551,7 +552,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                 # (medgan.training.cycle.CycleStep); one batch of each domain per step.
                 g_loss, d_stats, g_stats = cycle.step(G, D, opt_G, opt_D, images_seen, batch, aug_fn, autocast)
                 if ada is not None:
-                    ada.update(d_stats["d_real_sign"], 2 * batch * dist.world_size)
+                    ada.update(d_stats[ada_stat], 2 * batch * dist.world_size)
                     augment.p = ada.p
                 images_seen += 2 * batch * dist.world_size
                 finite &= torch.isfinite(d_stats["d_loss"])
@@ -571,7 +572,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                     d_loss.backward()
                     opt_D.step()
                     if ada is not None:
-                        ada.update(d_stats["d_real_sign"], batch * dist.world_size)
+                        ada.update(d_stats[ada_stat], batch * dist.world_size)
                         augment.p = ada.p
                     images_seen += batch * dist.world_size
                     finite &= torch.isfinite(d_loss.detach())

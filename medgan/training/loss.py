@@ -37,6 +37,7 @@ __all__ = [
     "LOSS_NAMES",
     "GANLoss",
     "LossName",
+    "centred_sign",
     "d_hinge",
     "d_loss",
     "d_nonsaturating",
@@ -122,6 +123,22 @@ def g_loss(kind: LossName, fake_logits: Tensor) -> Tensor:
 
 def _per_sample_sq_norm(grad: Tensor) -> Tensor:
     return grad.square().sum(dim=tuple(range(1, grad.ndim)))  # (B,)
+
+
+def centred_sign(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Mean sign of the real logits about the midpoint of the mean real and mean fake logit.
+
+    ADA's ``E[sign(D(real))]`` assumes D's scores are centred on 0. The hinge loss does not hold them
+    there: a D that scores every image alike has the same loss at any offset in (-1, 1), and a positive
+    offset reads as overfitting. About the midpoint, a D that tells nothing apart scores about 0 and
+    one that separates every real from every fake scores 1, whatever the offset.
+
+    Example:
+        >>> centred_sign(torch.full((4,), 0.25), torch.full((4,), 0.25))
+        tensor(0.)
+    """
+    mid = 0.5 * (real_logits.mean() + fake_logits.mean())
+    return (real_logits - mid).sign().mean()
 
 
 def r1_penalty(logits: Tensor, x: Tensor) -> Tensor:
@@ -336,7 +353,8 @@ class GANLoss:
         Returns:
             ``(loss, stats)``: the scalar to back-propagate and detached scalar tensors ``d_loss``
             (the total), ``d_adv`` (adversarial part alone), ``d_real`` / ``d_fake`` (mean logits),
-            ``d_real_sign`` (mean ``sign(D(real))``, the ADA statistic), plus ``r1`` (mean
+            ``d_real_sign`` (mean ``sign(D(real))``, ADA's statistic), ``d_real_centred_sign`` (the same
+            about the midpoint of the mean real and fake logits, :func:`centred_sign`), plus ``r1`` (mean
             ``||∇_x D(x_real)||²``) on R1 steps and ``gp`` (mean ``(||∇D(x̂)|| - 1)²``) for wgan-gp.
         """
         aug = augment if augment is not None else _identity
@@ -371,6 +389,7 @@ class GANLoss:
             d_real=real_detached.mean(),
             d_fake=fake_logits.detach().mean(),
             d_real_sign=real_detached.sign().mean(),
+            d_real_centred_sign=centred_sign(real_detached, fake_logits.detach()),
         )
         return total, stats
 

@@ -128,3 +128,30 @@ def test_epoch_sampler_is_a_pure_function_of_position_and_covers_each_epoch_once
     assert torch.equal(torch.cat([again.indices(p, 3) for p in range(0, 18, 3)] + [again.indices(18, 2)]),
                        first_two_epochs)
     assert not torch.equal(EpochSampler(10, seed=4).indices(0, 10), first_two_epochs[:10])
+
+
+@pytest.mark.parametrize(("statistic", "key"), [("sign", "d_real_sign"), ("centred", "d_real_centred_sign")])
+def test_ada_reads_the_statistic_the_config_names(tmp_path, monkeypatch, statistic: str, key: str) -> None:
+    from medgan.training import diffaugment
+
+    seen: list[float] = []
+    update = diffaugment.AdaptiveAugment.update
+
+    def record(self, value, batch_size):
+        seen.append(float(value))
+        return update(self, value, batch_size)
+
+    monkeypatch.setattr(diffaugment.AdaptiveAugment, "update", record)
+    data = make_banded_toy(tmp_path)
+    cfg = tiny_config(data, tmp_path / "run", "steps=4", "log_every=1", "d_steps=1", f"augment.statistic={statistic}")
+    train(cfg, progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(seen) == 4 and seen == pytest.approx([r[key] for r in logged])
+    # The two statistics differ on this run, so the test tells them apart.
+    other = "d_real_centred_sign" if key == "d_real_sign" else "d_real_sign"
+    assert seen != pytest.approx([r[other] for r in logged])
+
+
+def test_an_unknown_ada_statistic_names_the_key(tmp_path) -> None:
+    with pytest.raises(MedganError, match=r"'augment\.statistic': 'median' is not one of 'sign', 'centred'"):
+        tiny_config(tmp_path / "x", tmp_path / "run", "augment.statistic=median")

@@ -12,6 +12,7 @@ from medgan.training.diffaugment import DiffAugment
 from medgan.training.loss import (
     LOSS_NAMES,
     GANLoss,
+    centred_sign,
     d_hinge,
     d_loss,
     d_nonsaturating,
@@ -180,7 +181,7 @@ def test_discriminator_stats_are_detached_scalars(kind: str) -> None:
     real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
     loss_fn = GANLoss(kind, r1_gamma=1.0, r1_every=1)  # type: ignore[arg-type]
     loss, stats = loss_fn.discriminator_loss(D, real, fake, None, step=0, augment=None)
-    expected = {"d_loss", "d_adv", "d_real", "d_fake", "d_real_sign", "r1"} | (
+    expected = {"d_loss", "d_adv", "d_real", "d_fake", "d_real_sign", "d_real_centred_sign", "r1"} | (
         {"gp"} if kind == "wgan-gp" else set()
     )
     assert set(stats) == expected
@@ -190,6 +191,23 @@ def test_discriminator_stats_are_detached_scalars(kind: str) -> None:
     real_logits = D(real)
     torch.testing.assert_close(stats["d_real"], real_logits.mean().detach())
     torch.testing.assert_close(stats["d_real_sign"], real_logits.sign().mean().detach())
+    mid = 0.5 * (real_logits.mean() + D(fake).mean())
+    torch.testing.assert_close(stats["d_real_centred_sign"], (real_logits - mid).sign().mean().detach())
+
+
+def test_the_centred_ada_statistic_ignores_the_offset_a_hinge_d_leaves_free() -> None:
+    # A D that scores every image alike, at a positive offset: ADA's sign reads "overfit" (1), centred reads 0.
+    # (Offsets and spreads that are exact in binary, so that the midpoint has no rounding residue.)
+    flat = torch.full((8,), 0.25)
+    assert float(flat.sign().mean()) == 1.0 and float(centred_sign(flat, flat)) == 0.0
+    real, fake = 0.25 + torch.tensor([-0.125, 0.125, -0.0625, 0.0625]), 0.25 + torch.tensor([0.0625, -0.0625, 0.125, -0.125])
+    assert float(real.sign().mean()) == 1.0 and float(centred_sign(real, fake)) == 0.0
+    # A D that separates every real from every fake reads 1 at any offset, and a reversed one -1.
+    real, fake = torch.tensor([0.5, 0.6, 0.7, 0.8]), torch.tensor([0.1, 0.2, 0.3, 0.4])
+    assert float(centred_sign(real, fake)) == 1.0 and float(centred_sign(real - 5, fake - 5)) == 1.0
+    assert float(centred_sign(fake, real)) == -1.0
+    # Half the reals above the midpoint: 0.
+    assert float(centred_sign(torch.tensor([0.0, 1.0]), torch.tensor([0.5, 0.5]))) == 0.0
 
 
 def test_augment_is_applied_to_real_and_fake_before_d() -> None:
