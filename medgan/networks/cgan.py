@@ -294,6 +294,9 @@ class Discriminator(nn.Module):
         highpass: the first block reads the image beside its high-pass residual
             (:func:`~medgan.networks.layers.high_pass`), as the C2ST does, so that fine texture is a
             large input signal rather than a small one.
+        aux: an auxiliary classifier head on the pooled feature (AC-GAN, Odena et al. 2017): with
+            ``return_aux=True`` the forward also returns ``(B, num_classes)`` class logits, which the
+            loss trains on real images and G is asked to satisfy (``aux_weight`` in the config).
 
     Example:
         >>> D = Discriminator(num_classes=2, size=28)
@@ -312,11 +315,14 @@ class Discriminator(nn.Module):
         spectral_norm: bool = True,
         mbstd: bool = False,
         highpass: bool = False,
+        aux: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if aux and num_classes < 2:
+            raise ValueError(f"an auxiliary classifier needs num_classes >= 2, got {num_classes}")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.size = size
@@ -342,17 +348,21 @@ class Discriminator(nn.Module):
         self.feature_channels = c_in
         self.fc = sn(nn.Linear(c_in, 1))
         self.embed: nn.Module | None = sn(nn.Embedding(num_classes, c_in)) if num_classes > 0 else None
+        self.aux: nn.Module | None = sn(nn.Linear(c_in, num_classes)) if aux else None
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None, return_aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Score images.
 
         Args:
             x: ``(B, in_channels, *[size] * spatial_dims)``.
             y: ``(B,)`` int64 class indices; required when ``num_classes > 0``, ignored otherwise.
+            return_aux: also return the auxiliary classifier's logits (needs ``aux=True``).
 
         Returns:
-            ``(B,)`` logits (higher = more real).
+            ``(B,)`` logits (higher = more real); with ``return_aux``, also ``(B, num_classes)`` class logits.
         """
+        if return_aux and self.aux is None:
+            raise ValueError("return_aux=True needs a discriminator built with aux=True")
         expected = (self.in_channels, *([self.size] * self.spatial_dims))
         if tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
@@ -361,8 +371,11 @@ class Discriminator(nn.Module):
         h = self.blocks(pad_to(x, self.full_size, spatial_dims=self.spatial_dims))  # (B, C, *[4])
         h = F.relu(h).sum(dim=tuple(range(2, h.ndim)))  # (B, C)
         out = self.fc(h).squeeze(1)  # (B,)
-        if self.embed is None:
-            return out
-        if y is None:
-            raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
-        return out + (self.embed(y) * h).sum(dim=1)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
+            out = out + (self.embed(y) * h).sum(dim=1)
+        if return_aux:
+            assert self.aux is not None
+            return out, self.aux(h)  # (B,), (B, num_classes)
+        return out

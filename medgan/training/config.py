@@ -196,6 +196,9 @@ class TrainConfig:
         pl_every: lazy path-length interval in steps.
         spectral_weight: weight of a term in G's loss that matches the real batch's radially averaged
             log power spectrum (:func:`medgan.training.loss.spectral_loss`; 0 = off); not for the cycle family.
+        aux_weight: AC-GAN: D gains an auxiliary classifier head trained on real images' classes, and G is
+            asked to make fakes it assigns to their class, both by cross-entropy at this weight (0 = off);
+            conditional residual and style families only.
         collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
             this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         eval_c2st: with ``fid_every > 0``, each evaluation also runs the classifier two-sample test
@@ -238,6 +241,7 @@ class TrainConfig:
     pl_weight: float = 0.0
     pl_every: int = 4
     spectral_weight: float = bounded(0.0, ge=0)
+    aux_weight: float = bounded(0.0, ge=0)
     collapse_share: float = 0.5
     eval_c2st: bool = False
 
@@ -261,8 +265,9 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
-        if self.spectral_weight != 0:
-            raise MedganError("config: spectral_weight applies to the adversarial families, not model.family 'cycle'")
+        if self.spectral_weight != 0 or self.aux_weight != 0:
+            raise MedganError("config: spectral_weight and aux_weight apply to the adversarial families, not model.family "
+                              "'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
             raise MedganError("config: model.family 'cycle' makes one D update per step without R1, and its FID "
                               "during training is not defined; set d_steps: 1, r1_gamma: 0 and fid_every: 0")
@@ -303,6 +308,8 @@ class TrainConfig:
             raise MedganError("config key 'model.g_noise_init' needs model.g_noise: true (it starts the noise strengths)")
         if self.model.g_keep_largest and not self.model.g_binary:
             raise MedganError("config key 'model.g_keep_largest' needs model.g_binary: true (it cleans binary masks)")
+        if self.aux_weight > 0 and (self.model.family == "progressive" or not self.model.conditional):
+            raise MedganError("config key 'aux_weight' needs a conditional model of family 'residual' or 'style'")
         self._validate_cycle()
         self._validate_style()
 

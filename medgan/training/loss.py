@@ -19,6 +19,9 @@ family) can add lazy path-length regularisation (:meth:`GANLoss.path_length_loss
 G can also match the real batch's radially averaged power spectrum (``spectral_weight``,
 :func:`spectral_loss`; after Durall et al. 2020): the squared difference of the log power per ring of
 spatial frequency, which adversarial training alone leaves short at the finest scales.
+With ``aux_weight`` a discriminator built with an auxiliary classifier head (AC-GAN, Odena et al. 2017)
+learns the class of real images by cross-entropy, and G is asked to make fakes that head assigns to
+the class they were generated for: a direct push on the class signal, beside the projection term.
 """
 
 from __future__ import annotations
@@ -239,6 +242,9 @@ class GANLoss:
         pl_decay: how fast the running mean path length follows each batch's (0.01).
         spectral_weight: weight of :func:`spectral_loss` in G's objective (needs ``real`` in
             :meth:`generator_loss`); 0 disables it.
+        aux_weight: weight of the auxiliary classifier's cross-entropy, on real images in D's objective
+            and on fakes (against the labels they were generated for) in G's; needs a D called as
+            ``D(x, y, return_aux=True) -> (logits, class_logits)``; 0 disables it.
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -257,6 +263,7 @@ class GANLoss:
         pl_every: int = 4,
         pl_decay: float = 0.01,
         spectral_weight: float = 0.0,
+        aux_weight: float = 0.0,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -275,6 +282,9 @@ class GANLoss:
         if not 0 <= spectral_weight < float("inf"):
             raise ValueError(f"spectral_weight must be >= 0, got {spectral_weight}")
         self.spectral_weight = float(spectral_weight)
+        if not 0 <= aux_weight < float("inf"):
+            raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
+        self.aux_weight = float(aux_weight)
         # The running mean path length: training state, saved with the checkpoint (state_dict).
         self.pl_mean = torch.zeros(())
 
@@ -282,7 +292,7 @@ class GANLoss:
         return (
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
-            f"spectral_weight={self.spectral_weight})"
+            f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -355,7 +365,9 @@ class GANLoss:
             (the total), ``d_adv`` (adversarial part alone), ``d_real`` / ``d_fake`` (mean logits),
             ``d_real_sign`` (mean ``sign(D(real))``, ADA's statistic), ``d_real_centred_sign`` (the same
             about the midpoint of the mean real and fake logits, :func:`centred_sign`), plus ``r1`` (mean
-            ``||∇_x D(x_real)||²``) on R1 steps and ``gp`` (mean ``(||∇D(x̂)|| - 1)²``) for wgan-gp.
+            ``||∇_x D(x_real)||²``) on R1 steps, ``gp`` (mean ``(||∇D(x̂)|| - 1)²``) for wgan-gp, and
+            ``d_aux`` (the auxiliary cross-entropy on real images) and ``d_aux_acc`` (its accuracy) with
+            ``aux_weight``.
         """
         aug = augment if augment is not None else _identity
         y_fake = y if y_fake is None else y_fake
@@ -364,12 +376,21 @@ class GANLoss:
         # R1 differentiates w.r.t. the un-augmented real image, through the augmentation.
         real_in = real.detach().requires_grad_(True) if do_r1 else real
         real_aug, fake_aug = aug(real_in), aug(fake)
-        real_logits = D(real_aug, y)  # (B,)
+        stats: dict[str, Tensor] = {}
+        if self.aux_weight > 0:
+            real_logits, class_logits = self._with_aux(D, real_aug, y)
+        else:
+            real_logits = D(real_aug, y)  # (B,)
         fake_logits = D(fake_aug, y_fake)  # (B,)
 
         adv = d_loss(self.kind, real_logits, fake_logits)
         total = adv
-        stats: dict[str, Tensor] = {}
+        if self.aux_weight > 0:
+            assert y is not None
+            ce = F.cross_entropy(class_logits, y)
+            total = total + self.aux_weight * ce
+            stats["d_aux"] = ce.detach()
+            stats["d_aux_acc"] = (class_logits.detach().argmax(dim=1) == y).float().mean()
         if self.kind == "wgan-gp" and self.gp_weight > 0:
             # Interpolate between the images D actually scored (both augmented).
             gp = gradient_penalty(D, real_aug, fake_aug, y)
@@ -409,13 +430,22 @@ class GANLoss:
                 ``spectral_weight > 0``, ignored otherwise.
 
         Returns:
-            ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes), and
-            ``g_spectral`` (the unweighted spectral term) when it is on.
+            ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes),
+            ``g_spectral`` (the unweighted spectral term) and ``g_aux`` (the auxiliary cross-entropy of the
+            fakes) when they are on.
         """
         aug = augment if augment is not None else _identity
-        fake_logits = D(aug(fake), y)
+        if self.aux_weight > 0:
+            fake_logits, class_logits = self._with_aux(D, aug(fake), y)
+        else:
+            fake_logits = D(aug(fake), y)
         loss = g_loss(self.kind, fake_logits)
         stats = {"g_fake": fake_logits.detach().mean()}
+        if self.aux_weight > 0:
+            assert y is not None
+            ce = F.cross_entropy(class_logits, y)
+            loss = loss + self.aux_weight * ce
+            stats["g_aux"] = ce.detach()
         if self.spectral_weight > 0:
             if real is None:
                 raise ValueError("generator_loss needs the real batch when spectral_weight > 0")
@@ -423,6 +453,17 @@ class GANLoss:
             loss = loss + self.spectral_weight * spec
             stats["g_spectral"] = spec.detach()
         return loss, {"g_loss": loss.detach(), **stats}
+
+
+    @staticmethod
+    def _with_aux(D: DiscriminatorFn, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        """D's logits and its auxiliary class logits, from one forward pass."""
+        if y is None:
+            raise ValueError("aux_weight > 0 needs class labels (a conditional model)")
+        out = D(x, y, return_aux=True)  # type: ignore[call-arg]
+        if not isinstance(out, tuple):
+            raise ValueError("aux_weight > 0 needs a discriminator with an auxiliary classifier (aux=True)")
+        return out
 
 
 def _identity(x: Tensor) -> Tensor:

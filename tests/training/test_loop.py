@@ -67,6 +67,18 @@ def test_spectral_weight_adds_a_logged_term_to_g(tmp_path):
     assert load_checkpoint(run)["config"]["spectral_weight"] == 1.0
 
 
+def test_aux_weight_builds_a_classifier_head_and_logs_its_terms(tmp_path):
+    data = make_banded_toy(tmp_path)
+    run = train(tiny_config(data, tmp_path / "run", "aux_weight=0.5"), progress=False).run_dir
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["d_aux"] > 0 and r["g_aux"] > 0 and 0 <= r["d_aux_acc"] <= 1 for r in lines)
+    ckpt = load_checkpoint(run)
+    assert ckpt["config"]["aux_weight"] == 0.5
+    assert any(k.startswith("aux.") for k in ckpt["D"])
+    with pytest.raises(MedganError, match="'aux_weight' needs a conditional model"):
+        train(tiny_config(data, tmp_path / "run2", "aux_weight=0.5", "model.conditional=false"), progress=False)
+
+
 def test_resume_refuses_a_run_on_another_dataset(tmp_path):
     data = make_banded_toy(tmp_path)
     other = make_banded_toy(tmp_path / "o", seed=1)

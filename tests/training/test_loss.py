@@ -290,3 +290,48 @@ def test_generator_loss_adds_the_weighted_spectral_term_and_needs_the_real_batch
         GANLoss("hinge", spectral_weight=1.0).generator_loss(D, fake, None)
     with pytest.raises(ValueError, match="spectral_weight must be >= 0"):
         GANLoss("hinge", spectral_weight=-1.0)
+
+
+def test_auxiliary_classifier_adds_weighted_cross_entropy_to_both_phases():
+    torch.manual_seed(0)
+    # eval(): spectral norm's power iteration then stays put, so repeated calls give the same logits.
+    D = Discriminator(num_classes=2, size=8, base_channels=8, max_channels=16, aux=True).eval()
+    real, fake = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    y = torch.tensor([0, 1, 1, 0])
+    logits, class_logits = D(real, y, return_aux=True)
+    assert logits.shape == (4,) and class_logits.shape == (4, 2)
+    assert torch.equal(logits, D(real, y))  # the head does not change the adversarial logit
+    ce_real = float(F.cross_entropy(class_logits, y))
+
+    plain_d, _ = GANLoss("hinge").discriminator_loss(D, real, fake, y, step=1)
+    total_d, d_stats = GANLoss("hinge", aux_weight=0.5).discriminator_loss(D, real, fake, y, step=1)
+    assert float(d_stats["d_aux"]) == pytest.approx(ce_real, rel=1e-5)
+    assert float(total_d) == pytest.approx(float(plain_d) + 0.5 * ce_real, rel=1e-5)
+    assert 0.0 <= float(d_stats["d_aux_acc"]) <= 1.0
+
+    fake.requires_grad_(True)
+    plain_g, _ = GANLoss("hinge").generator_loss(D, fake, y)
+    total_g, g_stats = GANLoss("hinge", aux_weight=0.5).generator_loss(D, fake, y)
+    ce_fake = float(F.cross_entropy(D(fake, y, return_aux=True)[1], y))
+    assert float(g_stats["g_aux"]) == pytest.approx(ce_fake, rel=1e-5)
+    assert float(total_g) == pytest.approx(float(plain_g) + 0.5 * ce_fake, rel=1e-5)
+    # Descending G's loss raises the head's score of each fake's own class.
+    total_g.backward()
+    own = D(fake, y, return_aux=True)[1].log_softmax(1).gather(1, y[:, None]).sum()
+    (grad_own,) = torch.autograd.grad(own, fake)
+    ce_only = GANLoss("hinge", aux_weight=1.0).generator_loss(D, fake, y)[0] - GANLoss("hinge").generator_loss(D, fake, y)[0]
+    (grad_ce,) = torch.autograd.grad(ce_only, fake)
+    assert torch.allclose(grad_ce, -grad_own / 4, atol=1e-6)
+
+
+def test_auxiliary_classifier_needs_the_head_and_labels():
+    plain = Discriminator(num_classes=2, size=8, base_channels=8, max_channels=16)
+    x, y = torch.randn(2, 1, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="needs a discriminator built with aux=True"):
+        GANLoss("hinge", aux_weight=1.0).generator_loss(plain, x, y)
+    with pytest.raises(ValueError, match="needs class labels"):
+        GANLoss("hinge", aux_weight=1.0).generator_loss(plain, x, None)
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        Discriminator(num_classes=0, size=8, aux=True)
+    with pytest.raises(ValueError, match="aux_weight must be >= 0"):
+        GANLoss("hinge", aux_weight=-1.0)
