@@ -102,6 +102,8 @@ class AugmentConfig:
             mean fake logits. A hinge D that tells nothing apart scores every image alike at an offset its
             loss leaves free; ``sign`` then reads a positive offset as overfitting and drives p to its
             maximum, which keeps D blind. ``centred`` reads only how far D separates real from fake.
+        fill: the value translation shifts in and cutout sets, in ``[-1, 1]``: 0 (mid-grey, DiffAugment's) or
+            -1 (background) for binary masks, whose voxels are never grey.
     """
 
     policy: list[str] = field(default_factory=lambda: ["translation", "cutout", "color"])
@@ -111,6 +113,7 @@ class AugmentConfig:
     interval: int = bounded(4, gt=0)
     speed_images: int = bounded(50_000, gt=0)
     statistic: AdaStatistic = "sign"
+    fill: float = bounded(0.0, ge=-1, le=1)
 
 
 CycleAdversarial = Literal["lsgan", "hinge"]

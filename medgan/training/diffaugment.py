@@ -60,10 +60,12 @@ class DiffAugment(nn.Module):
       ``(x - m) * c + m``, ``c ~ U(1 - contrast, 1 + contrast)``, ``m`` the per-sample mean over
       channels and space. Brightness and contrast are drawn as two ops, each with probability ``p``.
     - ``"translation"``: an integer shift of up to ``round(translation * size)`` pixels along every
-      spatial axis (each axis drawn independently), filling with zeros.
+      spatial axis (each axis drawn independently), filling with ``fill``.
     - ``"cutout"``: a box of ``round(cutout * size)`` pixels per axis, centred on a uniformly drawn
-      pixel (clipped at the borders), set to 0 — mid-grey in ``[-1, 1]`` space, as in DiffAugment
-      and ADA, so it reads as "no information" rather than as black background.
+      pixel (clipped at the borders), set to ``fill``. The default, 0, is mid-grey in ``[-1, 1]`` space,
+      as in DiffAugment and ADA, so it reads as "no information" rather than as black background. On
+      binary masks mid-grey is a value no real voxel has, and a generator whose every voxel is -1 or 1
+      can only mimic a grey strip with noise; ``fill=-1`` shifts in background instead.
 
     ``p == 0`` returns the input object itself (no RNG drawn). For ``p > 0`` the same random
     numbers are drawn whatever the outcome, so the RNG stream depends only on ``p > 0`` and shapes.
@@ -77,6 +79,7 @@ class DiffAugment(nn.Module):
         cutout: cutout box edge as a fraction of the size (1/2 by default).
         brightness: maximal brightness offset, in ``[-1, 1]`` units.
         contrast: maximal relative contrast change.
+        fill: the value translation shifts in and cutout sets, in ``[-1, 1]``.
 
     Example:
         >>> aug = DiffAugment("translation,cutout,color", spatial_dims=2, p=0.5)
@@ -93,9 +96,13 @@ class DiffAugment(nn.Module):
         cutout: float = 0.5,
         brightness: float = 0.25,
         contrast: float = 0.5,
+        fill: float = 0.0,
     ) -> None:
         super().__init__()
         self.policy = parse_policy(policy)
+        if not -1.0 <= fill <= 1.0:
+            raise ValueError(f"fill must be in [-1, 1], got {fill}")
+        self.fill = float(fill)
         self.spatial_dims = check_spatial_dims(spatial_dims)
         if not 0.0 <= translation <= 0.5 or not 0.0 <= cutout <= 1.0:
             raise ValueError(
@@ -173,12 +180,12 @@ class DiffAugment(nn.Module):
         shifts = [_randint(-m, m + 1, b, (), x.device) for m in margins]
         if not any(margins):
             return x
-        # Zero-pad every spatial axis by its margin, then gather each axis at i - shift + margin:
-        # out[i] = x[i - shift], and indices that fall outside x land in the zero padding.
+        # Pad every spatial axis by its margin with `fill`, then gather each axis at i - shift + margin:
+        # out[i] = x[i - shift], and indices that fall outside x land in the padding.
         pads: list[int] = []
         for m in reversed(margins):
             pads += [m, m]
-        out = F.pad(x, pads)
+        out = F.pad(x, pads, value=self.fill)
         for k, (n, m, shift) in enumerate(zip(spatial, margins, shifts, strict=True)):
             axis = 2 + k
             index = torch.arange(n, device=x.device).reshape([1] * axis + [n] + [1] * (x.ndim - axis - 1))
@@ -201,7 +208,7 @@ class DiffAugment(nn.Module):
             shape = [b] + [1] * (x.ndim - 1)
             shape[2 + k] = n
             inside = inside & hit.reshape(shape)  # broadcasts to (B, 1, *spatial)
-        return torch.where(chosen & inside, torch.zeros((), dtype=x.dtype, device=x.device), x)
+        return torch.where(chosen & inside, torch.full((), self.fill, dtype=x.dtype, device=x.device), x)
 
 
 def _randint(low: int, high: int, batch: int, tail: tuple[int, ...], device: torch.device) -> Tensor:

@@ -400,7 +400,8 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     if cfg.pl_weight > 0 and not exposes_w:
         raise MedganError(f"config key 'pl_weight' needs a generator that exposes its w (model.family: style); "
                           f"model.family '{spec['family']}' does not")
-    augment = DiffAugment(policy=tuple(cfg.augment.policy), spatial_dims=info.spatial_dims, p=cfg.augment.p).to(device)
+    augment = DiffAugment(policy=tuple(cfg.augment.policy), spatial_dims=info.spatial_dims, p=cfg.augment.p,
+                          fill=cfg.augment.fill).to(device)
     ada = (AdaptiveAugment(p=cfg.augment.p, target=cfg.augment.target, interval=cfg.augment.interval,
                            speed_images=cfg.augment.speed_images)
            if cfg.augment.adaptive and cfg.augment.policy else None)

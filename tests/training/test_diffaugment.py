@@ -91,6 +91,22 @@ def test_cutout_zeroes_one_box_of_at_most_half_the_size(spatial_dims: int) -> No
     assert (zeros == 4**spatial_dims).any()  # boxes away from the border are whole
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_fill_minus_one_keeps_a_binary_mask_binary(spatial_dims: int) -> None:
+    """With fill=-1 translation shifts in background and cutout erases to it: a mask stays a mask,
+    where the default mid-grey fill makes values no real mask voxel has."""
+    torch.manual_seed(0)
+    masks = torch.where(torch.rand(16, 1, *([8] * spatial_dims)) > 0.5, 1.0, -1.0)
+    for policy in ("translation", "cutout"):
+        out = DiffAugment(policy, spatial_dims=spatial_dims, p=1.0, fill=-1.0)(masks)
+        assert set(out.unique().tolist()) == {-1.0, 1.0}
+        assert (out == 1).sum() < (masks == 1).sum()  # something was shifted out or erased
+        grey = DiffAugment(policy, spatial_dims=spatial_dims, p=1.0)(masks)
+        assert (grey == 0).any()
+    with pytest.raises(ValueError, match="fill must be in"):
+        DiffAugment("cutout", fill=2.0)
+
+
 def test_brightness_shifts_and_contrast_scales_about_the_mean() -> None:
     x = _batch(2, channels=3, batch=8)
     bright = DiffAugment("color", p=1.0, brightness=0.25, contrast=0.0)(x)
