@@ -297,6 +297,10 @@ class Discriminator(nn.Module):
         aux: an auxiliary classifier head on the pooled feature (AC-GAN, Odena et al. 2017): with
             ``return_aux=True`` the forward also returns ``(B, num_classes)`` class logits, which the
             loss trains on real images and G is asked to satisfy (``aux_weight`` in the config).
+        aux_twin: a second, twin head beside ``aux`` (TAC-GAN, Gong et al. 2019), trained on the fakes'
+            classes; the class logits then have ``2 * num_classes`` columns, the real head's first. G is
+            asked to satisfy the first and fool the second, which cancels AC-GAN's pull towards fakes
+            that are merely easy to classify.
 
     Example:
         >>> D = Discriminator(num_classes=2, size=28)
@@ -316,6 +320,7 @@ class Discriminator(nn.Module):
         mbstd: bool = False,
         highpass: bool = False,
         aux: bool = False,
+        aux_twin: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -323,6 +328,8 @@ class Discriminator(nn.Module):
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         if aux and num_classes < 2:
             raise ValueError(f"an auxiliary classifier needs num_classes >= 2, got {num_classes}")
+        if aux_twin and not aux:
+            raise ValueError("aux_twin=True needs aux=True (the twin sits beside the auxiliary classifier)")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.size = size
@@ -349,6 +356,7 @@ class Discriminator(nn.Module):
         self.fc = sn(nn.Linear(c_in, 1))
         self.embed: nn.Module | None = sn(nn.Embedding(num_classes, c_in)) if num_classes > 0 else None
         self.aux: nn.Module | None = sn(nn.Linear(c_in, num_classes)) if aux else None
+        self.aux_twin: nn.Module | None = sn(nn.Linear(c_in, num_classes)) if aux_twin else None
 
     def forward(self, x: Tensor, y: Tensor | None = None, return_aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Score images.
@@ -359,7 +367,8 @@ class Discriminator(nn.Module):
             return_aux: also return the auxiliary classifier's logits (needs ``aux=True``).
 
         Returns:
-            ``(B,)`` logits (higher = more real); with ``return_aux``, also ``(B, num_classes)`` class logits.
+            ``(B,)`` logits (higher = more real); with ``return_aux``, also ``(B, num_classes)`` class logits
+            (``(B, 2 * num_classes)`` with ``aux_twin``: the real head's, then the twin's).
         """
         if return_aux and self.aux is None:
             raise ValueError("return_aux=True needs a discriminator built with aux=True")
@@ -377,5 +386,7 @@ class Discriminator(nn.Module):
             out = out + (self.embed(y) * h).sum(dim=1)
         if return_aux:
             assert self.aux is not None
+            if self.aux_twin is not None:
+                return out, torch.cat([self.aux(h), self.aux_twin(h)], dim=1)  # (B,), (B, 2 * num_classes)
             return out, self.aux(h)  # (B,), (B, num_classes)
         return out

@@ -202,6 +202,9 @@ class TrainConfig:
         aux_weight: AC-GAN: D gains an auxiliary classifier head trained on real images' classes, and G is
             asked to make fakes it assigns to their class, both by cross-entropy at this weight (0 = off);
             conditional residual and style families only.
+        aux_twin: TAC-GAN: beside the auxiliary classifier, a twin head learns the fakes' classes and G is
+            asked to fool it (at ``aux_weight``), which cancels AC-GAN's reward for fakes easier to classify
+            than real images; needs ``aux_weight > 0``.
         collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
             this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         eval_c2st: with ``fid_every > 0``, each evaluation also runs the classifier two-sample test
@@ -245,6 +248,7 @@ class TrainConfig:
     pl_every: int = 4
     spectral_weight: float = bounded(0.0, ge=0)
     aux_weight: float = bounded(0.0, ge=0)
+    aux_twin: bool = False
     collapse_share: float = 0.5
     eval_c2st: bool = False
 
@@ -313,6 +317,8 @@ class TrainConfig:
             raise MedganError("config key 'model.g_keep_largest' needs model.g_binary: true (it cleans binary masks)")
         if self.aux_weight > 0 and (self.model.family == "progressive" or not self.model.conditional):
             raise MedganError("config key 'aux_weight' needs a conditional model of family 'residual' or 'style'")
+        if self.aux_twin and self.aux_weight == 0:
+            raise MedganError("config key 'aux_twin' needs aux_weight > 0 (the twin sits beside the auxiliary classifier)")
         self._validate_cycle()
         self._validate_style()
 

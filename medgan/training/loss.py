@@ -22,6 +22,8 @@ spatial frequency, which adversarial training alone leaves short at the finest s
 With ``aux_weight`` a discriminator built with an auxiliary classifier head (AC-GAN, Odena et al. 2017)
 learns the class of real images by cross-entropy, and G is asked to make fakes that head assigns to
 the class they were generated for: a direct push on the class signal, beside the projection term.
+With ``aux_twin`` too (TAC-GAN, Gong et al. 2019) a twin head learns the fakes' classes and G is asked to
+fool it, which removes AC-GAN's reward for fakes that are merely easier to classify than real images.
 """
 
 from __future__ import annotations
@@ -245,6 +247,8 @@ class GANLoss:
         aux_weight: weight of the auxiliary classifier's cross-entropy, on real images in D's objective
             and on fakes (against the labels they were generated for) in G's; needs a D called as
             ``D(x, y, return_aux=True) -> (logits, class_logits)``; 0 disables it.
+        aux_twin: TAC-GAN: the class logits carry a twin head (the last ``num_classes`` columns) that D trains
+            on the fakes' labels and G's loss subtracts at ``aux_weight``; needs ``aux_weight > 0``.
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -264,6 +268,7 @@ class GANLoss:
         pl_decay: float = 0.01,
         spectral_weight: float = 0.0,
         aux_weight: float = 0.0,
+        aux_twin: bool = False,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -285,6 +290,9 @@ class GANLoss:
         if not 0 <= aux_weight < float("inf"):
             raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
         self.aux_weight = float(aux_weight)
+        if aux_twin and self.aux_weight == 0:
+            raise ValueError("aux_twin needs aux_weight > 0")
+        self.aux_twin = bool(aux_twin)
         # The running mean path length: training state, saved with the checkpoint (state_dict).
         self.pl_mean = torch.zeros(())
 
@@ -292,7 +300,7 @@ class GANLoss:
         return (
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
-            f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight})"
+            f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -367,7 +375,7 @@ class GANLoss:
             about the midpoint of the mean real and fake logits, :func:`centred_sign`), plus ``r1`` (mean
             ``||∇_x D(x_real)||²``) on R1 steps, ``gp`` (mean ``(||∇D(x̂)|| - 1)²``) for wgan-gp, and
             ``d_aux`` (the auxiliary cross-entropy on real images) and ``d_aux_acc`` (its accuracy) with
-            ``aux_weight``.
+            ``aux_weight``, and ``d_aux_twin`` (the twin's cross-entropy on fakes) with ``aux_twin``.
         """
         aug = augment if augment is not None else _identity
         y_fake = y if y_fake is None else y_fake
@@ -381,16 +389,25 @@ class GANLoss:
             real_logits, class_logits = self._with_aux(D, real_aug, y)
         else:
             real_logits = D(real_aug, y)  # (B,)
-        fake_logits = D(fake_aug, y_fake)  # (B,)
+        if self.aux_twin:
+            fake_logits, fake_class_logits = self._with_aux(D, fake_aug, y_fake)
+        else:
+            fake_logits = D(fake_aug, y_fake)  # (B,)
 
         adv = d_loss(self.kind, real_logits, fake_logits)
         total = adv
         if self.aux_weight > 0:
             assert y is not None
-            ce = F.cross_entropy(class_logits, y)
+            real_head = self._heads(class_logits)[0]
+            ce = F.cross_entropy(real_head, y)
             total = total + self.aux_weight * ce
             stats["d_aux"] = ce.detach()
-            stats["d_aux_acc"] = (class_logits.detach().argmax(dim=1) == y).float().mean()
+            stats["d_aux_acc"] = (real_head.detach().argmax(dim=1) == y).float().mean()
+        if self.aux_twin:
+            assert y_fake is not None
+            twin_ce = F.cross_entropy(self._heads(fake_class_logits)[1], y_fake)
+            total = total + self.aux_weight * twin_ce
+            stats["d_aux_twin"] = twin_ce.detach()
         if self.kind == "wgan-gp" and self.gp_weight > 0:
             # Interpolate between the images D actually scored (both augmented).
             gp = gradient_penalty(D, real_aug, fake_aug, y)
@@ -443,9 +460,14 @@ class GANLoss:
         stats = {"g_fake": fake_logits.detach().mean()}
         if self.aux_weight > 0:
             assert y is not None
-            ce = F.cross_entropy(class_logits, y)
+            real_head, twin_head = self._heads(class_logits)
+            ce = F.cross_entropy(real_head, y)
             loss = loss + self.aux_weight * ce
             stats["g_aux"] = ce.detach()
+            if twin_head is not None:
+                twin_ce = F.cross_entropy(twin_head, y)
+                loss = loss - self.aux_weight * twin_ce
+                stats["g_aux_twin"] = twin_ce.detach()
         if self.spectral_weight > 0:
             if real is None:
                 raise ValueError("generator_loss needs the real batch when spectral_weight > 0")
@@ -464,6 +486,13 @@ class GANLoss:
         if not isinstance(out, tuple):
             raise ValueError("aux_weight > 0 needs a discriminator with an auxiliary classifier (aux=True)")
         return out
+
+    def _heads(self, class_logits: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Split the class logits into the real head's and (with ``aux_twin``) the twin's."""
+        if not self.aux_twin:
+            return class_logits, None
+        half = class_logits.shape[1] // 2
+        return class_logits[:, :half], class_logits[:, half:]
 
 
 def _identity(x: Tensor) -> Tensor:

@@ -75,6 +75,12 @@ def test_aux_weight_builds_a_classifier_head_and_logs_its_terms(tmp_path):
     ckpt = load_checkpoint(run)
     assert ckpt["config"]["aux_weight"] == 0.5
     assert any(k.startswith("aux.") for k in ckpt["D"])
+    twin = train(tiny_config(data, tmp_path / "twin", "aux_weight=0.5", "aux_twin=true"), progress=False).run_dir
+    lines = [json.loads(x) for x in (twin / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["d_aux_twin"] > 0 and r["g_aux_twin"] > 0 for r in lines)
+    assert any(k.startswith("aux_twin.") for k in load_checkpoint(twin)["D"])
+    with pytest.raises(MedganError, match="'aux_twin' needs aux_weight > 0"):
+        tiny_config(data, tmp_path / "run3", "aux_twin=true")
     with pytest.raises(MedganError, match="'aux_weight' needs a conditional model"):
         train(tiny_config(data, tmp_path / "run2", "aux_weight=0.5", "model.conditional=false"), progress=False)
 

@@ -335,3 +335,31 @@ def test_auxiliary_classifier_needs_the_head_and_labels():
         Discriminator(num_classes=0, size=8, aux=True)
     with pytest.raises(ValueError, match="aux_weight must be >= 0"):
         GANLoss("hinge", aux_weight=-1.0)
+
+
+def test_twin_head_trains_on_fakes_in_d_and_is_fooled_by_g():
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=8, base_channels=8, max_channels=16, aux=True, aux_twin=True).eval()
+    real, fake = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    y, y_fake = torch.tensor([0, 1, 1, 0]), torch.tensor([1, 1, 0, 0])
+    _, real_cls = D(real, y, return_aux=True)
+    _, fake_cls = D(fake, y_fake, return_aux=True)
+    assert real_cls.shape == (4, 4)
+    ce_real, twin_fake = F.cross_entropy(real_cls[:, :2], y), F.cross_entropy(fake_cls[:, 2:], y_fake)
+
+    plain_d, _ = GANLoss("hinge").discriminator_loss(D, real, fake, y, step=1, y_fake=y_fake)
+    total_d, d_stats = GANLoss("hinge", aux_weight=0.5, aux_twin=True).discriminator_loss(
+        D, real, fake, y, step=1, y_fake=y_fake)
+    assert float(d_stats["d_aux"]) == pytest.approx(float(ce_real), rel=1e-5)
+    assert float(d_stats["d_aux_twin"]) == pytest.approx(float(twin_fake), rel=1e-5)
+    assert float(total_d) == pytest.approx(float(plain_d) + 0.5 * float(ce_real + twin_fake), rel=1e-5)
+
+    plain_g, _ = GANLoss("hinge").generator_loss(D, fake, y_fake)
+    total_g, g_stats = GANLoss("hinge", aux_weight=0.5, aux_twin=True).generator_loss(D, fake, y_fake)
+    ce_fake = F.cross_entropy(fake_cls[:, :2], y_fake)
+    assert float(g_stats["g_aux_twin"]) == pytest.approx(float(twin_fake), rel=1e-5)
+    assert float(total_g) == pytest.approx(float(plain_g) + 0.5 * float(ce_fake - twin_fake), rel=1e-5)
+    with pytest.raises(ValueError, match="aux_twin needs aux_weight > 0"):
+        GANLoss("hinge", aux_twin=True)
+    with pytest.raises(ValueError, match="aux_twin=True needs aux=True"):
+        Discriminator(num_classes=2, size=8, aux_twin=True)
