@@ -196,6 +196,8 @@ def derive_train_config(
     }
     if base["model"].get("g_binary") and not _two_valued(data):
         changes["model.g_binary"] = False  # the closest config makes masks; these images have grey levels
+        if base.get("augment", {}).get("fill", 0.0) != 0.0:
+            changes["augment.fill"] = 0.0  # background fill is for masks; grey images get DiffAugment's mid-grey
         if base["model"].get("g_keep_largest"):
             changes["model.g_keep_largest"] = False
     if base["model"]["family"] == "progressive" and base.get("progressive"):

@@ -74,6 +74,8 @@ def test_a_mask_generator_is_kept_only_for_mask_data(two_valued: bool, tmp_path:
     assert Path(derived.base).name == "cgan_adrenalmnist3d.yaml"
     assert derived.config.model.g_binary is two_valued
     assert ("model.g_binary" in derived.changes) is (not two_valued)
+    # background fill (-1) is for masks; grey volumes get DiffAugment's mid-grey
+    assert derived.config.augment.fill == (-1.0 if two_valued else 0.0)
 
 
 def test_progressive_steps_shorten_the_schedule_so_training_ends_at_full_resolution(tmp_path: Path) -> None:
