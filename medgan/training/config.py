@@ -272,9 +272,9 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
-        if self.spectral_weight != 0 or self.aux_weight != 0:
-            raise MedganError("config: spectral_weight and aux_weight apply to the adversarial families, not model.family "
-                              "'cycle'")
+        for key in ("spectral_weight", "aux_weight"):
+            if getattr(self, key) != 0:
+                raise MedganError(f"config: {key} applies to the adversarial families, not model.family 'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
             raise MedganError("config: model.family 'cycle' makes one D update per step without R1, and its FID "
                               "during training is not defined; set d_steps: 1, r1_gamma: 0 and fid_every: 0")
