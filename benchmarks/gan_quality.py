@@ -61,16 +61,56 @@ def sample_like(gen, counts: list[int], seed: int) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(images), np.concatenate(labels)
 
 
+def _fit_classifier(train: tuple[np.ndarray, np.ndarray], ds, seed: int, epochs: int):
+    """The benchmark classifier (``cnn``, balanced loss) trained on ``train``, its epoch selected on real val."""
+    x = ds.channel_first("train")
+    torch.manual_seed(seed)
+    net = build_classifier("cnn", x.ndim - 2, x.shape[1], ds.info.num_classes)
+    return train_classifier(net, train, (ds.channel_first("val"), ds.labels["val"]), epochs=epochs, seed=seed)
+
+
 def classifier_balanced_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seeds: int, epochs: int) -> list[float]:
     """The benchmark classifier (``cnn``, 40 epochs, balanced loss) trained on ``train``; real-test balanced accuracy per seed."""
-    x = ds.channel_first("train")
     out = []
     for seed in range(seeds):
-        torch.manual_seed(seed)
-        net = build_classifier("cnn", x.ndim - 2, x.shape[1], ds.info.num_classes)
-        net, _ = train_classifier(net, train, (ds.channel_first("val"), ds.labels["val"]), epochs=epochs, seed=seed)
+        net, _ = _fit_classifier(train, ds, seed, epochs)
         out.append(classifier_scores(predict_proba(net, ds.channel_first("test")), ds.labels["test"])["balanced_accuracy"])
     return out
+
+
+def val_balanced_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seeds: int, epochs: int) -> list[float]:
+    """The same classifier's real-val balanced accuracy at its selected epoch, per seed; the test split is not read.
+
+    The checkpoint selection's score: val already selects the classifier's epoch, so the figure is
+    optimistic by the same amount for every checkpoint and only their order is used.
+    """
+    out = []
+    for seed in range(seeds):
+        _, history = _fit_classifier(train, ds, seed, epochs)
+        out.append(max(row["val_balanced_accuracy"] for row in history if row["selected"]))
+    return out
+
+
+def select_checkpoint(run: Path, ds, counts: list[int], seeds: int, epochs: int, t0: float) -> tuple[Path, list[dict]]:
+    """The run's periodic checkpoint whose synthetic images train the best classifier on real val (ties: the later).
+
+    Returns the chosen checkpoint and one row per checkpoint (``step``, ``val_balanced_accuracy`` per seed and mean).
+    """
+    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    if not ckpts:
+        raise SystemExit(f"--select-on-val: no step_*.pt checkpoints under {run / 'checkpoints'}")
+    rows = []
+    for ckpt in ckpts:
+        _phase(t0, f"val TSTR of {ckpt.name} ({seeds} classifier seed(s))")
+        gen = load_model(ckpt, "cpu")
+        if isinstance(gen, LoadedTranslator):
+            raise SystemExit("--select-on-val: a class translator (the cycle family) has no class-conditional samples to select on")
+        syn = sample_like(gen, counts, seed=0)
+        val = val_balanced_accuracy(syn, ds, seeds, epochs)
+        rows.append({"step": int(ckpt.stem.split("_")[1]), "val_balanced_accuracy": val,
+                     "val_balanced_accuracy_mean": float(np.mean(val))})
+    best = max(range(len(rows)), key=lambda k: (rows[k]["val_balanced_accuracy_mean"], k))
+    return ckpts[best], rows
 
 
 def power_ratio(real_x: np.ndarray, syn_x: np.ndarray) -> list[float]:
@@ -116,18 +156,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grids", type=Path, default=None,
                    help="write real | synthetic grids, one PNG per class, into this folder (look before recording)")
     p.add_argument("--grids-only", action="store_true", help="write the grids and stop (no metrics)")
+    p.add_argument("--select-on-val", action="store_true",
+                   help="--checkpoint is a run folder: measure the periodic checkpoint whose samples train the best "
+                        "classifier on real val (the test split plays no part in the choice); train with "
+                        "--set keep_checkpoints=N to keep N to choose from")
     p.add_argument("--keep-largest", action="store_true",
                    help="sample as model.g_keep_largest: true does (mask cleanup at sampling; training is the same)")
     args = p.parse_args(argv)
 
     t0 = time.time()
     ds = load_dataset(args.data, size=args.data_size)
-    gen = load_model(args.checkpoint, "cpu")
-    gen.check_trained_on(ds.info, "--data", Path(args.checkpoint))
-    if args.keep_largest and not isinstance(gen, LoadedTranslator):
-        gen.keep_largest_component = True
     real_x, real_y = ds.channel_first("train"), ds.labels["train"]
     counts = np.bincount(real_y, minlength=ds.info.num_classes).tolist()
+    checkpoint, selection = Path(args.checkpoint), None
+    if args.select_on_val:
+        load_model(checkpoint, "cpu").check_trained_on(ds.info, "--data", checkpoint)
+        checkpoint, selection = select_checkpoint(checkpoint, ds, counts, args.seeds, args.epochs, t0)
+    gen = load_model(checkpoint, "cpu")
+    gen.check_trained_on(ds.info, "--data", checkpoint)
+    if args.keep_largest and not isinstance(gen, LoadedTranslator):
+        gen.keep_largest_component = True
     if isinstance(gen, LoadedTranslator):
         # A class translator (the cycle family): class c's images are the other class's train images,
         # translated, so there are at most as many as that class has (C2ST balances its sides anyway).
@@ -146,9 +194,11 @@ def main(argv: list[str] | None = None) -> int:
 
     record: dict = {
         "label": args.label,
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(checkpoint),
         "data": ds.info.name,
     }
+    if selection is not None:
+        record["selection_on_val"] = selection
     metrics: dict[str, float] = {}
     _phase(t0, f"{len(syn_x)} synthetic images; C2ST ({args.c2st_folds} folds: overall, per class"
                + (")" if args.no_floor else " and real-vs-real)"))

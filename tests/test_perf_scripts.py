@@ -56,3 +56,28 @@ def test_gan_quality_power_ratio_is_one_on_real_images_and_a_quarter_at_half_con
     ratios = power_ratio(real, (real - 128) * 0.5 + 128)
     assert ratios[0] == 1.0  # ring 0 holds only the removed mean
     assert all(r == pytest.approx(0.25, abs=1e-3) for r in ratios[1:])
+
+
+def test_gan_quality_selects_the_checkpoint_with_the_best_val_tstr_and_the_later_on_a_tie(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    import gan_quality
+
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for step in (500, 1000, 1500, 2000):
+        (ckpts / f"step_{step:06d}.pt").write_bytes(b"")
+    val = {500: [0.625, 0.75], 1000: [0.875, 0.625], 1500: [0.75, 0.75], 2000: [0.5, 0.75]}
+    loaded = []
+    monkeypatch.setattr(gan_quality, "load_model", lambda path, device: loaded.append(path) or path)
+    monkeypatch.setattr(gan_quality, "sample_like", lambda gen, counts, seed: (gen, counts))
+    monkeypatch.setattr(gan_quality, "val_balanced_accuracy",
+                        lambda syn, ds, seeds, epochs: val[int(syn[0].stem.split("_")[1])])
+    chosen, rows = gan_quality.select_checkpoint(tmp_path / "run", None, [3, 4], 2, 1, 0.0)
+    assert chosen.name == "step_001500.pt"  # 0.75 ties 1000's mean; the later wins
+    assert [r["step"] for r in rows] == [500, 1000, 1500, 2000]
+    assert rows[0]["val_balanced_accuracy_mean"] == pytest.approx(0.6875)
+    assert len(loaded) == 4
+    val[2000] = [0.9, 0.9]
+    assert gan_quality.select_checkpoint(tmp_path / "run", None, [3, 4], 2, 1, 0.0)[0].name == "step_002000.pt"
+    with pytest.raises(SystemExit, match="no step_"):
+        gan_quality.select_checkpoint(tmp_path / "empty", None, [3, 4], 2, 1, 0.0)
