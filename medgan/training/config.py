@@ -104,6 +104,9 @@ class AugmentConfig:
             maximum, which keeps D blind. ``centred`` reads only how far D separates real from fake.
         fill: the value translation shifts in and cutout sets, in ``[-1, 1]``: 0 (mid-grey, DiffAugment's) or
             -1 (background) for binary masks, whose voxels are never grey.
+        p_max: the ceiling ADA never raises p above. Translation leaks into G above p ≈ 0.8 (ADA's
+            paper; measured here on 3D masks pressed against the border), so a long run on small data
+            may cap p below the leak and hold D with R1 instead.
     """
 
     policy: list[str] = field(default_factory=lambda: ["translation", "cutout", "color"])
@@ -114,6 +117,7 @@ class AugmentConfig:
     speed_images: int = bounded(50_000, gt=0)
     statistic: AdaStatistic = "sign"
     fill: float = bounded(0.0, ge=-1, le=1)
+    p_max: float = bounded(0.99, gt=0, le=1)
 
 
 CycleAdversarial = Literal["lsgan", "hinge"]

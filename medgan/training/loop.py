@@ -403,7 +403,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     augment = DiffAugment(policy=tuple(cfg.augment.policy), spatial_dims=info.spatial_dims, p=cfg.augment.p,
                           fill=cfg.augment.fill).to(device)
     ada = (AdaptiveAugment(p=cfg.augment.p, target=cfg.augment.target, interval=cfg.augment.interval,
-                           speed_images=cfg.augment.speed_images)
+                           speed_images=cfg.augment.speed_images, p_max=cfg.augment.p_max)
            if cfg.augment.adaptive and cfg.augment.policy else None)
     ada_stat = "d_real_sign" if cfg.augment.statistic == "sign" else "d_real_centred_sign"
     use_aug = bool(cfg.augment.policy) and (cfg.augment.adaptive or cfg.augment.p > 0)

@@ -170,6 +170,21 @@ def test_ada_reads_the_statistic_the_config_names(tmp_path, monkeypatch, statist
     assert seen != pytest.approx([r[other] for r in logged])
 
 
+def test_ada_never_raises_p_above_the_configured_ceiling(tmp_path) -> None:
+    data = make_banded_toy(tmp_path)
+    # A target no D reaches below and a speed of one image per unit of p: ADA pushes p up at every adjustment.
+    sets = ["steps=8", "log_every=1", "d_steps=1", "augment.target=0.01", "augment.interval=1",
+            "augment.speed_images=1", "augment.statistic=centred"]
+    train(tiny_config(data, tmp_path / "capped", *sets, "augment.p_max=0.3"), progress=False)
+    capped = [json.loads(line)["aug_p"] for line in (tmp_path / "capped" / "metrics.jsonl").read_text().splitlines()]
+    assert max(capped) == pytest.approx(0.3) and all(p <= 0.3 for p in capped)
+    train(tiny_config(data, tmp_path / "free", *sets), progress=False)
+    free = [json.loads(line)["aug_p"] for line in (tmp_path / "free" / "metrics.jsonl").read_text().splitlines()]
+    assert max(free) == pytest.approx(0.99)  # the default ceiling
+    with pytest.raises(MedganError, match="p_max"):
+        tiny_config(data, tmp_path / "bad", "augment.p_max=0")
+
+
 def test_an_unknown_ada_statistic_names_the_key(tmp_path) -> None:
     with pytest.raises(MedganError, match=r"'augment\.statistic': 'median' is not one of 'sign', 'centred'"):
         tiny_config(tmp_path / "x", tmp_path / "run", "augment.statistic=median")
