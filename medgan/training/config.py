@@ -209,6 +209,8 @@ class TrainConfig:
         aux_twin: TAC-GAN: beside the auxiliary classifier, a twin head learns the fakes' classes and G is
             asked to fool it (at ``aux_weight``), which cancels AC-GAN's reward for fakes easier to classify
             than real images; needs ``aux_weight > 0``.
+        lecam_weight: the LeCam regulariser in D's loss (:meth:`medgan.training.loss.GANLoss.lecam_penalty`;
+            Tseng et al. 2021, limited data; 0 = off); not for the cycle family.
         collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
             this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         eval_c2st: with ``fid_every > 0``, each evaluation also runs the classifier two-sample test
@@ -253,6 +255,7 @@ class TrainConfig:
     spectral_weight: float = bounded(0.0, ge=0)
     aux_weight: float = bounded(0.0, ge=0)
     aux_twin: bool = False
+    lecam_weight: float = bounded(0.0, ge=0)
     collapse_share: float = 0.5
     eval_c2st: bool = False
 
@@ -276,7 +279,7 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
-        for key in ("spectral_weight", "aux_weight"):
+        for key in ("spectral_weight", "aux_weight", "lecam_weight"):
             if getattr(self, key) != 0:
                 raise MedganError(f"config: {key} applies to the adversarial families, not model.family 'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:

@@ -24,6 +24,10 @@ learns the class of real images by cross-entropy, and G is asked to make fakes t
 the class they were generated for: a direct push on the class signal, beside the projection term.
 With ``aux_twin`` too (TAC-GAN, Gong et al. 2019) a twin head learns the fakes' classes and G is asked to
 fool it, which removes AC-GAN's reward for fakes that are merely easier to classify than real images.
+With ``lecam_weight`` D's loss adds the LeCam regulariser (Tseng et al. 2021, for GANs on limited data):
+real logits above the moving average of the fake logits, and fake logits below the moving average of
+the real ones, are penalised quadratically, which keeps D from separating a small training set by an
+ever larger margin, where R1 instead flattens D's gradient at the real images.
 """
 
 from __future__ import annotations
@@ -249,6 +253,10 @@ class GANLoss:
             ``D(x, y, return_aux=True) -> (logits, class_logits)``; 0 disables it.
         aux_twin: TAC-GAN: the class logits carry a twin head (the last ``num_classes`` columns) that D trains
             on the fakes' labels and G's loss subtracts at ``aux_weight``; needs ``aux_weight > 0``.
+        lecam_weight: weight of the LeCam regulariser in D's objective
+            (``mean(relu(r - ā_f)²) + mean(relu(ā_r - f)²)``, ``ā`` the moving averages of the mean logits;
+            0.3 in the paper's limited-data runs); 0 disables it.
+        lecam_decay: the moving averages' decay per D step (the first D step sets them).
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -269,6 +277,8 @@ class GANLoss:
         spectral_weight: float = 0.0,
         aux_weight: float = 0.0,
         aux_twin: bool = False,
+        lecam_weight: float = 0.0,
+        lecam_decay: float = 0.99,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -293,23 +303,43 @@ class GANLoss:
         if aux_twin and self.aux_weight == 0:
             raise ValueError("aux_twin needs aux_weight > 0")
         self.aux_twin = bool(aux_twin)
-        # The running mean path length: training state, saved with the checkpoint (state_dict).
+        if not 0 <= lecam_weight < float("inf") or not 0 <= lecam_decay < 1:
+            raise ValueError(f"need lecam_weight >= 0 and 0 <= lecam_decay < 1, got {lecam_weight}, {lecam_decay}")
+        self.lecam_weight, self.lecam_decay = float(lecam_weight), float(lecam_decay)
+        # Training state, saved with the checkpoint (state_dict): the running mean path length, and
+        # LeCam's moving averages of the mean real and fake logits (NaN until the first D step).
         self.pl_mean = torch.zeros(())
+        self.lecam_means = torch.full((2,), float("nan"))
 
     def __repr__(self) -> str:
         return (
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
-            f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin})"
+            f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin}, "
+            f"lecam_weight={self.lecam_weight})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
-        """The loss's own training state (the running mean path length), for an exact resume."""
-        return {"pl_mean": self.pl_mean.detach().clone()}
+        """The loss's own training state (the running mean path length, LeCam's averages), for an exact resume."""
+        return {"pl_mean": self.pl_mean.detach().clone(), "lecam_means": self.lecam_means.detach().clone()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (a checkpoint from before LeCam has no averages yet)."""
         self.pl_mean = state["pl_mean"].detach().clone()
+        self.lecam_means = state.get("lecam_means", torch.full((2,), float("nan"))).detach().clone()
+
+    def lecam_penalty(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """LeCam's regulariser for one D step, after updating its moving averages with this batch.
+
+        The averages follow the mean real and fake logits (under DDP, over every rank's batch), and
+        the first call sets them. Returns ``mean(relu(r - ā_f)²) + mean(relu(ā_r - f)²)``.
+        """
+        batch = torch.stack([all_reduce_mean(real_logits.detach().float().mean()),
+                             all_reduce_mean(fake_logits.detach().float().mean())])
+        means = self.lecam_means.to(batch.device)
+        self.lecam_means = torch.where(means.isnan(), batch, means.lerp(batch, 1 - self.lecam_decay))
+        avg_real, avg_fake = self.lecam_means[0], self.lecam_means[1]
+        return F.relu(real_logits - avg_fake).square().mean() + F.relu(avg_real - fake_logits).square().mean()
 
     def pl_due(self, step: int) -> bool:
         """Whether the G step ``step`` adds the lazy path-length term."""
@@ -375,7 +405,8 @@ class GANLoss:
             about the midpoint of the mean real and fake logits, :func:`centred_sign`), plus ``r1`` (mean
             ``||∇_x D(x_real)||²``) on R1 steps, ``gp`` (mean ``(||∇D(x̂)|| - 1)²``) for wgan-gp, and
             ``d_aux`` (the auxiliary cross-entropy on real images) and ``d_aux_acc`` (its accuracy) with
-            ``aux_weight``, and ``d_aux_twin`` (the twin's cross-entropy on fakes) with ``aux_twin``.
+            ``aux_weight``, ``d_aux_twin`` (the twin's cross-entropy on fakes) with ``aux_twin``, and
+            ``lecam`` (the unweighted regulariser) with ``lecam_weight``.
         """
         aug = augment if augment is not None else _identity
         y_fake = y if y_fake is None else y_fake
@@ -415,6 +446,10 @@ class GANLoss:
             stats["gp"] = gp.detach()
         if self.drift > 0:
             total = total + self.drift * real_logits.square().mean()
+        if self.lecam_weight > 0:
+            lecam = self.lecam_penalty(real_logits, fake_logits)
+            total = total + self.lecam_weight * lecam
+            stats["lecam"] = lecam.detach()
         if do_r1:
             r1 = r1_penalty(real_logits, real_in)
             total = total + (self.r1_gamma / 2) * r1 * self.r1_every

@@ -136,6 +136,7 @@ def test_domain_translation_records_the_second_dataset_and_resume_checks_it(tmp_
         (("d_steps=2",), "set d_steps: 1, r1_gamma: 0 and fid_every: 0"),
         (("spectral_weight=1.0",), "spectral_weight applies to the adversarial families"),
         (("aux_weight=0.5",), "aux_weight applies to the adversarial families"),
+        (("lecam_weight=0.3",), "lecam_weight applies to the adversarial families"),
         (("cycle.adversarial=wgan-gp",), "cycle.adversarial"),
     ],
 )

@@ -16,7 +16,9 @@ from tests.training.helpers import tiny_config
 
 def _assert_states_equal(a, b, where=""):
     if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"tensor differs at {where}"
+        # Bitwise, with NaN equal to NaN (an unused regulariser's averages stay NaN).
+        assert a.shape == b.shape and torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan()), \
+            f"tensor differs at {where}"
     elif isinstance(a, dict):
         assert a.keys() == b.keys(), where
         for k in a:
@@ -46,8 +48,9 @@ def test_run_folder_holds_config_metrics_samples_curves_checkpoint(tmp_path):
         assert key in ckpt
 
 
-@pytest.mark.parametrize(("spatial_dims", "extra"), [(2, ()), (3, ()), (2, ("model.g_noise=true",))],
-                         ids=["2d", "3d", "2d-noise-inputs"])
+@pytest.mark.parametrize(("spatial_dims", "extra"),
+                         [(2, ()), (3, ()), (2, ("model.g_noise=true",)), (2, ("lecam_weight=0.3",))],
+                         ids=["2d", "3d", "2d-noise-inputs", "2d-lecam"])
 def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_dims, extra):
     data = make_banded_toy(tmp_path, size=8 if spatial_dims == 3 else 16, spatial_dims=spatial_dims)
     full = train(tiny_config(data, tmp_path / "full", "steps=8", *extra), progress=False)
@@ -55,7 +58,7 @@ def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_di
     resumed = train(tiny_config(data, tmp_path / "half", "steps=8", *extra), resume=tmp_path / "half", progress=False)
     a, b = load_checkpoint(full.checkpoint), load_checkpoint(resumed.checkpoint)
     assert a["augment"]["p"] > 0  # adaptive augmentation really moved p, so its state matters
-    for key in ("G", "D", "G_ema", "opt_G", "opt_D", "augment", "step", "images_seen"):
+    for key in ("G", "D", "G_ema", "opt_G", "opt_D", "augment", "loss", "step", "images_seen"):
         _assert_states_equal(a[key], b[key], key)
 
 
@@ -65,6 +68,16 @@ def test_spectral_weight_adds_a_logged_term_to_g(tmp_path):
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(r["g_spectral"] > 0 for r in lines)
     assert load_checkpoint(run)["config"]["spectral_weight"] == 1.0
+
+
+def test_lecam_weight_logs_its_term_and_checkpoints_its_averages(tmp_path):
+    data = make_banded_toy(tmp_path)
+    run = train(tiny_config(data, tmp_path / "run", "lecam_weight=0.3", "log_every=1"), progress=False).run_dir
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines and all(r["lecam"] >= 0 for r in lines) and any(r["lecam"] > 0 for r in lines)
+    ckpt = load_checkpoint(run)
+    assert ckpt["config"]["lecam_weight"] == 0.3
+    assert torch.isfinite(ckpt["loss"]["lecam_means"]).all()
 
 
 def test_aux_weight_builds_a_classifier_head_and_logs_its_terms(tmp_path):

@@ -363,3 +363,53 @@ def test_twin_head_trains_on_fakes_in_d_and_is_fooled_by_g():
         GANLoss("hinge", aux_twin=True)
     with pytest.raises(ValueError, match="aux_twin=True needs aux=True"):
         Discriminator(num_classes=2, size=8, aux_twin=True)
+
+
+class TableD(nn.Module):
+    """D(x) = the first pixel of x: the logits are whatever the test writes there."""
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return x.flatten(1)[:, 0]
+
+
+def _with_logits(values: list[float]) -> Tensor:
+    x = torch.zeros(len(values), 1, 2, 2)
+    x[:, 0, 0, 0] = torch.tensor(values)
+    return x
+
+
+def test_lecam_penalises_real_logits_above_the_fake_average_and_fake_logits_below_the_real_average():
+    loss = GANLoss("hinge", lecam_weight=0.3, lecam_decay=0.5)
+    real, fake = _with_logits([2.0, -1.0]), _with_logits([0.0, -2.0])
+    plain, _ = GANLoss("hinge").discriminator_loss(TableD(), real, fake, None, step=1)
+    # The first D step sets the averages: mean real 0.5, mean fake -1.
+    total, stats = loss.discriminator_loss(TableD(), real, fake, None, step=1)
+    # relu(r - (-1))² = [9, 0]; relu(0.5 - f)² = [0.25, 6.25]
+    expected = (9 + 0) / 2 + (0.25 + 6.25) / 2
+    assert float(stats["lecam"]) == pytest.approx(expected)
+    assert float(total) == pytest.approx(float(plain) + 0.3 * expected)
+    assert torch.allclose(loss.lecam_means, torch.tensor([0.5, -1.0]))
+    # The next step moves the averages halfway (decay 0.5) towards its batch's means (3, 1).
+    loss.discriminator_loss(TableD(), _with_logits([3.0, 3.0]), _with_logits([1.0, 1.0]), None, step=2)
+    assert torch.allclose(loss.lecam_means, torch.tensor([1.75, 0.0]))
+    # The averages are training state: they survive a checkpoint; an old checkpoint without them starts fresh.
+    again = GANLoss("hinge", lecam_weight=0.3)
+    again.load_state_dict(loss.state_dict())
+    assert torch.equal(again.lecam_means, loss.lecam_means)
+    again.load_state_dict({"pl_mean": torch.zeros(())})
+    assert again.lecam_means.isnan().all()
+    # Off by default: no term, no stat.
+    assert "lecam" not in GANLoss("hinge").discriminator_loss(TableD(), real, fake, None, step=1)[1]
+    with pytest.raises(ValueError, match="lecam_weight"):
+        GANLoss("hinge", lecam_weight=-1)
+
+
+def test_lecam_gradient_pulls_an_overconfident_real_logit_down():
+    loss = GANLoss("hinge", lecam_weight=1.0)
+    real = _with_logits([5.0, 5.0]).requires_grad_(True)
+    fake = _with_logits([-5.0, -5.0])
+    loss.discriminator_loss(TableD(), real.detach(), fake, None, step=1)  # averages: real 5, fake -5
+    penalty = loss.lecam_penalty(TableD()(real), TableD()(fake))
+    (grad,) = torch.autograd.grad(penalty, real)
+    assert float(penalty.detach()) == pytest.approx(200.0)  # relu(5 + 5)² + relu(5 + 5)²
+    assert (grad[:, 0, 0, 0] > 0).all()  # descending the penalty lowers the real logits
