@@ -334,8 +334,8 @@ class GANLoss:
         The averages follow the mean real and fake logits (under DDP, over every rank's batch), and
         the first call sets them. Returns ``mean(relu(r - ā_f)²) + mean(relu(ā_r - f)²)``.
         """
-        batch = torch.stack([all_reduce_mean(real_logits.detach().float().mean()),
-                             all_reduce_mean(fake_logits.detach().float().mean())])
+        # One collective for both means.
+        batch = all_reduce_mean(torch.stack([real_logits.detach().float().mean(), fake_logits.detach().float().mean()]))
         means = self.lecam_means.to(batch.device)
         self.lecam_means = torch.where(means.isnan(), batch, means.lerp(batch, 1 - self.lecam_decay))
         avg_real, avg_fake = self.lecam_means[0], self.lecam_means[1]
