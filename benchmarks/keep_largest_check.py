@@ -24,8 +24,9 @@ from medgan.metrics.evaluate import value_metrics
 from medgan.synth.sampling import load_generator, sample_classes
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_mask_gan_args(doc: str | None) -> argparse.Namespace:
+    """The command line of the 3D mask-GAN checks (this one and ``mask_position_check.py``); sets torch's threads."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a 3D binary-mask GAN (file or run folder)")
     p.add_argument("--data", default="adrenalmnist3d")
     p.add_argument("--n-per-class", type=int, default=100)
@@ -33,6 +34,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = parse_mask_gan_args(__doc__)
     ds = load_dataset(args.data)
     real_x, real_y = ds.channel_first("train"), ds.labels["train"]
     record: dict[str, object] = {"checkpoint": args.checkpoint, "n_per_class": args.n_per_class,

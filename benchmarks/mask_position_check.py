@@ -15,13 +15,11 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
+from keep_largest_check import parse_mask_gan_args  # sibling script
 from scipy import ndimage
 
 from medgan.data.dataset import load_dataset
@@ -66,14 +64,7 @@ def summarise(masks: np.ndarray) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="a 3D binary-mask GAN (file or run folder)")
-    p.add_argument("--data", default="adrenalmnist3d")
-    p.add_argument("--n-per-class", type=int, default=100)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_mask_gan_args(__doc__)
     ds = load_dataset(args.data)
     real_x, real_y = ds.channel_first("train"), ds.labels["train"]
     real = np.asarray(real_x)[:, 0] > 127
