@@ -14,6 +14,7 @@ both networks for a GPU.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -33,6 +34,7 @@ from medgan.networks.layers import (
     next_pow2,
     pad_to,
     pixel_noise,
+    recentre,
     spectral,
     upsample,
 )
@@ -163,6 +165,9 @@ class Generator(nn.Module):
             ``supersample``-wide cell down to ``size``, as a scanner image is area-resized to a
             MedMNIST one: edges fall between pixels and the finest scale keeps its detail, where a
             generator at the target size smooths it (one more block per doubling; 1 = off).
+        recentre: with ``binary``, shift each mask by whole pixels / voxels so that its centre of
+            mass lies nearest these coordinates (:func:`~medgan.networks.layers.recentre`; ``None``
+            = off), for data cropped around one organ: D then judges a mask's shape, not its place.
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -184,9 +189,12 @@ class Generator(nn.Module):
         noise: bool = False,
         noise_init: float = 0.0,
         supersample: int = 1,
+        recentre: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if recentre is not None and (not binary or len(recentre) != spatial_dims):
+            raise ValueError(f"recentre needs binary=True and {spatial_dims} coordinates, got {recentre}")
         if supersample < 1:
             raise ValueError(f"supersample must be >= 1, got {supersample}")
         if upsample not in ("nearest", "linear"):
@@ -200,6 +208,7 @@ class Generator(nn.Module):
         self.binary = binary
         self.noise = noise
         self.supersample = supersample
+        self.recentre = None if recentre is None else tuple(float(c) for c in recentre)
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size * supersample)
 
@@ -245,6 +254,8 @@ class Generator(nn.Module):
             h = pool(h, self.supersample)
         if self.binary:
             h = binarize(h)
+        if self.recentre is not None:
+            h = recentre(h, self.recentre)
         # contiguous(): a cropped view would surprise callers that .view() the images.
         return h.contiguous()
 

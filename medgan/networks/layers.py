@@ -10,6 +10,7 @@ every device.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +29,14 @@ __all__ = [
     "batch_norm",
     "binomial_blur",
     "center_crop",
+    "centre_of_mass",
     "check_spatial_dims",
     "conv",
     "high_pass",
     "next_pow2",
     "pad_to",
     "pixel_noise",
+    "recentre",
     "spectral",
     "upsample",
 ]
@@ -279,6 +282,60 @@ def binarize(x: Tensor) -> Tensor:
         [-1.0, 1.0, 1.0]
     """
     return x + (torch.where(x >= 0, 1.0, -1.0).to(x.dtype) - x).detach()
+
+
+def centre_of_mass(weights: Tensor) -> Tensor:
+    """Centre of mass of each sample's non-negative ``weights`` ``(B, C, *spatial)``, summed over channels.
+
+    Returns:
+        ``(B, spatial_dims)`` pixel / voxel coordinates; NaN for a sample whose weights sum to 0.
+
+    Example:
+        >>> m = torch.zeros(1, 1, 5, 5); m[0, 0, 1, 3] = 1
+        >>> centre_of_mass(m).tolist()
+        [[1.0, 3.0]]
+    """
+    w = weights.sum(1)  # (B, *spatial)
+    total = w.flatten(1).sum(1)
+    coms = []
+    for axis in range(1, w.ndim):
+        profile = w.sum(dim=[a for a in range(1, w.ndim) if a != axis])  # (B, n): the mass along this axis
+        coord = torch.arange(w.shape[axis], dtype=w.dtype, device=w.device)
+        coms.append((profile * coord).sum(1) / total)
+    return torch.stack(coms, 1)
+
+
+def recentre(x: Tensor, centre: Sequence[float]) -> Tensor:
+    """Shift each binary mask in ``[-1, 1]`` by whole pixels / voxels so that its foreground's (``x > 0``)
+    centre of mass lies nearest ``centre``.
+
+    For data cropped around one organ, where every real mask sits at the same place: a generator
+    that ends with this layer cannot be told from the data by where it puts a mask, only by its
+    shape. Values move unchanged (gradients follow them); what leaves the grid is dropped, and the
+    space it frees is filled with -1 (background). A sample with no foreground is left as it is.
+
+    Args:
+        x: ``(B, C, *spatial)`` masks, foreground where ``x > 0``.
+        centre: target coordinates, one per spatial axis (the real masks' mean centre of mass).
+
+    Example:
+        >>> m = -torch.ones(1, 1, 5, 5); m[0, 0, 0, 0] = 1
+        >>> recentre(m, (2.0, 2.0))[0, 0, 2, 2].item()
+        1.0
+    """
+    dims = x.ndim - 2
+    if len(centre) != dims:
+        raise ValueError(f"centre needs one coordinate per spatial axis ({dims}), got {list(centre)}")
+    com = centre_of_mass((x > 0).to(x.dtype))
+    target = torch.tensor([float(c) for c in centre], dtype=x.dtype, device=x.device)
+    shifts = torch.nan_to_num(torch.round(target - com), nan=0.0).long().tolist()  # (B, dims); one host sync
+    pad = max((abs(v) for row in shifts for v in row), default=0)
+    if pad == 0:
+        return x
+    padded = F.pad(x, [pad] * (2 * dims), value=-1.0)
+    out = [padded[(b, slice(None), *(slice(pad - s, pad - s + n) for s, n in zip(row, x.shape[2:], strict=True)))]
+           for b, row in enumerate(shifts)]
+    return torch.stack(out)
 
 
 def pixel_noise(z: Tensor, shapes: list[tuple[int, ...]], *, random: bool) -> list[Tensor]:

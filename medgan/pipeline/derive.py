@@ -198,8 +198,9 @@ def derive_train_config(
         changes["model.g_binary"] = False  # the closest config makes masks; these images have grey levels
         if base.get("augment", {}).get("fill", 0.0) != 0.0:
             changes["augment.fill"] = 0.0  # background fill is for masks; grey images get DiffAugment's mid-grey
-        if base["model"].get("g_keep_largest"):
-            changes["model.g_keep_largest"] = False
+        for key in ("g_keep_largest", "g_recentre"):  # both need g_binary
+            if base["model"].get(key):
+                changes[f"model.{key}"] = False
     if base["model"]["family"] == "progressive" and base.get("progressive"):
         canvas = _canvas(size)
         sched = base["progressive"]

@@ -44,6 +44,9 @@ class ModelConfig:
             data such as AdrenalMNIST3D (residual, style and cycle families).
         g_keep_largest: sampling keeps only each mask's largest connected component (with
             ``g_binary``; for masks of one organ). Training is unchanged: D sees G's raw output.
+        g_recentre: the residual generator shifts each mask by whole voxels so that its centre of
+            mass sits at the training masks' mean centre of mass, in training and in sampling (with
+            ``g_binary``; for data cropped around one organ, where position gives samples away).
         g_noise: the residual generator adds per-pixel noise maps with learned strengths after
             every 3×3 conv (StyleGAN's noise inputs; a source of speckle-like texture).
         g_noise_init: the noise strengths' starting value (0, StyleGAN's, by default).
@@ -73,6 +76,7 @@ class ModelConfig:
     g_noise_init: float = bounded(0.0, ge=0)
     g_supersample: int = bounded(1, ge=1)
     g_keep_largest: bool = False
+    g_recentre: bool = False
     d_spectral_norm: bool = True
     d_mbstd: bool = False
     d_highpass: bool = False
@@ -322,6 +326,9 @@ class TrainConfig:
             raise MedganError("config key 'model.g_noise_init' needs model.g_noise: true (it starts the noise strengths)")
         if self.model.g_keep_largest and not self.model.g_binary:
             raise MedganError("config key 'model.g_keep_largest' needs model.g_binary: true (it cleans binary masks)")
+        if self.model.g_recentre and (not self.model.g_binary or self.model.family != "residual"):
+            raise MedganError("config key 'model.g_recentre' needs model.family 'residual' and model.g_binary: true "
+                              "(it moves binary masks)")
         if self.aux_weight > 0 and (self.model.family == "progressive" or not self.model.conditional):
             raise MedganError("config key 'aux_weight' needs a conditional model of family 'residual' or 'style'")
         if self.aux_twin and self.aux_weight == 0:

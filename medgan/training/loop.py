@@ -28,6 +28,7 @@ from medgan.data.dataset import PreparedDataset, class_counts, load_dataset
 from medgan.data.scaling import to_model_input
 from medgan.errors import MedganError, MedganWarning
 from medgan.networks import build_networks, same_networks
+from medgan.networks.layers import centre_of_mass
 from medgan.networks.style import LatentGenerator
 from medgan.training import distributed as dist_utils
 from medgan.training.checkpoint import (
@@ -116,6 +117,17 @@ def data_warnings(class_names: list[str], train_counts: list[int], conditional: 
     return out
 
 
+def mask_centre(images: np.ndarray) -> list[float]:
+    """The mean centre of mass of uint8 binary masks ``(N, C, *spatial)`` (foreground: above 0 as model
+    input, as for G), in voxel coordinates rounded to 3 decimals: where ``model.g_recentre`` puts every
+    synthetic mask."""
+    com = centre_of_mass((to_model_input(images) > 0).float())
+    com = com[~com.isnan().any(1)]
+    if len(com) == 0:
+        raise MedganError("model.g_recentre: the training split has no foreground voxels to centre on")
+    return [round(float(c), 3) for c in com.mean(0)]
+
+
 def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
     """Constructor arguments of G and D, stored in the checkpoint so sampling can rebuild G."""
     info = ds.info
@@ -132,7 +144,8 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
                  upsample=m.g_upsample, binary=m.g_binary, noise=m.g_noise,
-                 noise_init=m.g_noise_init, supersample=m.g_supersample)
+                 noise_init=m.g_noise_init, supersample=m.g_supersample,
+                 recentre=mask_centre(ds.channel_first("train")) if m.g_recentre else None)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass,

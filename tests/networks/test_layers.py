@@ -11,10 +11,12 @@ from medgan.networks.layers import (
     avg_pool,
     batch_norm,
     center_crop,
+    centre_of_mass,
     check_spatial_dims,
     conv,
     next_pow2,
     pad_to,
+    recentre,
     upsample,
 )
 
@@ -40,6 +42,44 @@ def test_next_pow2() -> None:
     assert [next_pow2(n) for n in (1, 2, 3, 28, 32, 33, 64)] == [1, 2, 4, 32, 32, 64, 64]
     with pytest.raises(ValueError, match="n >= 1"):
         next_pow2(0)
+
+
+def test_centre_of_mass_per_sample_and_nan_when_empty() -> None:
+    m = torch.zeros(3, 1, 6, 6, 6)
+    m[0, 0, 1, 2, 3] = 1
+    m[1, 0, 4:6, 0, 0:2] = 1  # a 2 x 1 x 2 block: centre (4.5, 0, 0.5)
+    com = centre_of_mass(m)
+    assert com.shape == (3, 3)
+    assert com[0].tolist() == [1.0, 2.0, 3.0] and com[1].tolist() == [4.5, 0.0, 0.5]
+    assert torch.isnan(com[2]).all()
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_recentre_moves_each_mask_whole_to_the_target_and_keeps_its_shape(spatial_dims: int) -> None:
+    x = -torch.ones(3, 1, *(9,) * spatial_dims)
+    x[(0, 0, *(slice(0, 2),) * spatial_dims)] = 1.0  # a 2^d block in the corner, centre 0.5 on every axis
+    x[(1, 0, *(slice(6, 9),) * spatial_dims)] = 1.0  # a 3^d block at the far corner, centre 7
+    target = (4.0,) * spatial_dims
+    out = recentre(x, target)
+    com = centre_of_mass((out > 0).float())
+    assert com[0].tolist() == [4.5] * spatial_dims  # shift round(3.5) = 4 (half to even), no closer on the grid
+    assert com[1].tolist() == [4.0] * spatial_dims  # shift -3: exactly on the target
+    assert torch.equal(out[2], x[2])  # no foreground: unchanged
+    assert torch.equal((out > 0).sum((1, *range(2, 2 + spatial_dims))), (x > 0).sum((1, *range(2, 2 + spatial_dims))))
+    assert set(out.unique().tolist()) == {-1.0, 1.0}  # the freed space is background
+    with pytest.raises(ValueError, match="one coordinate per spatial axis"):
+        recentre(x, (4.0,) * (spatial_dims + 1))
+
+
+def test_recentre_passes_gradients_to_the_moved_values() -> None:
+    x = torch.full((1, 1, 5, 5), -1.0)
+    x[0, 0, 0, 0] = 1.0
+    x.requires_grad_(True)
+    out = recentre(x, (2.0, 2.0))
+    (out * torch.arange(25.0).reshape(1, 1, 5, 5)).sum().backward()
+    assert out[0, 0, 2, 2].item() == 1.0
+    assert x.grad is not None and x.grad[0, 0, 0, 0].item() == 12.0  # the weight at the pixel it moved to
+    assert x.grad[0, 0, 4, 4].item() == 0.0  # shifted off the grid
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])

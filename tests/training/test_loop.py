@@ -201,3 +201,27 @@ def test_ada_never_raises_p_above_the_configured_ceiling(tmp_path) -> None:
 def test_an_unknown_ada_statistic_names_the_key(tmp_path) -> None:
     with pytest.raises(MedganError, match=r"'augment\.statistic': 'median' is not one of 'sign', 'centred'"):
         tiny_config(tmp_path / "x", tmp_path / "run", "augment.statistic=median")
+
+
+def test_recentred_masks_sit_at_the_training_masks_mean_centre_in_training_and_sampling(tmp_path):
+    import numpy as np
+
+    from medgan.data.dataset import load_dataset
+    from medgan.networks.layers import centre_of_mass
+    from medgan.synth.sampling import load_generator, sample_classes
+    from medgan.training.loop import mask_centre
+
+    data = make_banded_toy(tmp_path, size=8, spatial_dims=3)
+    train_images = load_dataset(data).channel_first("train")
+    centre = mask_centre(train_images)
+    # The toy's bright bands: class 0 in x < 4, class 1 in x >= 4, so the mean centre is mid-volume in x.
+    assert centre[2] == pytest.approx(3.5, abs=0.01) and len(centre) == 3
+    run = train(tiny_config(data, tmp_path / "run", "steps=2", "model.g_binary=true", "model.g_recentre=true"),
+                progress=False).run_dir
+    assert load_checkpoint(run)["model"]["generator"]["recentre"] == centre
+    x, _, _ = sample_classes(load_generator(run, "cpu"), 6, seed=0, device="cpu")
+    com = centre_of_mass(torch.from_numpy(np.asarray(x) > 127).float())
+    com = com[~com.isnan().any(1)]
+    assert len(com) > 0 and (com - torch.tensor(centre)).abs().max() <= 0.5 + 1e-6  # whole voxels: within half of one
+    with pytest.raises(MedganError, match="no foreground voxels"):
+        mask_centre(np.zeros((2, 1, 4, 4, 4), np.uint8))
