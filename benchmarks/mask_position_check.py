@@ -23,7 +23,9 @@ from keep_largest_check import parse_mask_gan_args  # sibling script
 from scipy import ndimage
 
 from medgan.data.dataset import load_dataset
+from medgan.data.scaling import to_model_input, to_uint8_array
 from medgan.metrics.c2st import C2STConfig, c2st, matched_proportions
+from medgan.networks.layers import recentre as recentre_masks
 from medgan.synth.sampling import load_generator, sample_classes
 
 
@@ -47,13 +49,9 @@ def shape_stats(mask: np.ndarray) -> dict[str, float]:
 
 
 def recentre(u8: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Shift each uint8 mask ``(N, 1, D, H, W)`` by whole voxels (zero fill) so its centre of mass is nearest ``target``."""
-    out = u8.copy()
-    for i in range(len(u8)):
-        com = centre_of_mass(u8[i, 0] > 127)
-        if not np.isnan(com).any():
-            out[i, 0] = ndimage.shift(u8[i, 0], np.round(target - com).astype(int), order=0, cval=0)
-    return out
+    """Shift each uint8 mask ``(N, 1, D, H, W)`` by whole voxels (zero fill) so its centre of mass is nearest
+    ``target``: the rule of ``model.g_recentre`` (:func:`medgan.networks.layers.recentre`), applied after sampling."""
+    return to_uint8_array(recentre_masks(to_model_input(u8), [float(c) for c in target]))
 
 
 def summarise(masks: np.ndarray) -> dict[str, list[float]]:
