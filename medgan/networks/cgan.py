@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from medgan.networks.layers import (
     ConditionalBatchNorm,
     NoiseInjection,
+    SkipExcitation,
     avg_pool,
     batch_norm,
     binarize,
@@ -168,6 +169,9 @@ class Generator(nn.Module):
         recentre: with ``binary``, shift each mask by whole pixels / voxels so that its centre of
             mass lies nearest these coordinates (:func:`~medgan.networks.layers.recentre`; ``None``
             = off), for data cropped around one organ: D then judges a mask's shape, not its place.
+        sle: FastGAN's skip-layer excitation (:class:`~medgan.networks.layers.SkipExcitation`): the
+            feature map at each resolution ``r >= 16`` is gated channel-wise by the one at ``r / 4``
+            (at 28²: 4 → 16 and 8 → 32), a shortcut from the coarse layout to the fine stages.
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -190,6 +194,7 @@ class Generator(nn.Module):
         noise_init: float = 0.0,
         supersample: int = 1,
         recentre: Sequence[float] | None = None,
+        sle: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -224,6 +229,11 @@ class Generator(nn.Module):
             for c_in, c_out in itertools.pairwise(widths)
         )
         self._noise_shapes = [(r,) * spatial_dims for r in resolutions[1:] for _ in range(2)]
+        # excite[j] gates the output of block j (resolution resolutions[j + 1]) by the map two stages back.
+        self.excite: nn.ModuleList | None = nn.ModuleList(
+            SkipExcitation(spatial_dims, widths[j - 1], widths[j + 1]) if j >= 1 else nn.Identity()
+            for j in range(len(self.blocks))
+        ) if sle else None
         self.out_norm = batch_norm(spatial_dims, widths[-1])
         self.out_conv = conv(spatial_dims, widths[-1], out_channels, 3)
 
@@ -245,8 +255,12 @@ class Generator(nn.Module):
             raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
         h = self.fc(z).reshape(z.shape[0], self.bottom_channels, *([_BOTTOM] * self.spatial_dims))
         maps = pixel_noise(z, self._noise_shapes, random=self.training) if self.noise else None
+        feats = [h]
         for k, block in enumerate(self.blocks):
             h = block(h, y, None if maps is None else (maps[2 * k], maps[2 * k + 1]))
+            if self.excite is not None and k >= 1:
+                h = self.excite[k](feats[k - 1], h)
+            feats.append(h)
         h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
         h = center_crop(h, self.size * self.supersample, self.spatial_dims)
         if self.supersample > 1:  # area resize: the mean of each cell, so still in [-1, 1]

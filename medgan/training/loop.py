@@ -144,7 +144,7 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
                  upsample=m.g_upsample, binary=m.g_binary, noise=m.g_noise,
-                 noise_init=m.g_noise_init, supersample=m.g_supersample,
+                 noise_init=m.g_noise_init, supersample=m.g_supersample, sle=m.g_sle,
                  recentre=mask_centre(ds.channel_first("train")) if m.g_recentre else None)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,

@@ -320,6 +320,28 @@ def test_supersampled_generator_area_resizes_a_larger_image(spatial_dims: int) -
         Generator(supersample=0)
 
 
+@pytest.mark.parametrize(("spatial_dims", "size"), [(2, 28), (2, 64), (3, 12)])
+def test_skip_layer_excitation_gates_each_stage_from_sixteen_pixels_by_the_one_two_stages_back(
+    spatial_dims: int, size: int
+) -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=16,
+                  sle=True)
+    assert Generator(z_dim=8, size=size, spatial_dims=spatial_dims).excite is None
+    seen: dict[int, tuple[int, ...]] = {}
+    for k, module in enumerate(G.excite):
+        if not isinstance(module, torch.nn.Identity):
+            module.register_forward_hook(lambda m, i, o, k=k: seen.update({k: (i[0].shape[2], o.shape[2])}))
+    y = torch.tensor([0, 1, 0, 1])
+    x = G(torch.randn(4, 8), y)
+    assert x.shape == (4, 1, *[size] * spatial_dims)
+    # (coarse edge, fine edge) per gated block: 4 -> 16, 8 -> 32, ... up to the generator's full size.
+    expected = {k: (4 * 2 ** (k - 1), 4 * 2 ** (k + 1)) for k in range(1, len(G.blocks))}
+    assert seen == expected and max(f for _, f in seen.values()) == G.full_size
+    x.square().mean().backward()
+    assert all(float(p.grad.abs().sum()) > 0 for p in G.excite.parameters())
+
+
 def test_minibatch_std_groups_do_not_depend_on_how_the_batch_is_split() -> None:
     from medgan.networks.cgan import MinibatchStd
 

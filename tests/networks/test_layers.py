@@ -8,6 +8,7 @@ from torch import nn
 
 from medgan.networks.layers import (
     ConditionalBatchNorm,
+    SkipExcitation,
     avg_pool,
     batch_norm,
     center_crop,
@@ -167,3 +168,24 @@ def test_high_pass_is_zero_on_flat_images_and_large_on_pixel_texture(spatial_dim
     interior = (slice(None), slice(None), *[slice(2, 6)] * spatial_dims)
     # The binomial blur removes all of a checkerboard away from the borders: its residual is 4 x the image.
     torch.testing.assert_close(high_pass(checker)[interior], 4 * checker[interior])
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_skip_excitation_scales_each_fine_channel_by_a_gain_from_the_pooled_coarse_map(spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    sle = SkipExcitation(spatial_dims, coarse_channels=3, fine_channels=5)
+    coarse = torch.randn(2, 3, *[8] * spatial_dims)
+    fine = torch.rand(2, 5, *[16] * spatial_dims) + 0.5
+    out = sle(coarse, fine)
+    assert out.shape == fine.shape
+    gain = (out / fine).detach().flatten(2)  # one gain per (sample, channel), the same at every pixel
+    torch.testing.assert_close(gain, gain[..., :1].expand_as(gain))
+    assert float(gain.min()) > 0.0 and float(gain.max()) < 1.0
+    # Only the 4^d cell means of the coarse map count: moving mass within a 2-wide cell changes nothing.
+    pool = torch.nn.functional.adaptive_avg_pool2d if spatial_dims == 2 else torch.nn.functional.adaptive_avg_pool3d
+    shuffled = coarse.flip(-1).reshape(*coarse.shape[:-1], 4, 2).flip(-2).reshape(coarse.shape)
+    torch.testing.assert_close(pool(shuffled, 4), pool(coarse, 4))
+    torch.testing.assert_close(sle(shuffled, fine), out)
+    assert not torch.allclose(sle(coarse.roll(2, dims=-1), fine), out)
+    with pytest.raises(ValueError, match="each a multiple of 4"):
+        sle(torch.randn(2, 3, *[6] * spatial_dims), fine)
