@@ -298,6 +298,20 @@ class DBlock(nn.Module):
         return h + self.skip(self.pool(x))
 
 
+def _decoder(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two (up ×2 → conv3 → BN → ReLU) stages halving the width (at least 8), then conv3 → tanh: a map at
+    a quarter of the image's edge back to an image, for the self-supervised discriminator."""
+    layers: list[nn.Module] = []
+    c = in_channels
+    for _ in range(2):
+        c_next = max(c // 2, 8)
+        layers += [upsample(spatial_dims), conv(spatial_dims, c, c_next, 3, bias=False),
+                   batch_norm(spatial_dims, c_next), nn.ReLU()]
+        c = c_next
+    layers += [conv(spatial_dims, c, out_channels, 3), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
 class Discriminator(nn.Module):
     """Projection discriminator (Miyato & Koyama 2018) with spectral norm on every weight.
 
@@ -326,6 +340,11 @@ class Discriminator(nn.Module):
             classes; the class logits then have ``2 * num_classes`` columns, the real head's first. G is
             asked to satisfy the first and fool the second, which cancels AC-GAN's pull towards fakes
             that are merely easy to classify.
+        recon: a small decoder that rebuilds the input image from D's feature map at a quarter of the
+            (padded) resolution (FastGAN's self-supervised discriminator, Liu et al. 2021): with
+            ``return_recon=True`` the forward also returns the reconstruction, which the loss asks to
+            match the real images. D must then keep features that describe a whole image, not only the
+            few cues that tell a small training set from G's current samples. Needs ``size >= 9``.
 
     Example:
         >>> D = Discriminator(num_classes=2, size=28)
@@ -346,9 +365,13 @@ class Discriminator(nn.Module):
         highpass: bool = False,
         aux: bool = False,
         aux_twin: bool = False,
+        recon: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if recon and next_pow2(size) < 4 * _BOTTOM:
+            raise ValueError(f"recon needs size >= {2 * _BOTTOM + 1} (a feature map at a quarter of the padded size), "
+                             f"got {size}")
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         if aux and num_classes < 2:
@@ -382,27 +405,41 @@ class Discriminator(nn.Module):
         self.embed: nn.Module | None = sn(nn.Embedding(num_classes, c_in)) if num_classes > 0 else None
         self.aux: nn.Module | None = sn(nn.Linear(c_in, num_classes)) if aux else None
         self.aux_twin: nn.Module | None = sn(nn.Linear(c_in, num_classes)) if aux_twin else None
+        # The second down-block's output is the map at a quarter of the padded size.
+        self.decoder = _decoder(spatial_dims, _width(self.full_size // 2, self.full_size, base_channels, max_channels),
+                                in_channels) if recon else None
 
-    def forward(self, x: Tensor, y: Tensor | None = None, return_aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, y: Tensor | None = None, return_aux: bool = False, return_recon: bool = False
+    ) -> Tensor | tuple[Tensor, ...]:
         """Score images.
 
         Args:
             x: ``(B, in_channels, *[size] * spatial_dims)``.
             y: ``(B,)`` int64 class indices; required when ``num_classes > 0``, ignored otherwise.
             return_aux: also return the auxiliary classifier's logits (needs ``aux=True``).
+            return_recon: also return the decoder's reconstruction of ``x`` (needs ``recon=True``).
 
         Returns:
             ``(B,)`` logits (higher = more real); with ``return_aux``, also ``(B, num_classes)`` class logits
-            (``(B, 2 * num_classes)`` with ``aux_twin``: the real head's, then the twin's).
+            (``(B, 2 * num_classes)`` with ``aux_twin``: the real head's, then the twin's); with
+            ``return_recon``, last, the reconstruction, shaped like ``x`` and in ``[-1, 1]``.
         """
         if return_aux and self.aux is None:
             raise ValueError("return_aux=True needs a discriminator built with aux=True")
+        if return_recon and self.decoder is None:
+            raise ValueError("return_recon=True needs a discriminator built with recon=True")
         expected = (self.in_channels, *([self.size] * self.spatial_dims))
         if tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        if self.highpass:
-            x = torch.cat([x, high_pass(x)], dim=1)  # (B, 2 * in_channels, *spatial)
-        h = self.blocks(pad_to(x, self.full_size, spatial_dims=self.spatial_dims))  # (B, C, *[4])
+        inputs = torch.cat([x, high_pass(x)], dim=1) if self.highpass else x  # (B, [2 *] in_channels, *spatial)
+        h = pad_to(inputs, self.full_size, spatial_dims=self.spatial_dims)
+        extras: list[Tensor] = []
+        for k, block in enumerate(self.blocks):
+            h = block(h)
+            if k == 1 and return_recon:  # (B, C, *[full_size / 4])
+                assert self.decoder is not None
+                extras.append(center_crop(self.decoder(h), self.size, self.spatial_dims))
         h = F.relu(h).sum(dim=tuple(range(2, h.ndim)))  # (B, C)
         out = self.fc(h).squeeze(1)  # (B,)
         if self.embed is not None:
@@ -411,7 +448,6 @@ class Discriminator(nn.Module):
             out = out + (self.embed(y) * h).sum(dim=1)
         if return_aux:
             assert self.aux is not None
-            if self.aux_twin is not None:
-                return out, torch.cat([self.aux(h), self.aux_twin(h)], dim=1)  # (B,), (B, 2 * num_classes)
-            return out, self.aux(h)  # (B,), (B, num_classes)
-        return out
+            heads = [self.aux(h)] if self.aux_twin is None else [self.aux(h), self.aux_twin(h)]
+            extras.insert(0, torch.cat(heads, dim=1))  # (B, num_classes) or (B, 2 * num_classes)
+        return (out, *extras) if extras else out

@@ -218,6 +218,9 @@ class TrainConfig:
             than real images; needs ``aux_weight > 0``.
         lecam_weight: the LeCam regulariser in D's loss (:meth:`medgan.training.loss.GANLoss.lecam_penalty`;
             Tseng et al. 2021, limited data; 0 = off); not for the cycle family.
+        recon_weight: FastGAN's self-supervised discriminator: D also rebuilds each real image from its
+            feature map at a quarter of the resolution, by mean squared error at this weight (0 = off);
+            residual family only.
         collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
             this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         eval_c2st: with ``fid_every > 0``, each evaluation also runs the classifier two-sample test
@@ -263,6 +266,7 @@ class TrainConfig:
     aux_weight: float = bounded(0.0, ge=0)
     aux_twin: bool = False
     lecam_weight: float = bounded(0.0, ge=0)
+    recon_weight: float = bounded(0.0, ge=0)
     collapse_share: float = 0.5
     eval_c2st: bool = False
 
@@ -286,7 +290,7 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
-        for key in ("spectral_weight", "aux_weight", "lecam_weight"):
+        for key in ("spectral_weight", "aux_weight", "lecam_weight", "recon_weight"):
             if getattr(self, key) != 0:
                 raise MedganError(f"config: {key} applies to the adversarial families, not model.family 'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
@@ -336,6 +340,8 @@ class TrainConfig:
             raise MedganError("config key 'aux_weight' needs a conditional model of family 'residual' or 'style'")
         if self.aux_twin and self.aux_weight == 0:
             raise MedganError("config key 'aux_twin' needs aux_weight > 0 (the twin sits beside the auxiliary classifier)")
+        if self.recon_weight > 0 and self.model.family in ("progressive", "style"):
+            raise MedganError("config key 'recon_weight' needs model.family 'residual' (its discriminator has the decoder)")
         self._validate_cycle()
         self._validate_style()
 

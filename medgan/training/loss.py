@@ -28,6 +28,10 @@ With ``lecam_weight`` D's loss adds the LeCam regulariser (Tseng et al. 2021, fo
 real logits above the moving average of the fake logits, and fake logits below the moving average of
 the real ones, are penalised quadratically, which keeps D from separating a small training set by an
 ever larger margin, where R1 instead flattens D's gradient at the real images.
+With ``recon_weight`` a discriminator built with a decoder (FastGAN's self-supervised discriminator,
+Liu et al. 2021) also rebuilds each real image it scores from its own intermediate features, by mean
+squared error: D must keep features that describe whole images, which slows its overfitting to a few
+hundred of them.
 """
 
 from __future__ import annotations
@@ -257,6 +261,9 @@ class GANLoss:
             (``mean(relu(r - ā_f)²) + mean(relu(ā_r - f)²)``, ``ā`` the moving averages of the mean logits;
             0.3 in the paper's limited-data runs); 0 disables it.
         lecam_decay: the moving averages' decay per D step (the first D step sets them).
+        recon_weight: weight of the mean squared error between the (augmented) real images and D's
+            reconstruction of them, in D's objective; needs a D called as
+            ``D(x, y, return_recon=True) -> (logits, recon)``; 0 disables it.
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -279,6 +286,7 @@ class GANLoss:
         aux_twin: bool = False,
         lecam_weight: float = 0.0,
         lecam_decay: float = 0.99,
+        recon_weight: float = 0.0,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -306,6 +314,9 @@ class GANLoss:
         if not 0 <= lecam_weight < float("inf") or not 0 <= lecam_decay < 1:
             raise ValueError(f"need lecam_weight >= 0 and 0 <= lecam_decay < 1, got {lecam_weight}, {lecam_decay}")
         self.lecam_weight, self.lecam_decay = float(lecam_weight), float(lecam_decay)
+        if not 0 <= recon_weight < float("inf"):
+            raise ValueError(f"recon_weight must be >= 0, got {recon_weight}")
+        self.recon_weight = float(recon_weight)
         # Training state, saved with the checkpoint (state_dict): the running mean path length, and
         # LeCam's moving averages of the mean real and fake logits (NaN until the first D step).
         self.pl_mean = torch.zeros(())
@@ -316,7 +327,7 @@ class GANLoss:
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
             f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin}, "
-            f"lecam_weight={self.lecam_weight})"
+            f"lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -416,25 +427,23 @@ class GANLoss:
         real_in = real.detach().requires_grad_(True) if do_r1 else real
         real_aug, fake_aug = aug(real_in), aug(fake)
         stats: dict[str, Tensor] = {}
-        if self.aux_weight > 0:
-            real_logits, class_logits = self._with_aux(D, real_aug, y)
-        else:
-            real_logits = D(real_aug, y)  # (B,)
-        if self.aux_twin:
-            fake_logits, fake_class_logits = self._with_aux(D, fake_aug, y_fake)
-        else:
-            fake_logits = D(fake_aug, y_fake)  # (B,)
+        real_logits, class_logits, recon = self._score(D, real_aug, y, self.aux_weight > 0, self.recon_weight > 0)
+        fake_logits, fake_class_logits, _ = self._score(D, fake_aug, y_fake, self.aux_twin, False)
 
         adv = d_loss(self.kind, real_logits, fake_logits)
         total = adv
-        if self.aux_weight > 0:
+        if recon is not None:
+            rec = F.mse_loss(recon, real_aug.detach())
+            total = total + self.recon_weight * rec
+            stats["d_recon"] = rec.detach()
+        if class_logits is not None:
             assert y is not None
             real_head = self._heads(class_logits)[0]
             ce = F.cross_entropy(real_head, y)
             total = total + self.aux_weight * ce
             stats["d_aux"] = ce.detach()
             stats["d_aux_acc"] = (real_head.detach().argmax(dim=1) == y).float().mean()
-        if self.aux_twin:
+        if fake_class_logits is not None:
             assert y_fake is not None
             twin_ce = F.cross_entropy(self._heads(fake_class_logits)[1], y_fake)
             total = total + self.aux_weight * twin_ce
@@ -487,13 +496,10 @@ class GANLoss:
             fakes) when they are on.
         """
         aug = augment if augment is not None else _identity
-        if self.aux_weight > 0:
-            fake_logits, class_logits = self._with_aux(D, aug(fake), y)
-        else:
-            fake_logits = D(aug(fake), y)
+        fake_logits, class_logits, _ = self._score(D, aug(fake), y, self.aux_weight > 0, False)
         loss = g_loss(self.kind, fake_logits)
         stats = {"g_fake": fake_logits.detach().mean()}
-        if self.aux_weight > 0:
+        if class_logits is not None:
             assert y is not None
             real_head, twin_head = self._heads(class_logits)
             ce = F.cross_entropy(real_head, y)
@@ -513,14 +519,24 @@ class GANLoss:
 
 
     @staticmethod
-    def _with_aux(D: DiscriminatorFn, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
-        """D's logits and its auxiliary class logits, from one forward pass."""
-        if y is None:
+    def _score(
+        D: DiscriminatorFn, x: Tensor, y: Tensor | None, aux: bool, recon: bool
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """D's logits, with its auxiliary class logits (``aux``) and its reconstruction of ``x``
+        (``recon``) when asked, from one forward pass; ``None`` for what was not asked."""
+        if not (aux or recon):
+            return D(x, y), None, None
+        if aux and y is None:
             raise ValueError("aux_weight > 0 needs class labels (a conditional model)")
-        out = D(x, y, return_aux=True)  # type: ignore[call-arg]
-        if not isinstance(out, tuple):
-            raise ValueError("aux_weight > 0 needs a discriminator with an auxiliary classifier (aux=True)")
-        return out
+        kwargs = {"return_aux": True} if aux else {}
+        if recon:
+            kwargs["return_recon"] = True
+        out = D(x, y, **kwargs)  # type: ignore[call-arg]
+        if not isinstance(out, tuple) or len(out) != 1 + aux + recon:
+            what = " and ".join(n for n, on in (("an auxiliary classifier (aux=True)", aux),
+                                                 ("a decoder (recon=True)", recon)) if on)
+            raise ValueError(f"this loss needs a discriminator with {what}")
+        return out[0], out[1] if aux else None, out[-1] if recon else None
 
     def _heads(self, class_logits: Tensor) -> tuple[Tensor, Tensor | None]:
         """Split the class logits into the real head's and (with ``aux_twin``) the twin's."""

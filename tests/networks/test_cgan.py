@@ -342,6 +342,25 @@ def test_skip_layer_excitation_gates_each_stage_from_sixteen_pixels_by_the_one_t
     assert all(float(p.grad.abs().sum()) > 0 for p in G.excite.parameters())
 
 
+@pytest.mark.parametrize(("spatial_dims", "size"), [(2, 28), (3, 12)])
+def test_discriminator_decoder_rebuilds_an_image_of_the_input_shape_beside_the_other_outputs(
+    spatial_dims: int, size: int
+) -> None:
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=16,
+                      recon=True, aux=True, mbstd=True).eval()
+    x, y = torch.rand(4, 1, *[size] * spatial_dims) * 2 - 1, torch.tensor([0, 1, 0, 1])
+    logits, class_logits, recon = D(x, y, return_aux=True, return_recon=True)
+    assert logits.shape == (4,) and class_logits.shape == (4, 2) and recon.shape == x.shape
+    assert float(recon.abs().max()) <= 1.0
+    torch.testing.assert_close(D(x, y), logits)
+    torch.testing.assert_close(D(x, y, return_recon=True)[1], recon)
+    with pytest.raises(ValueError, match="return_recon=True needs a discriminator built with recon=True"):
+        Discriminator(num_classes=2, size=size, spatial_dims=spatial_dims)(x, y, return_recon=True)
+    with pytest.raises(ValueError, match="recon needs size >= 9"):
+        Discriminator(size=8, recon=True)
+
+
 def test_minibatch_std_groups_do_not_depend_on_how_the_batch_is_split() -> None:
     from medgan.networks.cgan import MinibatchStd
 

@@ -137,6 +137,7 @@ def test_domain_translation_records_the_second_dataset_and_resume_checks_it(tmp_
         (("spectral_weight=1.0",), "spectral_weight applies to the adversarial families"),
         (("aux_weight=0.5",), "aux_weight applies to the adversarial families"),
         (("lecam_weight=0.3",), "lecam_weight applies to the adversarial families"),
+        (("recon_weight=1.0",), "recon_weight applies to the adversarial families"),
         (("cycle.adversarial=wgan-gp",), "cycle.adversarial"),
         (("model.g_sle=true",), "g_noise, g_sle, d_spectral_norm and d_mbstd apply to model.family 'residual' only"),
     ],

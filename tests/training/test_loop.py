@@ -80,6 +80,19 @@ def test_lecam_weight_logs_its_term_and_checkpoints_its_averages(tmp_path):
     assert torch.isfinite(ckpt["loss"]["lecam_means"]).all()
 
 
+def test_recon_weight_builds_a_decoder_in_d_and_logs_its_error(tmp_path):
+    data = make_banded_toy(tmp_path)
+    run = train(tiny_config(data, tmp_path / "run", "recon_weight=1.0", "log_every=1"), progress=False).run_dir
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines and all(0 < r["d_recon"] < 4 for r in lines)  # images in [-1, 1]: the squared error is below 4
+    ckpt = load_checkpoint(run)
+    assert ckpt["config"]["recon_weight"] == 1.0 and any(k.startswith("decoder.") for k in ckpt["D"])
+    assert not any(k.startswith("decoder.") for k in load_checkpoint(train(
+        tiny_config(data, tmp_path / "plain", "steps=2"), progress=False).run_dir)["D"])
+    with pytest.raises(MedganError, match=r"'recon_weight' needs model\.family 'residual'"):
+        tiny_config(data, tmp_path / "style", "recon_weight=1.0", "model.family=style")
+
+
 def test_aux_weight_builds_a_classifier_head_and_logs_its_terms(tmp_path):
     data = make_banded_toy(tmp_path)
     run = train(tiny_config(data, tmp_path / "run", "aux_weight=0.5"), progress=False).run_dir

@@ -292,6 +292,36 @@ def test_generator_loss_adds_the_weighted_spectral_term_and_needs_the_real_batch
         GANLoss("hinge", spectral_weight=-1.0)
 
 
+def test_recon_weight_adds_the_decoders_squared_error_on_real_images_to_d_only():
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=16, base_channels=8, max_channels=16, recon=True).eval()
+    real, fake = torch.rand(4, 1, 16, 16) * 2 - 1, torch.randn(4, 1, 16, 16)
+    y = torch.tensor([0, 1, 1, 0])
+    logits, recon = D(real, y, return_recon=True)
+    assert recon.shape == real.shape and float(recon.abs().max()) <= 1.0
+    assert torch.equal(logits, D(real, y))  # the decoder does not change the adversarial logit
+    mse = float(F.mse_loss(recon, real))
+
+    plain_d, _ = GANLoss("hinge").discriminator_loss(D, real, fake, y, step=1)
+    total_d, d_stats = GANLoss("hinge", recon_weight=2.0).discriminator_loss(D, real, fake, y, step=1)
+    assert float(d_stats["d_recon"]) == pytest.approx(mse, rel=1e-5)
+    assert float(total_d) == pytest.approx(float(plain_d) + 2.0 * mse, rel=1e-5)
+    # The error reaches the decoder and the blocks below its tap, not the blocks above it.
+    D.zero_grad()
+    F.mse_loss(D(real, y, return_recon=True)[1], real).backward()
+    grads = {name: p.grad for name, p in D.named_parameters()}
+    assert float(grads["decoder.1.weight"].abs().sum()) > 0
+    assert float(grads["blocks.0.conv1.parametrizations.weight.original"].abs().sum()) > 0
+    assert grads["blocks.2.conv1.parametrizations.weight.original"] is None
+    g_plain, _ = GANLoss("hinge").generator_loss(D, fake, y)
+    g_recon, g_stats = GANLoss("hinge", recon_weight=2.0).generator_loss(D, fake, y)
+    assert float(g_recon) == pytest.approx(float(g_plain)) and "d_recon" not in g_stats
+    with pytest.raises(ValueError, match=r"needs a discriminator with a decoder \(recon=True\)"):
+        GANLoss("hinge", recon_weight=1.0).discriminator_loss(lambda x, y, **kw: D(x, y), real, fake, y, step=1)
+    with pytest.raises(ValueError, match="recon_weight must be >= 0"):
+        GANLoss("hinge", recon_weight=-1.0)
+
+
 def test_auxiliary_classifier_adds_weighted_cross_entropy_to_both_phases():
     torch.manual_seed(0)
     # eval(): spectral norm's power iteration then stays put, so repeated calls give the same logits.
