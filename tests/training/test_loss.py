@@ -292,6 +292,13 @@ def test_generator_loss_adds_the_weighted_spectral_term_and_needs_the_real_batch
         GANLoss("hinge", spectral_weight=-1.0)
 
 
+def _d_loss_with(D, real, fake, y, stat: str, **weights: float) -> tuple[float, float, float]:
+    """D's hinge loss without and with the terms ``weights`` turn on, and the logged value of ``stat``."""
+    plain, _ = GANLoss("hinge").discriminator_loss(D, real, fake, y, step=1)
+    total, stats = GANLoss("hinge", **weights).discriminator_loss(D, real, fake, y, step=1)
+    return float(plain), float(total), float(stats[stat])
+
+
 def test_recon_weight_adds_the_decoders_squared_error_on_real_images_to_d_only():
     torch.manual_seed(0)
     D = Discriminator(num_classes=2, size=16, base_channels=8, max_channels=16, recon=True).eval()
@@ -302,10 +309,9 @@ def test_recon_weight_adds_the_decoders_squared_error_on_real_images_to_d_only()
     assert torch.equal(logits, D(real, y))  # the decoder does not change the adversarial logit
     mse = float(F.mse_loss(recon, real))
 
-    plain_d, _ = GANLoss("hinge").discriminator_loss(D, real, fake, y, step=1)
-    total_d, d_stats = GANLoss("hinge", recon_weight=2.0).discriminator_loss(D, real, fake, y, step=1)
-    assert float(d_stats["d_recon"]) == pytest.approx(mse, rel=1e-5)
-    assert float(total_d) == pytest.approx(float(plain_d) + 2.0 * mse, rel=1e-5)
+    plain_d, total_d, term = _d_loss_with(D, real, fake, y, "d_recon", recon_weight=2.0)
+    assert term == pytest.approx(mse, rel=1e-5)
+    assert total_d == pytest.approx(plain_d + 2.0 * mse, rel=1e-5)
     # The error reaches the decoder and the blocks below its tap, not the blocks above it.
     D.zero_grad()
     F.mse_loss(D(real, y, return_recon=True)[1], real).backward()
@@ -333,10 +339,10 @@ def test_auxiliary_classifier_adds_weighted_cross_entropy_to_both_phases():
     assert torch.equal(logits, D(real, y))  # the head does not change the adversarial logit
     ce_real = float(F.cross_entropy(class_logits, y))
 
-    plain_d, _ = GANLoss("hinge").discriminator_loss(D, real, fake, y, step=1)
-    total_d, d_stats = GANLoss("hinge", aux_weight=0.5).discriminator_loss(D, real, fake, y, step=1)
-    assert float(d_stats["d_aux"]) == pytest.approx(ce_real, rel=1e-5)
-    assert float(total_d) == pytest.approx(float(plain_d) + 0.5 * ce_real, rel=1e-5)
+    plain_d, total_d, term = _d_loss_with(D, real, fake, y, "d_aux", aux_weight=0.5)
+    assert term == pytest.approx(ce_real, rel=1e-5)
+    assert total_d == pytest.approx(plain_d + 0.5 * ce_real, rel=1e-5)
+    _, d_stats = GANLoss("hinge", aux_weight=0.5).discriminator_loss(D, real, fake, y, step=1)
     assert 0.0 <= float(d_stats["d_aux_acc"]) <= 1.0
 
     fake.requires_grad_(True)
