@@ -182,3 +182,19 @@ def test_cycle_family_two_ranks_train_like_one_process(toy, tmp_path):
     d_weights = [k for k in ref["D"] if not k.endswith("bias")]
     assert _max_diff({k: ddp_ckpt["D"][k] for k in d_weights}, {k: ref["D"][k] for k in d_weights}) < 1e-5
     assert ddp_ckpt["augment"]["p"] == pytest.approx(ref["augment"]["p"], abs=1e-9) and ref["augment"]["p"] > 0
+
+
+def test_skip_excitation_and_a_reconstructing_discriminator_train_under_ddp(toy, tmp_path):
+    """D's decoder takes part in every D step and in no G step; DDP must reduce its gradients all the same.
+
+    Not compared with one process: the decoder's batch norm (D is not synchronised) sees each rank's half batch.
+    """
+    out = tmp_path / "ddp"
+    weights, info = _launch(tmp_path, toy, out, [*COMMON, "batch_size=4", "steps=6", "recon_weight=1.0",
+                                                 "model.g_sle=true"], "recon")
+    assert [i["step"] for i in info] == [6, 6]
+    assert _max_diff(weights[0], weights[1]) == 0.0
+    ckpt = torch.load(out / "checkpoints" / "step_000006.pt", weights_only=False)
+    assert any(k.startswith("decoder.") for k in ckpt["D"]) and any(k.startswith("excite.") for k in ckpt["G"])
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines and all(r["d_recon"] > 0 for r in lines)
