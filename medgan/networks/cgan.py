@@ -255,12 +255,13 @@ class Generator(nn.Module):
             raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
         h = self.fc(z).reshape(z.shape[0], self.bottom_channels, *([_BOTTOM] * self.spatial_dims))
         maps = pixel_noise(z, self._noise_shapes, random=self.training) if self.noise else None
-        feats = [h]
+        feats = [h] if self.excite is not None else []  # earlier maps, kept only for skip-layer excitation
         for k, block in enumerate(self.blocks):
             h = block(h, y, None if maps is None else (maps[2 * k], maps[2 * k + 1]))
-            if self.excite is not None and k >= 1:
-                h = self.excite[k](feats[k - 1], h)
-            feats.append(h)
+            if self.excite is not None:
+                if k >= 1:
+                    h = self.excite[k](feats[k - 1], h)
+                feats.append(h)
         h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
         h = center_crop(h, self.size * self.supersample, self.spatial_dims)
         if self.supersample > 1:  # area resize: the mean of each cell, so still in [-1, 1]
