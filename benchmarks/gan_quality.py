@@ -13,7 +13,10 @@ Measures one checkpoint against its real dataset with the figures of the sample-
 - with ``--views``: the overall C2ST once per view alone (image, high-pass residual, histogram),
   which says what gives the samples away;
 - with ``--spectrum``: the synthetic/real power per ring of radial frequency, the fine texture
-  the samples carry (``spectrum/ratio_fine``: the mean above 0.35 cycles/pixel).
+  the samples carry (``spectrum/ratio_fine``: the mean above 0.35 cycles/pixel);
+- with ``--d-rejection K``: each class's samples are the 1/K of K times as many that the
+  checkpoint's own D scores most real (discriminator rejection sampling in its top-k form, after
+  Azadi et al. 2019), to ask whether D's score can pick the realistic draws.
 
 A cycle-family checkpoint (a class translator) is measured on its translations: class c's
 synthetic images are the other class's train images translated to c, at most as many as that
@@ -40,13 +43,16 @@ import numpy as np
 import torch
 
 from medgan.data.dataset import class_slugs, load_dataset
+from medgan.data.scaling import to_model_input
 from medgan.metrics.c2st import C2STConfig, c2st_metrics, c2st_views, matched_proportions
 from medgan.metrics.evaluate import value_metrics
 from medgan.metrics.report import save_class_grid
 from medgan.metrics.swd import swd_metrics
+from medgan.networks import build_discriminator
 from medgan.networks.classifier import build_classifier
 from medgan.synth.sampling import iter_samples
 from medgan.synth.translate import LoadedTranslator, load_model, translated_pool
+from medgan.training.checkpoint import load_checkpoint
 from medgan.training.classifier import classifier_scores, predict_proba, train_classifier
 from medgan.training.loss import radial_power
 
@@ -58,6 +64,25 @@ def sample_like(gen, counts: list[int], seed: int) -> tuple[np.ndarray, np.ndarr
         for batch in iter_samples(gen, c, n, seed=seed + 1000 * c):
             images.append(batch)
             labels.append(np.full(len(batch), c, dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def d_rejected_like(gen, checkpoint: Path, counts: list[int], seed: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[c]`` images of class ``c``: the ones of ``factor × counts[c]`` draws that D scores most real."""
+    ckpt = load_checkpoint(checkpoint)
+    D = build_discriminator(ckpt["model"]["family"], **ckpt["model"]["discriminator"])
+    D.load_state_dict(ckpt["D"])
+    D.eval()
+    images, labels = [], []
+    for c, n in enumerate(counts):
+        pool = np.concatenate(list(iter_samples(gen, c, round(n * factor), seed=seed + 1000 * c)))
+        with torch.no_grad():
+            scores = np.concatenate([
+                D(to_model_input(torch.from_numpy(pool[i:i + 64])), torch.full((len(pool[i:i + 64]),), c)).reshape(-1).numpy()
+                for i in range(0, len(pool), 64)
+            ])
+        images.append(pool[np.sort(np.argsort(-scores)[:n])])
+        labels.append(np.full(n, c, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -162,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
                         "--set keep_checkpoints=N to keep N to choose from")
     p.add_argument("--keep-largest", action="store_true",
                    help="sample as model.g_keep_largest: true does (mask cleanup at sampling; training is the same)")
+    p.add_argument("--d-rejection", type=float, default=None, metavar="K",
+                   help="keep, per class, the 1/K of K times as many samples that the checkpoint's D scores most real")
     args = p.parse_args(argv)
+    if args.d_rejection is not None and args.d_rejection < 1:
+        raise SystemExit("--d-rejection K needs K >= 1 (K times as many draws, the best 1/K kept)")
 
     t0 = time.time()
     ds = load_dataset(args.data, size=args.data_size)
@@ -180,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         # A class translator (the cycle family): class c's images are the other class's train images,
         # translated, so there are at most as many as that class has (C2ST balances its sides anyway).
         syn_x, syn_y = translated_pool(gen, ds, [min(n, counts[1 - c]) for c, n in enumerate(counts)], seed=0)
+    elif args.d_rejection is not None:
+        if isinstance(gen, LoadedTranslator):
+            raise SystemExit("--d-rejection: a class translator (the cycle family) has no draws to reject")
+        syn_x, syn_y = d_rejected_like(gen, checkpoint, counts, seed=0, factor=args.d_rejection)
     else:
         syn_x, syn_y = sample_like(gen, counts, seed=0)
     heldout = np.concatenate([ds.channel_first("val"), ds.channel_first("test")])

@@ -81,3 +81,39 @@ def test_gan_quality_selects_the_checkpoint_with_the_best_val_tstr_and_the_later
     assert gan_quality.select_checkpoint(tmp_path / "run", None, [3, 4], 2, 1, 0.0)[0].name == "step_002000.pt"
     with pytest.raises(SystemExit, match="no step_"):
         gan_quality.select_checkpoint(tmp_path / "empty", None, [3, 4], 2, 1, 0.0)
+
+
+def test_gan_quality_d_rejection_keeps_each_class_draws_that_d_scores_most_real(monkeypatch):
+    import numpy as np
+    import torch
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    import gan_quality
+
+    class Brightness(torch.nn.Module):  # a "D" that calls brighter images more real, class 1 inverted
+        def forward(self, x, y):
+            score = x.flatten(1).mean(1)
+            return torch.where(y == 1, -score, score)
+
+    draws = {}
+
+    def fake_samples(gen, c, n, seed):
+        values = np.random.default_rng(seed).permutation(n).astype(np.uint8)
+        draws[c] = values
+        yield np.broadcast_to(values[:, None, None, None], (n, 1, 4, 4)).copy()
+
+    monkeypatch.setattr(gan_quality, "load_checkpoint",
+                        lambda path: {"model": {"family": "residual", "discriminator": {}}, "D": {}})
+    monkeypatch.setattr(gan_quality, "build_discriminator", lambda family, **kw: Brightness())
+    monkeypatch.setattr(Brightness, "load_state_dict", lambda self, state: None)
+    monkeypatch.setattr(gan_quality, "iter_samples", fake_samples)
+    x, y = gan_quality.d_rejected_like(None, "ckpt", [3, 2], seed=0, factor=4)
+    assert y.tolist() == [0, 0, 0, 1, 1]
+    assert len(draws[0]) == 12 and len(draws[1]) == 8
+    kept0, kept1 = x[:3, 0, 0, 0].tolist(), x[3:, 0, 0, 0].tolist()
+    assert sorted(kept0) == [9, 10, 11]  # the brightest three of twelve
+    assert sorted(kept1) == [0, 1]  # class 1's D prefers the darkest
+    order = {v: i for i, v in enumerate(draws[0].tolist())}
+    assert [order[v] for v in kept0] == sorted(order[v] for v in kept0)  # kept in draw order
+    with pytest.raises(SystemExit, match="K >= 1"):
+        gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--d-rejection", "0.5"])
