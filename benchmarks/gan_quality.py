@@ -76,11 +76,9 @@ def d_rejected_like(gen, checkpoint: Path, counts: list[int], seed: int, factor:
     images, labels = [], []
     for c, n in enumerate(counts):
         pool = np.concatenate(list(iter_samples(gen, c, round(n * factor), seed=seed + 1000 * c)))
+        batches = [torch.from_numpy(pool[i:i + 64]) for i in range(0, len(pool), 64)]
         with torch.no_grad():
-            scores = np.concatenate([
-                D(to_model_input(torch.from_numpy(pool[i:i + 64])), torch.full((len(pool[i:i + 64]),), c)).reshape(-1).numpy()
-                for i in range(0, len(pool), 64)
-            ])
+            scores = np.concatenate([D(to_model_input(b), torch.full((len(b),), c)).reshape(-1).numpy() for b in batches])
         images.append(pool[np.sort(np.argsort(-scores)[:n])])
         labels.append(np.full(n, c, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
