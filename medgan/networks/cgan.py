@@ -31,6 +31,7 @@ from medgan.networks.layers import (
     center_crop,
     check_spatial_dims,
     conv,
+    floor_clamp,
     high_pass,
     next_pow2,
     pad_to,
@@ -172,6 +173,9 @@ class Generator(nn.Module):
         sle: FastGAN's skip-layer excitation (:class:`~medgan.networks.layers.SkipExcitation`): the
             feature map at each resolution ``r >= 16`` is gated channel-wise by the one at ``r / 4``
             (at 28²: 4 → 16 and 8 → 32), a shortcut from the coarse layout to the fine stages.
+        floor: clamp the output from below at this value in ``[-1, 1)`` with a straight-through
+            gradient (:func:`~medgan.networks.layers.floor_clamp`; ``None`` = off), for data whose
+            darkest regions sit at one grey level: they come out flat at that level, as in the data.
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -195,9 +199,12 @@ class Generator(nn.Module):
         supersample: int = 1,
         recentre: Sequence[float] | None = None,
         sle: bool = False,
+        floor: float | None = None,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if floor is not None and (binary or not -1.0 <= floor < 1.0):
+            raise ValueError(f"floor needs binary=False and a value in [-1, 1), got {floor}")
         if recentre is not None and (not binary or len(recentre) != spatial_dims):
             raise ValueError(f"recentre needs binary=True and {spatial_dims} coordinates, got {recentre}")
         if supersample < 1:
@@ -211,6 +218,7 @@ class Generator(nn.Module):
         self.out_channels = out_channels
         self.size = size
         self.binary = binary
+        self.floor = None if floor is None else float(floor)
         self.noise = noise
         self.supersample = supersample
         self.recentre = None if recentre is None else tuple(float(c) for c in recentre)
@@ -267,6 +275,8 @@ class Generator(nn.Module):
         if self.supersample > 1:  # area resize: the mean of each cell, so still in [-1, 1]
             pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
             h = pool(h, self.supersample)
+        if self.floor is not None:
+            h = floor_clamp(h, self.floor)
         if self.binary:
             h = binarize(h)
         if self.recentre is not None:

@@ -33,6 +33,7 @@ __all__ = [
     "centre_of_mass",
     "check_spatial_dims",
     "conv",
+    "floor_clamp",
     "high_pass",
     "next_pow2",
     "pad_to",
@@ -328,6 +329,22 @@ def binarize(x: Tensor) -> Tensor:
         [-1.0, 1.0, 1.0]
     """
     return x + (torch.where(x >= 0, 1.0, -1.0).to(x.dtype) - x).detach()
+
+
+def floor_clamp(x: Tensor, floor: float) -> Tensor:
+    """``x`` clamped from below at ``floor`` forward, the identity's gradient backward (straight-through).
+
+    The residual generator's ``floor`` option applies it to its output, for data whose darkest regions
+    sit at one grey level (BreastMNIST's ultrasound background is level 1 of 255): those regions then
+    come out flat at that level, where a ``tanh`` spreads them over the darkest few levels with a
+    texture that neither the data nor a reader's eye has. The straight-through gradient keeps D's
+    signal flowing to pixels below the floor, so none is stuck there.
+
+    Example:
+        >>> floor_clamp(torch.tensor([-1.0, -0.5, 0.3]), -0.9).tolist()
+        [-0.8999999761581421, -0.5, 0.30000001192092896]
+    """
+    return torch.where(x < floor, floor + (x - x.detach()), x)  # exactly ``floor`` below it, not floor ± 1 ulp
 
 
 def centre_of_mass(weights: Tensor) -> Tensor:

@@ -55,6 +55,9 @@ class ModelConfig:
             (1 = off; ``g_channels`` is then the width at the larger size).
         g_sle: FastGAN's skip-layer excitation in the residual generator: each feature map at 16 pixels
             or more is gated channel-wise by the map at a quarter of its resolution.
+        g_floor: the residual generator's output is clamped from below (straight-through) at the
+            darkest grey level that holds at least 1/1000 of the training pixels, so that dark
+            regions come out flat at that level as in the data (BreastMNIST: level 1; grey images).
         d_spectral_norm: spectral norm on the residual discriminator's weights.
         d_mbstd: a minibatch-standard-deviation channel in the residual discriminator.
         d_highpass: the residual discriminator reads the image beside its high-pass residual, as the
@@ -80,6 +83,7 @@ class ModelConfig:
     g_keep_largest: bool = False
     g_recentre: bool = False
     g_sle: bool = False
+    g_floor: bool = False
     d_spectral_norm: bool = True
     d_mbstd: bool = False
     d_highpass: bool = False
@@ -297,8 +301,8 @@ class TrainConfig:
             raise MedganError("config: model.family 'cycle' makes one D update per step without R1, and its FID "
                               "during training is not defined; set d_steps: 1, r1_gamma: 0 and fid_every: 0")
         m = self.model
-        if m.g_upsample != "nearest" or m.g_noise or m.g_sle or not m.d_spectral_norm or m.d_mbstd:
-            raise MedganError("config: model.g_upsample, g_noise, g_sle, d_spectral_norm and d_mbstd apply to "
+        if m.g_upsample != "nearest" or m.g_noise or m.g_sle or m.g_floor or not m.d_spectral_norm or m.d_mbstd:
+            raise MedganError("config: model.g_upsample, g_noise, g_sle, g_floor, d_spectral_norm and d_mbstd apply to "
                               "model.family 'residual' only")
         for key in ("cycle_weight", "identity_weight"):
             if not 0 <= getattr(c, key) < float("inf"):
@@ -321,10 +325,12 @@ class TrainConfig:
             raise MedganError("config: model.family 'progressive' needs a 'progressive' schedule section")
         residual_only = (self.model.g_upsample != "nearest", self.model.g_binary, self.model.g_noise,
                          not self.model.d_spectral_norm, self.model.d_mbstd, self.model.d_highpass,
-                         self.model.g_supersample != 1, self.model.g_sle)
+                         self.model.g_supersample != 1, self.model.g_sle, self.model.g_floor)
         if self.model.family == "progressive" and any(residual_only):
-            raise MedganError("config: model.g_upsample, g_binary, g_noise, g_supersample, g_sle, d_spectral_norm, d_mbstd "
-                              "and d_highpass apply to model.family 'residual' only")
+            raise MedganError("config: model.g_upsample, g_binary, g_noise, g_supersample, g_sle, g_floor, d_spectral_norm, "
+                              "d_mbstd and d_highpass apply to model.family 'residual' only")
+        if self.model.g_floor and self.model.g_binary:
+            raise MedganError("config: model.g_floor and model.g_binary exclude each other (a binary mask has no dark floor)")
         if self.model.family == "residual" and self.progressive is not None:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:
@@ -357,9 +363,9 @@ class TrainConfig:
                 raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
             if self.steps is None:
                 raise MedganError("config key 'steps' must be set for model.family 'style'")
-            if m.g_upsample != "nearest" or m.g_noise or m.g_supersample != 1 or m.g_sle:
-                raise MedganError("config: model.g_upsample, g_noise, g_supersample and g_sle apply to model.family "
-                                  "'residual' only (the style generator has its own noise inputs)")
+            if m.g_upsample != "nearest" or m.g_noise or m.g_supersample != 1 or m.g_sle or m.g_floor:
+                raise MedganError("config: model.g_upsample, g_noise, g_supersample, g_sle and g_floor apply to "
+                                  "model.family 'residual' only (the style generator has its own noise inputs)")
         if not (self.pl_weight >= 0 and self.pl_weight < float("inf")):
             raise MedganError(f"config key 'pl_weight' must be >= 0, got {self.pl_weight}")
         if self.pl_every <= 0:

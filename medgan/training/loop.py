@@ -128,6 +128,14 @@ def mask_centre(images: np.ndarray) -> list[float]:
     return [round(float(c), 3) for c in com.mean(0)]
 
 
+def grey_floor(images: np.ndarray, share: float = 1e-3) -> float:
+    """The darkest grey level holding at least ``share`` of the pixels of uint8 ``images``, as model
+    input (``level / 127.5 - 1``, rounded to 6 decimals): where ``model.g_floor`` clamps G's output."""
+    counts = np.bincount(np.asarray(images, dtype=np.uint8).ravel(), minlength=256)
+    level = int(np.flatnonzero(counts >= share * counts.sum())[0])
+    return round(level / 127.5 - 1.0, 6)
+
+
 def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
     """Constructor arguments of G and D, stored in the checkpoint so sampling can rebuild G."""
     info = ds.info
@@ -145,7 +153,8 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
                  upsample=m.g_upsample, binary=m.g_binary, noise=m.g_noise,
                  noise_init=m.g_noise_init, supersample=m.g_supersample, sle=m.g_sle,
-                 recentre=mask_centre(ds.channel_first("train")) if m.g_recentre else None)
+                 recentre=mask_centre(ds.channel_first("train")) if m.g_recentre else None,
+                 floor=grey_floor(ds.images["train"]) if m.g_floor else None)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass,

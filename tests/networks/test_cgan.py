@@ -394,6 +394,27 @@ def test_binary_generator_emits_the_sign_of_its_tanh_and_still_learns(spatial_di
     assert G.fc.weight.grad is not None and G.fc.weight.grad.abs().sum() > 0
 
 
+def test_a_floored_generator_clamps_its_darkest_pixels_flat_and_still_learns_from_them() -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, num_classes=2, size=12, base_channels=4, max_channels=8).eval()
+    z, y = torch.randn(6, 8), torch.tensor([0, 1] * 3)
+    soft = G(z, y).detach()
+    floor = float(soft.quantile(0.2))  # a fifth of the pixels lie below it
+    G.floor = floor
+    x = G(z, y)
+    assert x.min().item() == pytest.approx(floor)
+    assert torch.equal(x.detach(), soft.clamp(min=floor))
+    assert (x.detach() == floor).float().mean().item() >= 0.19  # the clamped pixels sit exactly at the floor
+    # Straight-through: the pixels below the floor pass D's gradient on to G.
+    below = (soft < floor).float()
+    (x * below).sum().backward()
+    assert G.out_conv.weight.grad is not None and G.out_conv.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="floor needs binary=False"):
+        Generator(binary=True, floor=-0.9)
+    with pytest.raises(ValueError, match="floor needs binary=False and a value in \\[-1, 1\\)"):
+        Generator(floor=1.0)
+
+
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_noise_inputs_vary_in_training_are_a_function_of_z_when_sampling_and_learn(spatial_dims: int) -> None:
     torch.manual_seed(0)

@@ -139,7 +139,8 @@ def test_domain_translation_records_the_second_dataset_and_resume_checks_it(tmp_
         (("lecam_weight=0.3",), "lecam_weight applies to the adversarial families"),
         (("recon_weight=1.0",), "recon_weight applies to the adversarial families"),
         (("cycle.adversarial=wgan-gp",), "cycle.adversarial"),
-        (("model.g_sle=true",), "g_noise, g_sle, d_spectral_norm and d_mbstd apply to model.family 'residual' only"),
+        (("model.g_sle=true",), "g_noise, g_sle, g_floor, d_spectral_norm and d_mbstd apply to model.family 'residual' only"),
+        (("model.g_floor=true",), "g_noise, g_sle, g_floor, d_spectral_norm and d_mbstd apply to model.family 'residual' only"),
     ],
 )
 def test_the_config_refuses_a_cycle_section_that_does_not_fit(tmp_path, overrides, message):

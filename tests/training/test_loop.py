@@ -216,6 +216,30 @@ def test_an_unknown_ada_statistic_names_the_key(tmp_path) -> None:
         tiny_config(tmp_path / "x", tmp_path / "run", "augment.statistic=median")
 
 
+def test_the_grey_floor_is_the_darkest_level_holding_a_thousandth_of_the_pixels_and_reaches_g(tmp_path):
+    import numpy as np
+
+    from medgan.training.loop import grey_floor
+
+    images = np.full((10, 1, 10, 10), 120, np.uint8)
+    images[0, 0, 0, 0] = 0  # 1 pixel in 1000: level 0 holds exactly the share
+    images[1, 0, :2] = 3  # 20 pixels
+    assert grey_floor(images) == pytest.approx(0 / 127.5 - 1)
+    assert grey_floor(images, share=2e-3) == pytest.approx(3 / 127.5 - 1)
+    assert grey_floor(np.full((2, 4, 4), 255, np.uint8)) == 1.0
+    from medgan.data.dataset import load_dataset, save_prepared
+    from medgan.synth.sampling import load_generator, sample_classes
+
+    toy = load_dataset(make_banded_toy(tmp_path, size=8))  # background 0..59, bands 220
+    lifted = {k: (v // 2 + 40).astype(np.uint8) for k, v in toy.images.items()}  # darkest level now 40
+    data = tmp_path / "lifted"
+    save_prepared(data, lifted, toy.labels, toy.info)
+    run = train(tiny_config(data, tmp_path / "run", "steps=2", "model.g_floor=true"), progress=False).run_dir
+    assert load_checkpoint(run)["model"]["generator"]["floor"] == pytest.approx(40 / 127.5 - 1)
+    x, _, _ = sample_classes(load_generator(run, "cpu"), 8, seed=0, device="cpu")
+    assert int(np.asarray(x).min()) == 40  # an untrained G's darkest pixels fall below the floor and sit on it
+
+
 def test_recentred_masks_sit_at_the_training_masks_mean_centre_in_training_and_sampling(tmp_path):
     import numpy as np
 
