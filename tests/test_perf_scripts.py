@@ -117,3 +117,23 @@ def test_gan_quality_d_rejection_keeps_each_class_draws_that_d_scores_most_real(
     assert [order[v] for v in kept0] == sorted(order[v] for v in kept0)  # kept in draw order
     with pytest.raises(SystemExit, match="K >= 1"):
         gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--d-rejection", "0.5"])
+
+
+def test_resize_filter_check_arms_are_uint8_28s_and_torch_antialiased_bilinear_matches_pils(monkeypatch):
+    import numpy as np
+    from scipy import ndimage
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from resize_filter_check import resize_arms
+
+    rng = np.random.default_rng(0)
+    smooth = ndimage.gaussian_filter(rng.normal(128, 60, size=(4, 64, 64)), sigma=(0, 2, 2))
+    large = np.clip(smooth, 0, 255).astype(np.uint8)
+    arms = resize_arms(large, 28)
+    assert set(arms) == {"PIL bilinear (antialiased)", "PIL bicubic (antialiased)", "PIL box (area)", "PIL nearest",
+                         "torch bilinear (antialiased)", "torch area"}
+    assert all(a.shape == (4, 1, 28, 28) and a.dtype == np.uint8 for a in arms.values())
+    diff = lambda a, b: np.abs(arms[a].astype(float) - arms[b].astype(float)).mean()  # noqa: E731
+    # torch's antialiased bilinear resize is PIL's to within rounding; nearest picks single pixels and differs.
+    assert diff("torch bilinear (antialiased)", "PIL bilinear (antialiased)") < 0.6
+    assert diff("PIL nearest", "PIL bilinear (antialiased)") > 2 * diff("torch bilinear (antialiased)", "PIL bilinear (antialiased)")

@@ -167,6 +167,9 @@ class Generator(nn.Module):
             ``supersample``-wide cell down to ``size``, as a scanner image is area-resized to a
             MedMNIST one: edges fall between pixels and the finest scale keeps its detail, where a
             generator at the target size smooths it (one more block per doubling; 1 = off).
+        supersample_filter: how the supersampled image is resized down: ``area`` (the mean of each cell)
+            or ``bilinear`` (2D only: antialiased bilinear, a triangle filter as wide as two cells,
+            which is how MedMNIST's 2D images were resized: ``benchmarks/resize_filter_check.py``).
         recentre: with ``binary``, shift each mask by whole pixels / voxels so that its centre of
             mass lies nearest these coordinates (:func:`~medgan.networks.layers.recentre`; ``None``
             = off), for data cropped around one organ: D then judges a mask's shape, not its place.
@@ -200,6 +203,7 @@ class Generator(nn.Module):
         recentre: Sequence[float] | None = None,
         sle: bool = False,
         floor: float | None = None,
+        supersample_filter: Literal["area", "bilinear"] = "area",
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -209,6 +213,9 @@ class Generator(nn.Module):
             raise ValueError(f"recentre needs binary=True and {spatial_dims} coordinates, got {recentre}")
         if supersample < 1:
             raise ValueError(f"supersample must be >= 1, got {supersample}")
+        if supersample_filter not in ("area", "bilinear") or (supersample_filter == "bilinear" and spatial_dims != 2):
+            raise ValueError(f"supersample_filter must be 'area', or 'bilinear' for 2D images, got {supersample_filter!r} "
+                             f"with spatial_dims={spatial_dims}")
         if upsample not in ("nearest", "linear"):
             raise ValueError(f"upsample must be 'nearest' or 'linear', got {upsample!r}")
         if z_dim < 1 or out_channels < 1:
@@ -221,6 +228,7 @@ class Generator(nn.Module):
         self.floor = None if floor is None else float(floor)
         self.noise = noise
         self.supersample = supersample
+        self.supersample_filter = supersample_filter
         self.recentre = None if recentre is None else tuple(float(c) for c in recentre)
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size * supersample)
@@ -272,7 +280,9 @@ class Generator(nn.Module):
                 feats.append(h)
         h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
         h = center_crop(h, self.size * self.supersample, self.spatial_dims)
-        if self.supersample > 1:  # area resize: the mean of each cell, so still in [-1, 1]
+        if self.supersample > 1 and self.supersample_filter == "bilinear":  # convex weights: still in [-1, 1]
+            h = F.interpolate(h, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        elif self.supersample > 1:  # area resize: the mean of each cell, so still in [-1, 1]
             pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
             h = pool(h, self.supersample)
         if self.floor is not None:

@@ -53,6 +53,8 @@ class ModelConfig:
         g_supersample: the residual generator works at this many times the image's edge length and
             area-resizes its output down to it, as MedMNIST's images were resized from larger ones
             (1 = off; ``g_channels`` is then the width at the larger size).
+        g_supersample_filter: how ``g_supersample`` resizes down: ``area`` (the mean of each cell) or
+            ``bilinear`` (antialiased, 2D only: the filter MedMNIST's 2D images were resized with).
         g_sle: FastGAN's skip-layer excitation in the residual generator: each feature map at 16 pixels
             or more is gated channel-wise by the map at a quarter of its resolution.
         g_floor: the residual generator's output is clamped from below (straight-through) at the
@@ -80,6 +82,7 @@ class ModelConfig:
     g_noise: bool = False
     g_noise_init: float = bounded(0.0, ge=0)
     g_supersample: int = bounded(1, ge=1)
+    g_supersample_filter: Literal["area", "bilinear"] = "area"
     g_keep_largest: bool = False
     g_recentre: bool = False
     g_sle: bool = False
@@ -329,6 +332,11 @@ class TrainConfig:
         if self.model.family == "progressive" and any(residual_only):
             raise MedganError("config: model.g_upsample, g_binary, g_noise, g_supersample, g_sle, g_floor, d_spectral_norm, "
                               "d_mbstd and d_highpass apply to model.family 'residual' only")
+        if self.model.g_supersample_filter not in ("area", "bilinear"):
+            raise MedganError(f"config key 'model.g_supersample_filter' must be 'area' or 'bilinear', "
+                              f"got {self.model.g_supersample_filter!r}")
+        if self.model.g_supersample_filter != "area" and self.model.g_supersample == 1:
+            raise MedganError("config key 'model.g_supersample_filter' needs model.g_supersample > 1 (it resizes its output down)")
         if self.model.g_floor and self.model.g_binary:
             raise MedganError("config: model.g_floor and model.g_binary exclude each other (a binary mask has no dark floor)")
         if self.model.family == "residual" and self.progressive is not None:

@@ -149,12 +149,15 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
 
         return cycle_spec(cfg, info)
     if m.family == "residual":
+        if m.g_supersample_filter == "bilinear" and info.spatial_dims != 2:
+            raise MedganError("config key 'model.g_supersample_filter': 'bilinear' is for 2D images; use 'area' for volumes")
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
                  upsample=m.g_upsample, binary=m.g_binary, noise=m.g_noise,
                  noise_init=m.g_noise_init, supersample=m.g_supersample, sle=m.g_sle,
                  recentre=mask_centre(ds.channel_first("train")) if m.g_recentre else None,
-                 floor=grey_floor(ds.images["train"]) if m.g_floor else None)
+                 floor=grey_floor(ds.images["train"]) if m.g_floor else None,
+                 supersample_filter=m.g_supersample_filter)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass,

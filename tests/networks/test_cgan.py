@@ -320,6 +320,25 @@ def test_supersampled_generator_area_resizes_a_larger_image(spatial_dims: int) -
         Generator(supersample=0)
 
 
+def test_supersampled_generator_with_the_bilinear_filter_resizes_down_as_pil_does() -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, num_classes=2, size=28, base_channels=4, max_channels=16, upsample="linear", supersample=2,
+                  supersample_filter="bilinear")
+    big = {}
+    G.out_conv.register_forward_hook(lambda m, i, o: big.setdefault("x", o))
+    x = G(torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))
+    assert x.shape == (4, 1, 28, 28) and float(x.abs().max()) <= 1.0
+    crop = center_crop(big["x"].tanh(), 56)
+    expected = F.interpolate(crop, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+    torch.testing.assert_close(x, expected)
+    # Not the area resize: the triangle filter reaches into the neighbouring cells.
+    assert (x - F.avg_pool2d(crop, 2)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="'bilinear' for 2D images"):
+        Generator(size=12, spatial_dims=3, supersample=2, supersample_filter="bilinear")
+    with pytest.raises(ValueError, match="supersample_filter must be"):
+        Generator(supersample=2, supersample_filter="lanczos")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("spatial_dims", "size"), [(2, 28), (2, 64), (3, 12)])
 def test_skip_layer_excitation_gates_each_stage_from_sixteen_pixels_by_the_one_two_stages_back(
     spatial_dims: int, size: int

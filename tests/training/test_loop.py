@@ -240,6 +240,14 @@ def test_the_grey_floor_is_the_darkest_level_holding_a_thousandth_of_the_pixels_
     assert int(np.asarray(x).min()) == 40  # an untrained G's darkest pixels fall below the floor and sit on it
 
 
+def test_the_bilinear_supersample_filter_is_refused_for_volumes_in_one_line(tmp_path):
+    data = make_banded_toy(tmp_path, size=8, spatial_dims=3)
+    with pytest.raises(MedganError, match="'bilinear' is for 2D images; use 'area' for volumes"):
+        train(tiny_config(data, tmp_path / "run", "steps=1", "model.g_supersample=2", "model.g_supersample_filter=bilinear"),
+              progress=False)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").rglob("*.pt"))
+
+
 def test_recentred_masks_sit_at_the_training_masks_mean_centre_in_training_and_sampling(tmp_path):
     import numpy as np
 
