@@ -36,9 +36,15 @@ def resize_arms(large: np.ndarray, size: int) -> dict[str, np.ndarray]:
     out = {name: np.stack([np.asarray(Image.fromarray(i).resize((size, size), f)) for i in large])
            for name, f in PIL_FILTERS.items()}
     t = torch.from_numpy(large).float()[:, None]
-    for name, kw in (("torch bilinear (antialiased)", {"mode": "bilinear", "antialias": True, "align_corners": False}),
-                     ("torch area", {"mode": "area"})):
+    bilinear = {"mode": "bilinear", "antialias": True, "align_corners": False}
+    for name, kw in (("torch bilinear (antialiased)", bilinear), ("torch area (windows of whole pixels)", {"mode": "area"})):
         out[name] = F.interpolate(t, size=(size, size), **kw)[:, 0].round().clamp(0, 255).numpy()
+    # What model.g_supersample does at factor 2: an image at twice the size (here the 64² image resized to 2 x size
+    # as the data was), then the mean of each 2 x 2 cell (area) or the antialiased bilinear filter.
+    double = F.interpolate(t, size=(2 * size, 2 * size), **bilinear)
+    out["2x size, then 2 x 2 mean (g_supersample area)"] = F.avg_pool2d(double, 2)[:, 0].round().clamp(0, 255).numpy()
+    out["2x size, then antialiased bilinear (g_supersample bilinear)"] = (
+        F.interpolate(double, size=(size, size), **bilinear)[:, 0].round().clamp(0, 255).numpy())
     return {k: v.astype(np.uint8)[:, None] for k, v in out.items()}
 
 

@@ -131,7 +131,9 @@ def test_resize_filter_check_arms_are_uint8_28s_and_torch_antialiased_bilinear_m
     large = np.clip(smooth, 0, 255).astype(np.uint8)
     arms = resize_arms(large, 28)
     assert set(arms) == {"PIL bilinear (antialiased)", "PIL bicubic (antialiased)", "PIL box (area)", "PIL nearest",
-                         "torch bilinear (antialiased)", "torch area"}
+                         "torch bilinear (antialiased)", "torch area (windows of whole pixels)",
+                         "2x size, then 2 x 2 mean (g_supersample area)",
+                         "2x size, then antialiased bilinear (g_supersample bilinear)"}
     assert all(a.shape == (4, 1, 28, 28) and a.dtype == np.uint8 for a in arms.values())
     diff = lambda a, b: np.abs(arms[a].astype(float) - arms[b].astype(float)).mean()  # noqa: E731
     # torch's antialiased bilinear resize is PIL's to within rounding; nearest picks single pixels and differs.

@@ -169,7 +169,8 @@ class Generator(nn.Module):
             generator at the target size smooths it (one more block per doubling; 1 = off).
         supersample_filter: how the supersampled image is resized down: ``area`` (the mean of each cell)
             or ``bilinear`` (2D only: antialiased bilinear, a triangle filter as wide as two cells,
-            which is how MedMNIST's 2D images were resized: ``benchmarks/resize_filter_check.py``).
+            which is how MedMNIST's 2D images were resized from their sources; after a 2×-size image
+            that is already smooth the area mean matches better: ``benchmarks/resize_filter_check.py``).
         recentre: with ``binary``, shift each mask by whole pixels / voxels so that its centre of
             mass lies nearest these coordinates (:func:`~medgan.networks.layers.recentre`; ``None``
             = off), for data cropped around one organ: D then judges a mask's shape, not its place.

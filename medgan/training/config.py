@@ -54,7 +54,8 @@ class ModelConfig:
             area-resizes its output down to it, as MedMNIST's images were resized from larger ones
             (1 = off; ``g_channels`` is then the width at the larger size).
         g_supersample_filter: how ``g_supersample`` resizes down: ``area`` (the mean of each cell) or
-            ``bilinear`` (antialiased, 2D only: the filter MedMNIST's 2D images were resized with).
+            ``bilinear`` (antialiased, 2D only: the filter MedMNIST's 2D images were resized with from
+            their sources; on BreastMNIST no better than ``area``, one seed each).
         g_sle: FastGAN's skip-layer excitation in the residual generator: each feature map at 16 pixels
             or more is gated channel-wise by the map at a quarter of its resolution.
         g_floor: the residual generator's output is clamped from below (straight-through) at the
