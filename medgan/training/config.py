@@ -333,9 +333,6 @@ class TrainConfig:
         if self.model.family == "progressive" and any(residual_only):
             raise MedganError("config: model.g_upsample, g_binary, g_noise, g_supersample, g_sle, g_floor, d_spectral_norm, "
                               "d_mbstd and d_highpass apply to model.family 'residual' only")
-        if self.model.g_supersample_filter not in ("area", "bilinear"):
-            raise MedganError(f"config key 'model.g_supersample_filter' must be 'area' or 'bilinear', "
-                              f"got {self.model.g_supersample_filter!r}")
         if self.model.g_supersample_filter != "area" and self.model.g_supersample == 1:
             raise MedganError("config key 'model.g_supersample_filter' needs model.g_supersample > 1 (it resizes its output down)")
         if self.model.g_floor and self.model.g_binary:
