@@ -362,6 +362,11 @@ class Discriminator(nn.Module):
             classes; the class logits then have ``2 * num_classes`` columns, the real head's first. G is
             asked to satisfy the first and fool the second, which cancels AC-GAN's pull towards fakes
             that are merely easy to classify.
+        aux_embedding: with ``aux=True``, the head is ReACGAN's (Kang et al. 2021) instead: a linear
+            embedding of the pooled feature and one learnt proxy per class, both on the unit sphere; the
+            class output is then ``(B, 1 + C)`` (``C`` the feature width): the cosine to the proxy of
+            ``y``, then the unit embedding, which
+            :func:`~medgan.training.loss.d2d_cross_entropy` reads. Not with ``aux_twin``.
         recon: a small decoder that rebuilds the input image from D's feature map at a quarter of the
             (padded) resolution (FastGAN's self-supervised discriminator, Liu et al. 2021): with
             ``return_recon=True`` the forward also returns the reconstruction, which the loss asks to
@@ -387,6 +392,7 @@ class Discriminator(nn.Module):
         highpass: bool = False,
         aux: bool = False,
         aux_twin: bool = False,
+        aux_embedding: bool = False,
         recon: bool = False,
     ) -> None:
         super().__init__()
@@ -400,6 +406,8 @@ class Discriminator(nn.Module):
             raise ValueError(f"an auxiliary classifier needs num_classes >= 2, got {num_classes}")
         if aux_twin and not aux:
             raise ValueError("aux_twin=True needs aux=True (the twin sits beside the auxiliary classifier)")
+        if aux_embedding and (not aux or aux_twin):
+            raise ValueError("aux_embedding=True needs aux=True and aux_twin=False")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.size = size
@@ -425,7 +433,8 @@ class Discriminator(nn.Module):
         self.feature_channels = c_in
         self.fc = sn(nn.Linear(c_in, 1))
         self.embed: nn.Module | None = sn(nn.Embedding(num_classes, c_in)) if num_classes > 0 else None
-        self.aux: nn.Module | None = sn(nn.Linear(c_in, num_classes)) if aux else None
+        self.aux: nn.Module | None = sn(nn.Linear(c_in, c_in if aux_embedding else num_classes)) if aux else None
+        self.proxy: nn.Module | None = sn(nn.Embedding(num_classes, c_in)) if aux_embedding else None
         self.aux_twin: nn.Module | None = sn(nn.Linear(c_in, num_classes)) if aux_twin else None
         # The second down-block's output is the map at a quarter of the padded size.
         self.decoder = _decoder(spatial_dims, _width(self.full_size // 2, self.full_size, base_channels, max_channels),
@@ -444,7 +453,8 @@ class Discriminator(nn.Module):
 
         Returns:
             ``(B,)`` logits (higher = more real); with ``return_aux``, also ``(B, num_classes)`` class logits
-            (``(B, 2 * num_classes)`` with ``aux_twin``: the real head's, then the twin's); with
+            (``(B, 2 * num_classes)`` with ``aux_twin``: the real head's, then the twin's; ``(B, 1 + C)`` with
+            ``aux_embedding``); with
             ``return_recon``, last, the reconstruction, shaped like ``x`` and in ``[-1, 1]``.
         """
         if return_aux and self.aux is None:
@@ -470,6 +480,11 @@ class Discriminator(nn.Module):
             out = out + (self.embed(y) * h).sum(dim=1)
         if return_aux:
             assert self.aux is not None
-            heads = [self.aux(h)] if self.aux_twin is None else [self.aux(h), self.aux_twin(h)]
-            extras.insert(0, torch.cat(heads, dim=1))  # (B, num_classes) or (B, 2 * num_classes)
+            if self.proxy is not None:
+                f = F.normalize(self.aux(h), dim=1)  # (B, C)
+                cos = (f * F.normalize(self.proxy(y), dim=1)).sum(dim=1, keepdim=True)  # (B, 1)
+                extras.insert(0, torch.cat([cos, f], dim=1))  # (B, 1 + C)
+            else:
+                heads = [self.aux(h)] if self.aux_twin is None else [self.aux(h), self.aux_twin(h)]
+                extras.insert(0, torch.cat(heads, dim=1))  # (B, num_classes) or (B, 2 * num_classes)
         return (out, *extras) if extras else out

@@ -224,6 +224,11 @@ class TrainConfig:
         aux_twin: TAC-GAN: beside the auxiliary classifier, a twin head learns the fakes' classes and G is
             asked to fool it (at ``aux_weight``), which cancels AC-GAN's reward for fakes easier to classify
             than real images; needs ``aux_weight > 0``.
+        aux_loss: the class loss at ``aux_weight``: ``ce`` (AC-GAN's cross-entropy on class logits) or
+            ``d2dce`` (ReACGAN's data-to-data cross-entropy on an embedding head with class proxies,
+            :func:`medgan.training.loss.d2d_cross_entropy`: only images of other classes are negatives,
+            with margins that stop the push once a sample is well inside its class); ``d2dce`` is for the
+            residual family, without ``aux_twin``.
         lecam_weight: the LeCam regulariser in D's loss (:meth:`medgan.training.loss.GANLoss.lecam_penalty`;
             Tseng et al. 2021, limited data; 0 = off); not for the cycle family.
         recon_weight: FastGAN's self-supervised discriminator: D also rebuilds each real image from its
@@ -273,6 +278,7 @@ class TrainConfig:
     spectral_weight: float = bounded(0.0, ge=0)
     aux_weight: float = bounded(0.0, ge=0)
     aux_twin: bool = False
+    aux_loss: Literal["ce", "d2dce"] = "ce"
     lecam_weight: float = bounded(0.0, ge=0)
     recon_weight: float = bounded(0.0, ge=0)
     collapse_share: float = 0.5
@@ -352,6 +358,9 @@ class TrainConfig:
             raise MedganError("config key 'aux_weight' needs a conditional model of family 'residual' or 'style'")
         if self.aux_twin and self.aux_weight == 0:
             raise MedganError("config key 'aux_twin' needs aux_weight > 0 (the twin sits beside the auxiliary classifier)")
+        if self.aux_loss == "d2dce" and (self.aux_weight == 0 or self.aux_twin or self.model.family != "residual"):
+            raise MedganError("config key 'aux_loss: d2dce' needs aux_weight > 0, aux_twin: false and model.family "
+                              "'residual'")
         if self.recon_weight > 0 and self.model.family in ("progressive", "style"):
             raise MedganError("config key 'recon_weight' needs model.family 'residual' (its discriminator has the decoder)")
         self._validate_cycle()

@@ -24,6 +24,11 @@ learns the class of real images by cross-entropy, and G is asked to make fakes t
 the class they were generated for: a direct push on the class signal, beside the projection term.
 With ``aux_twin`` too (TAC-GAN, Gong et al. 2019) a twin head learns the fakes' classes and G is asked to
 fool it, which removes AC-GAN's reward for fakes that are merely easier to classify than real images.
+With ``aux_loss="d2dce"`` the head is instead ReACGAN's (Kang et al. 2021): it embeds each image on the unit
+sphere beside one learnt proxy per class, and the data-to-data cross-entropy (:func:`d2d_cross_entropy`)
+pulls an image towards its class proxy against images of *other* classes in the batch, with margins that
+ignore easy negatives and already-close positives: the class push without AC-GAN's reward for fakes
+far from the class boundary.
 With ``lecam_weight`` D's loss adds the LeCam regulariser (Tseng et al. 2021, for GANs on limited data):
 real logits above the moving average of the fake logits, and fake logits below the moving average of
 the real ones, are penalised quadratically, which keeps D from separating a small training set by an
@@ -51,6 +56,7 @@ __all__ = [
     "GANLoss",
     "LossName",
     "centred_sign",
+    "d2d_cross_entropy",
     "d_hinge",
     "d_loss",
     "d_nonsaturating",
@@ -216,6 +222,39 @@ def spectral_loss(fake: Tensor, real: Tensor, eps: float = 1e-6) -> Tensor:
     return (torch.log(radial_power(fake) + eps) - target).square().mean()
 
 
+def d2d_cross_entropy(out: Tensor, y: Tensor, temperature: float = 0.5, pos_margin: float = 0.98,
+                      neg_margin: float = 0.0) -> Tensor:
+    """ReACGAN's data-to-data cross-entropy (D2D-CE, Kang et al. 2021) of one batch.
+
+    For image ``i`` with embedding ``f_i`` and its class proxy ``v_i`` (both unit vectors), the loss is
+    ``-log(e^{p_i} / (e^{p_i} + Σ_{j: y_j ≠ y_i} e^{n_ij}))`` with ``p_i = min(f_i·v_i - pos_margin, 0) / τ``
+    and ``n_ij = max(f_i·f_j - neg_margin, 0) / τ``: only images of other classes are negatives (no false
+    negatives), a positive already within the margin and a negative already farther than its margin give
+    no gradient. A batch of one class gives zero loss.
+
+    Args:
+        out: ``(B, 1 + E)``: column 0 is ``f_i·v_i`` (the cosine to the image's own class proxy), the
+            rest the unit embedding ``f_i``, as :class:`medgan.networks.cgan.Discriminator` returns with
+            ``aux_embedding=True``.
+        y: ``(B,)`` class labels.
+        temperature: ``τ`` (0.5 in the paper).
+        pos_margin: ``m_p`` (0.98).
+        neg_margin: ``m_n`` (0).
+
+    Returns:
+        The scalar mean loss over the batch.
+    """
+    if out.ndim != 2 or out.shape[1] < 2 or y.shape != out.shape[:1]:
+        raise ValueError(f"d2d_cross_entropy needs out (B, 1 + E) and y (B,), got {tuple(out.shape)} and {tuple(y.shape)}")
+    pos = (out[:, 0] - pos_margin).clamp(max=0) / temperature  # (B,)
+    f = out[:, 1:]
+    neg = (f @ f.T - neg_margin).clamp(min=0) / temperature  # (B, B)
+    other = y[:, None] != y[None, :]  # (B, B): negatives are images of another class (never i itself)
+    neg = neg.masked_fill(~other, float("-inf"))
+    logits = torch.cat([pos[:, None], neg], dim=1)  # (B, 1 + B), the positive first
+    return (torch.logsumexp(logits, dim=1) - pos).mean()
+
+
 def gradient_penalty(
     D: DiscriminatorFn, real: Tensor, fake: Tensor, y: Tensor | None, y_fake: Tensor | None = None
 ) -> Tensor:
@@ -257,6 +296,8 @@ class GANLoss:
             ``D(x, y, return_aux=True) -> (logits, class_logits)``; 0 disables it.
         aux_twin: TAC-GAN: the class logits carry a twin head (the last ``num_classes`` columns) that D trains
             on the fakes' labels and G's loss subtracts at ``aux_weight``; needs ``aux_weight > 0``.
+        aux_loss: ``"ce"`` (AC-GAN's cross-entropy on class logits) or ``"d2dce"`` (ReACGAN's
+            :func:`d2d_cross_entropy` on a head built with ``aux_embedding=True``; not with ``aux_twin``).
         lecam_weight: weight of the LeCam regulariser in D's objective
             (``mean(relu(r - ā_f)²) + mean(relu(ā_r - f)²)``, ``ā`` the moving averages of the mean logits;
             0.3 in the paper's limited-data runs); 0 disables it.
@@ -284,6 +325,7 @@ class GANLoss:
         spectral_weight: float = 0.0,
         aux_weight: float = 0.0,
         aux_twin: bool = False,
+        aux_loss: Literal["ce", "d2dce"] = "ce",
         lecam_weight: float = 0.0,
         lecam_decay: float = 0.99,
         recon_weight: float = 0.0,
@@ -311,6 +353,11 @@ class GANLoss:
         if aux_twin and self.aux_weight == 0:
             raise ValueError("aux_twin needs aux_weight > 0")
         self.aux_twin = bool(aux_twin)
+        if aux_loss not in ("ce", "d2dce"):
+            raise ValueError(f"aux_loss must be 'ce' or 'd2dce', got {aux_loss!r}")
+        if aux_loss == "d2dce" and aux_twin:
+            raise ValueError("aux_twin works with aux_loss='ce' only")
+        self.aux_loss = aux_loss
         if not 0 <= lecam_weight < float("inf") or not 0 <= lecam_decay < 1:
             raise ValueError(f"need lecam_weight >= 0 and 0 <= lecam_decay < 1, got {lecam_weight}, {lecam_decay}")
         self.lecam_weight, self.lecam_decay = float(lecam_weight), float(lecam_decay)
@@ -327,7 +374,7 @@ class GANLoss:
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
             f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin}, "
-            f"lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight})"
+            f"aux_loss={self.aux_loss!r}, lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -415,8 +462,8 @@ class GANLoss:
             ``d_real_sign`` (mean ``sign(D(real))``, ADA's statistic), ``d_real_centred_sign`` (the same
             about the midpoint of the mean real and fake logits, :func:`centred_sign`), plus ``r1`` (mean
             ``||∇_x D(x_real)||²``) on R1 steps, ``gp`` (mean ``(||∇D(x̂)|| - 1)²``) for wgan-gp, and
-            ``d_aux`` (the auxiliary cross-entropy on real images) and ``d_aux_acc`` (its accuracy) with
-            ``aux_weight``, ``d_aux_twin`` (the twin's cross-entropy on fakes) with ``aux_twin``, and
+            ``d_aux`` (the auxiliary cross-entropy on real images) and ``d_aux_acc`` (its accuracy; ``"ce"`` only)
+            with ``aux_weight``, ``d_aux_twin`` (the twin's cross-entropy on fakes) with ``aux_twin``, and
             ``lecam`` (the unweighted regulariser) with ``lecam_weight``.
         """
         aug = augment if augment is not None else _identity
@@ -438,11 +485,14 @@ class GANLoss:
             stats["d_recon"] = rec.detach()
         if class_logits is not None:
             assert y is not None
-            real_head = self._heads(class_logits)[0]
-            ce = F.cross_entropy(real_head, y)
+            if self.aux_loss == "d2dce":
+                ce = d2d_cross_entropy(class_logits, y)
+            else:
+                real_head = self._heads(class_logits)[0]
+                ce = F.cross_entropy(real_head, y)
+                stats["d_aux_acc"] = (real_head.detach().argmax(dim=1) == y).float().mean()
             total = total + self.aux_weight * ce
             stats["d_aux"] = ce.detach()
-            stats["d_aux_acc"] = (real_head.detach().argmax(dim=1) == y).float().mean()
         if fake_class_logits is not None:
             assert y_fake is not None
             twin_ce = F.cross_entropy(self._heads(fake_class_logits)[1], y_fake)
@@ -502,7 +552,7 @@ class GANLoss:
         if class_logits is not None:
             assert y is not None
             real_head, twin_head = self._heads(class_logits)
-            ce = F.cross_entropy(real_head, y)
+            ce = d2d_cross_entropy(class_logits, y) if self.aux_loss == "d2dce" else F.cross_entropy(real_head, y)
             loss = loss + self.aux_weight * ce
             stats["g_aux"] = ce.detach()
             if twin_head is not None:

@@ -107,6 +107,13 @@ def test_aux_weight_builds_a_classifier_head_and_logs_its_terms(tmp_path):
     assert any(k.startswith("aux_twin.") for k in load_checkpoint(twin)["D"])
     with pytest.raises(MedganError, match="'aux_twin' needs aux_weight > 0"):
         tiny_config(data, tmp_path / "run3", "aux_twin=true")
+    d2d = train(tiny_config(data, tmp_path / "d2d", "aux_weight=0.5", "aux_loss=d2dce"), progress=False).run_dir
+    lines = [json.loads(x) for x in (d2d / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["d_aux"] >= 0 and r["g_aux"] >= 0 and "d_aux_acc" not in r for r in lines)
+    assert any(k.startswith("proxy.") for k in load_checkpoint(d2d)["D"])
+    for bad in (["aux_loss=d2dce"], ["aux_weight=0.5", "aux_twin=true", "aux_loss=d2dce"]):
+        with pytest.raises(MedganError, match="'aux_loss: d2dce' needs aux_weight > 0"):
+            tiny_config(data, tmp_path / "run4", *bad)
     with pytest.raises(MedganError, match="'aux_weight' needs a conditional model"):
         train(tiny_config(data, tmp_path / "run2", "aux_weight=0.5", "model.conditional=false"), progress=False)
 

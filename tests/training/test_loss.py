@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,7 @@ from medgan.training.loss import (
     LOSS_NAMES,
     GANLoss,
     centred_sign,
+    d2d_cross_entropy,
     d_hinge,
     d_loss,
     d_nonsaturating,
@@ -399,6 +402,61 @@ def test_twin_head_trains_on_fakes_in_d_and_is_fooled_by_g():
         GANLoss("hinge", aux_twin=True)
     with pytest.raises(ValueError, match="aux_twin=True needs aux=True"):
         Discriminator(num_classes=2, size=8, aux_twin=True)
+
+
+def _d2d_by_hand(pos: list[float], f: torch.Tensor, y: list[int], tau=0.5, m_p=0.98, m_n=0.0) -> float:
+    """The D2D-CE formula of Kang et al. 2021, one image at a time."""
+    losses = []
+    for i in range(len(y)):
+        p = min(pos[i] - m_p, 0.0) / tau
+        negs = [max(float(f[i] @ f[j]) - m_n, 0.0) / tau for j in range(len(y)) if y[j] != y[i]]
+        losses.append(-(p - math.log(math.exp(p) + sum(math.exp(n) for n in negs))))
+    return sum(losses) / len(losses)
+
+
+def test_d2d_cross_entropy_is_the_papers_formula():
+    torch.manual_seed(0)
+    f = F.normalize(torch.randn(5, 3), dim=1)
+    pos = [0.99, 0.2, -0.5, 0.9, 0.1]  # the first already within the positive margin
+    y = [0, 0, 1, 1, 0]
+    out = torch.cat([torch.tensor(pos)[:, None], f], dim=1)
+    got = float(d2d_cross_entropy(out, torch.tensor(y)))
+    assert got == pytest.approx(_d2d_by_hand(pos, f, y), rel=1e-5)
+    # Images of one class have no negatives: nothing to push.
+    assert float(d2d_cross_entropy(out, torch.zeros(5, dtype=torch.long))) == pytest.approx(0.0, abs=1e-6)
+    # A positive inside the margin with negatives beyond theirs gives no gradient.
+    far = torch.tensor([[0.99, 1.0, 0.0], [0.99, -1.0, 0.0]], requires_grad=True)
+    d2d_cross_entropy(far, torch.tensor([0, 1])).backward()
+    assert far.grad is not None and torch.count_nonzero(far.grad) == 0
+    with pytest.raises(ValueError, match="needs out"):
+        d2d_cross_entropy(torch.zeros(4), torch.zeros(4, dtype=torch.long))
+
+
+def test_d2dce_head_embeds_on_the_sphere_and_both_phases_use_it():
+    torch.manual_seed(1)
+    D = Discriminator(num_classes=2, size=8, base_channels=8, max_channels=16, aux=True, aux_embedding=True).eval()
+    real, fake = torch.randn(6, 1, 8, 8), torch.randn(6, 1, 8, 8)
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    _, out = D(real, y, return_aux=True)
+    assert out.shape == (6, 1 + D.feature_channels)
+    assert torch.allclose(out[:, 1:].norm(dim=1), torch.ones(6), atol=1e-5)
+    proxies = F.normalize(D.proxy(y), dim=1)
+    assert torch.allclose(out[:, 0], (out[:, 1:] * proxies).sum(1), atol=1e-5)
+    term = float(d2d_cross_entropy(out.detach(), y))
+    plain_d, total_d, got = _d_loss_with(D, real, fake, y, "d_aux", aux_weight=0.5, aux_loss="d2dce")
+    assert got == pytest.approx(term, rel=1e-5)
+    assert total_d == pytest.approx(plain_d + 0.5 * term, rel=1e-5)
+    plain_g, _ = GANLoss("hinge").generator_loss(D, fake, y)
+    total_g, g_stats = GANLoss("hinge", aux_weight=0.5, aux_loss="d2dce").generator_loss(D, fake, y)
+    fake_term = float(d2d_cross_entropy(D(fake, y, return_aux=True)[1].detach(), y))
+    assert float(g_stats["g_aux"]) == pytest.approx(fake_term, rel=1e-5)
+    assert float(total_g) == pytest.approx(float(plain_g) + 0.5 * fake_term, rel=1e-5)
+    with pytest.raises(ValueError, match="aux_twin works with aux_loss='ce' only"):
+        GANLoss("hinge", aux_weight=1.0, aux_twin=True, aux_loss="d2dce")
+    with pytest.raises(ValueError, match="aux_loss must be"):
+        GANLoss("hinge", aux_weight=1.0, aux_loss="focal")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="aux_embedding=True needs aux=True"):
+        Discriminator(num_classes=2, size=8, aux_embedding=True)
 
 
 class TableD(nn.Module):
