@@ -219,6 +219,33 @@ class EpochSampler:
         return torch.cat(out)
 
 
+class ClassBalancedSampler(EpochSampler):
+    """An :class:`EpochSampler` whose epochs show every class equally often.
+
+    An epoch is ``K * m`` positions, ``m`` the largest class's count: each class fills ``m`` of
+    them with back-to-back seeded permutations of its own images (a rarer class repeats; the cut
+    falls on different images each epoch), and the ``K * m`` are shuffled together. Still a pure
+    function of (seed, position), so resume and DDP see the same order.
+    """
+
+    def __init__(self, labels: torch.Tensor, seed: int, device: torch.device | str = "cpu") -> None:
+        labels = labels.detach().cpu().long().reshape(-1)
+        self._members = [torch.nonzero(labels == k).flatten() for k in torch.unique(labels).tolist()]
+        self._per_class = max(len(m) for m in self._members)
+        super().__init__(len(self._members) * self._per_class, seed, device)
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._cache:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            m, filled = self._per_class, []
+            for members in self._members:
+                reps = -(-m // len(members))
+                filled.append(torch.cat([members[torch.randperm(len(members), generator=g)] for _ in range(reps)])[:m])
+            virtual = torch.cat(filled)
+            self._cache = {epoch: virtual[torch.randperm(len(virtual), generator=g)].to(self.device)}
+        return self._cache[epoch]
+
+
 def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: bool) -> Path:
     run_dir = Path(cfg.out)
     occupied = not resume and run_dir.is_dir() and any(run_dir.iterdir())
@@ -400,7 +427,8 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     info = ds.info
     spec = model_spec(cfg, ds)
     conditional = spec["generator"]["num_classes"] > 0
-    sampler = EpochSampler(n_images, cfg.seed, device)
+    sampler = (ClassBalancedSampler(labels, cfg.seed, device) if cfg.class_balance
+               else EpochSampler(n_images, cfg.seed, device))
     # The cycle family translates between two domains: its data and its step are medgan.training.cycle's.
     cycle = None
     if spec["family"] == "cycle":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
+from medgan.data.dataset import load_dataset, save_prepared
 from medgan.errors import MedganError
 from medgan.training.checkpoint import load_checkpoint
 from medgan.training.loop import train
@@ -179,6 +181,57 @@ def test_epoch_sampler_is_a_pure_function_of_position_and_covers_each_epoch_once
     assert torch.equal(torch.cat([again.indices(p, 3) for p in range(0, 18, 3)] + [again.indices(18, 2)]),
                        first_two_epochs)
     assert not torch.equal(EpochSampler(10, seed=4).indices(0, 10), first_two_epochs[:10])
+
+
+def test_class_balanced_sampler_shows_each_class_equally_and_every_image_each_epoch():
+    from medgan.training.loop import ClassBalancedSampler
+
+    labels = torch.tensor([0] * 7 + [1] * 3 + [2] * 2)  # 7 / 3 / 2: two rarer classes
+    sampler = ClassBalancedSampler(labels, seed=5)
+    assert sampler.n == 21  # 3 classes x the largest class's 7
+    two_epochs = sampler.indices(0, 42)
+    for epoch in range(2):
+        idx = two_epochs[epoch * 21 : (epoch + 1) * 21]
+        assert torch.bincount(labels[idx], minlength=3).tolist() == [7, 7, 7]
+        assert set(idx.tolist()) == set(range(12))  # every image, the rare ones repeated
+        # A rare class repeats whole permutations before the cut: no image twice more than another.
+        counts = torch.bincount(idx, minlength=12)
+        assert counts[:7].tolist() == [1] * 7
+        assert sorted(counts[7:10].tolist()) == [2, 2, 3] and sorted(counts[10:].tolist()) == [3, 4]
+    again = ClassBalancedSampler(labels, seed=5)
+    assert torch.equal(torch.cat([again.indices(p, 5) for p in range(0, 40, 5)] + [again.indices(40, 2)]), two_epochs)
+    assert not torch.equal(ClassBalancedSampler(labels, seed=6).indices(0, 21), two_epochs[:21])
+
+
+def test_class_balance_trains_on_balanced_batches_and_is_checked(tmp_path, monkeypatch):
+    import medgan.training.loop as loop_mod
+
+    toy = load_dataset(str(make_banded_toy(tmp_path)))
+    labels = dict(toy.labels)
+    labels["train"] = (np.arange(len(labels["train"])) >= 36).astype(labels["train"].dtype)  # 36 / 12
+    data = tmp_path / "imbalanced"
+    save_prepared(data, toy.images, labels, toy.info)
+    seen: list[torch.Tensor] = []
+    real_batch = loop_mod._real_batch
+
+    def spy(*args, **kwargs):
+        real, y = real_batch(*args, **kwargs)
+        seen.append(y)
+        return real, y
+
+    monkeypatch.setattr(loop_mod, "_real_batch", spy)
+    run = train(tiny_config(data, tmp_path / "run", "class_balance=true"), progress=False).run_dir
+    assert load_checkpoint(run)["config"]["class_balance"] is True
+    balanced = torch.cat(seen)
+    seen.clear()
+    train(tiny_config(data, tmp_path / "plain"), progress=False)
+    plain = torch.cat(seen)
+    assert len(balanced) == len(plain) == 6 * 2 * 8  # steps x d_steps x batch
+    # One epoch each: 2 x 36 positions balanced, the 48 images at the split's 36 / 12 without.
+    assert torch.bincount(balanced[:72], minlength=2).tolist() == [36, 36]
+    assert torch.bincount(plain[:48], minlength=2).tolist() == [36, 12]
+    with pytest.raises(MedganError, match="'class_balance' needs a conditional model"):
+        tiny_config(data, tmp_path / "run2", "class_balance=true", "model.conditional=false")
 
 
 @pytest.mark.parametrize(("statistic", "key"), [("sign", "d_real_sign"), ("centred", "d_real_centred_sign")])
