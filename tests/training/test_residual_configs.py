@@ -31,11 +31,13 @@ def test_the_64px_residual_config_is_the_28px_recipe_at_64px_and_half_width() ->
     assert (small["lr_g"], large["lr_g"]) == (2e-4, 1e-4)
     assert large["data"] == "breastmnist_64"
     model_differ = {k for k in small["model"] if small["model"][k] != large["model"][k]}
-    # The 28² recipe as the 64² config was measured with: the high-pass D and the centred ADA statistic
-    # came to the 28² default after it (benchmarks/results/gan_quality.md).
-    assert model_differ == {"g_channels", "d_channels", "d_highpass"}
+    # The 28² recipe as the 64² config was measured with: the high-pass D, the centred ADA statistic and the
+    # supersampled G (8 wide at 56², the 16-wide 28² G's widths below) came to the 28² default after it
+    # (benchmarks/results/gan_quality.md).
+    assert model_differ == {"d_channels", "d_highpass", "g_supersample"}
     assert (large["model"]["g_channels"], large["model"]["d_channels"]) == (8, 8)
     assert (small["model"]["d_highpass"], large["model"]["d_highpass"]) == (True, False)
+    assert (small["model"]["g_supersample"], large["model"]["g_supersample"]) == (2, 1)
     augment_differ = {k for k in small["augment"] if small["augment"][k] != large["augment"][k]}
     assert augment_differ == {"statistic"}
     assert (small["augment"]["statistic"], large["augment"]["statistic"]) == ("centred", "sign")
@@ -45,7 +47,8 @@ def test_the_64px_residual_networks_make_64px_images_of_cpu_size() -> None:
     def generator(name: str, size: int) -> torch.nn.Module:
         m = load_config(TrainConfig, CONFIGS / name, []).model
         return build_generator("residual", z_dim=m.z_dim, num_classes=2, size=size, base_channels=m.g_channels,
-                               max_channels=m.g_max_channels, upsample=m.g_upsample, noise=m.g_noise)
+                               max_channels=m.g_max_channels, upsample=m.g_upsample, noise=m.g_noise,
+                               supersample=m.g_supersample)
 
     m = load_config(TrainConfig, CONFIGS / "cgan_breastmnist64.yaml", []).model
     torch.manual_seed(0)
@@ -58,7 +61,7 @@ def test_the_64px_residual_networks_make_64px_images_of_cpu_size() -> None:
         logits = D.eval()(x, y)
     assert x.shape == (2, 1, 64, 64) and float(x.abs().max()) <= 1.0
     assert logits.shape == (2,)
-    # Half the 28² width at the finest level: about as many weights as the 28² generator (424k
-    # against 422k), where the 28² width at 64² would have 2.8 times as many.
+    # Half the 28² width at the finest level: about as many weights as the 28² generator (424k each, the
+    # 28² one drawing at 56², 8 wide; 422k before that), where the 16 width at 64² would have 2.8 times as many.
     n64, n28 = (sum(p.numel() for p in g.parameters()) for g in (G, generator("cgan_breastmnist.yaml", 28)))
     assert abs(n64 / n28 - 1) < 0.1
