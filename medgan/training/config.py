@@ -234,9 +234,11 @@ class TrainConfig:
         recon_weight: FastGAN's self-supervised discriminator: D also rebuilds each real image from its
             feature map at a quarter of the resolution, by mean squared error at this weight (0 = off);
             residual family only.
-        class_balance: draw the real batches (and so the classes G is asked for) with every class equally
-            often, a rarer class's images repeated (:class:`medgan.training.loop.ClassBalancedSampler`);
-            off, batches follow the training split's class mix. Conditional adversarial families only.
+        class_balance: how far the real batches (and so the classes G is asked for) move from the training
+            split's class mix towards every class equally often, a rarer class's images repeated
+            (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
+            proportion to ``n_k ** (1 - b)``; ``true`` (= 1) is even, ``0.5`` the square root of the
+            counts, ``false`` (= 0) the split's own mix. Conditional adversarial families only.
         collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
             this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         eval_c2st: with ``fid_every > 0``, each evaluation also runs the classifier two-sample test
@@ -284,7 +286,7 @@ class TrainConfig:
     aux_loss: Literal["ce", "d2dce"] = "ce"
     lecam_weight: float = bounded(0.0, ge=0)
     recon_weight: float = bounded(0.0, ge=0)
-    class_balance: bool = False
+    class_balance: bool | float = False
     collapse_share: float = 0.5
     eval_c2st: bool = False
 
@@ -358,6 +360,9 @@ class TrainConfig:
         if self.model.g_recentre and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.g_recentre' needs model.family 'residual' and model.g_binary: true "
                               "(it moves binary masks)")
+        if not 0.0 <= float(self.class_balance) <= 1.0:
+            raise MedganError(f"config key 'class_balance' is {self.class_balance}; use a power in [0, 1] "
+                              "(0 = the split's class mix, 1 = every class equally often)")
         if self.class_balance and (self.model.family == "cycle" or not self.model.conditional):
             raise MedganError("config key 'class_balance' needs a conditional model of an adversarial family "
                               "(the cycle family draws its two domains itself)")

@@ -220,27 +220,32 @@ class EpochSampler:
 
 
 class ClassBalancedSampler(EpochSampler):
-    """An :class:`EpochSampler` whose epochs show every class equally often.
+    """An :class:`EpochSampler` whose epochs move the class mix towards every class equally often.
 
-    An epoch is ``K * m`` positions, ``m`` the largest class's count: each class fills ``m`` of
-    them with back-to-back seeded permutations of its own images (a rarer class repeats; the cut
-    falls on different images each epoch), and the ``K * m`` are shuffled together. Still a pure
-    function of (seed, position), so resume and DDP see the same order.
+    Class k gets ``q_k = round(m * (n_k / m) ** (1 - power))`` of an epoch's positions, ``m`` the
+    largest class's count: ``power`` 1 shows every class ``m`` times, 0.5 in proportion to the square
+    root of the counts. Since ``q_k >= n_k``, each class fills its quota with back-to-back seeded
+    permutations of its own images (a rarer class repeats; the cut falls on different images each
+    epoch), and the positions are shuffled together. Still a pure function of (seed, position), so
+    resume and DDP see the same order.
     """
 
-    def __init__(self, labels: torch.Tensor, seed: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, labels: torch.Tensor, seed: int, device: torch.device | str = "cpu",
+                 power: float = 1.0) -> None:
         labels = labels.detach().cpu().long().reshape(-1)
         self._members = [torch.nonzero(labels == k).flatten() for k in torch.unique(labels).tolist()]
-        self._per_class = max(len(m) for m in self._members)
-        super().__init__(len(self._members) * self._per_class, seed, device)
+        m = max(len(members) for members in self._members)
+        self._quota = [m if power == 1.0 else max(len(members), round(m * (len(members) / m) ** (1.0 - power)))
+                       for members in self._members]
+        super().__init__(sum(self._quota), seed, device)
 
     def _perm(self, epoch: int) -> torch.Tensor:
         if epoch not in self._cache:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            m, filled = self._per_class, []
-            for members in self._members:
-                reps = -(-m // len(members))
-                filled.append(torch.cat([members[torch.randperm(len(members), generator=g)] for _ in range(reps)])[:m])
+            filled = []
+            for members, q in zip(self._members, self._quota, strict=True):
+                reps = -(-q // len(members))
+                filled.append(torch.cat([members[torch.randperm(len(members), generator=g)] for _ in range(reps)])[:q])
             virtual = torch.cat(filled)
             self._cache = {epoch: virtual[torch.randperm(len(virtual), generator=g)].to(self.device)}
         return self._cache[epoch]
@@ -427,7 +432,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     info = ds.info
     spec = model_spec(cfg, ds)
     conditional = spec["generator"]["num_classes"] > 0
-    sampler = (ClassBalancedSampler(labels, cfg.seed, device) if cfg.class_balance
+    sampler = (ClassBalancedSampler(labels, cfg.seed, device, power=float(cfg.class_balance)) if cfg.class_balance
                else EpochSampler(n_images, cfg.seed, device))
     # The cycle family translates between two domains: its data and its step are medgan.training.cycle's.
     cycle = None

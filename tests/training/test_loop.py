@@ -203,6 +203,22 @@ def test_class_balanced_sampler_shows_each_class_equally_and_every_image_each_ep
     assert not torch.equal(ClassBalancedSampler(labels, seed=6).indices(0, 21), two_epochs[:21])
 
 
+def test_class_balance_power_moves_the_mix_part_way_and_still_shows_every_image():
+    from medgan.training.loop import ClassBalancedSampler
+
+    labels = torch.tensor([0] * 16 + [1] * 4 + [2] * 1)
+    # power 0.5: quotas 16 * sqrt(n_k / 16) = 16 / 8 / 4, between the split's 16 / 4 / 1 and even 16 / 16 / 16
+    sampler = ClassBalancedSampler(labels, seed=2, power=0.5)
+    assert sampler.n == 28
+    for epoch in range(3):
+        idx = sampler.indices(epoch * 28, 28)
+        assert torch.bincount(labels[idx], minlength=3).tolist() == [16, 8, 4]
+        assert set(idx.tolist()) == set(range(21))
+        assert torch.bincount(idx, minlength=21)[16:20].tolist() == [2, 2, 2, 2]
+    assert ClassBalancedSampler(labels, seed=2, power=0.0).n == 21  # the split's own mix
+    assert ClassBalancedSampler(labels, seed=2, power=1.0).n == 48
+
+
 def test_class_balance_trains_on_balanced_batches_and_is_checked(tmp_path, monkeypatch):
     import medgan.training.loop as loop_mod
 
@@ -232,6 +248,8 @@ def test_class_balance_trains_on_balanced_batches_and_is_checked(tmp_path, monke
     assert torch.bincount(plain[:48], minlength=2).tolist() == [36, 12]
     with pytest.raises(MedganError, match="'class_balance' needs a conditional model"):
         tiny_config(data, tmp_path / "run2", "class_balance=true", "model.conditional=false")
+    with pytest.raises(MedganError, match=r"'class_balance' is 1.5; use a power in \[0, 1\]"):
+        tiny_config(data, tmp_path / "run3", "class_balance=1.5")
 
 
 @pytest.mark.parametrize(("statistic", "key"), [("sign", "d_real_sign"), ("centred", "d_real_centred_sign")])
