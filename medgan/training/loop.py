@@ -235,8 +235,7 @@ class ClassBalancedSampler(EpochSampler):
         labels = labels.detach().cpu().long().reshape(-1)
         self._members = [torch.nonzero(labels == k).flatten() for k in torch.unique(labels).tolist()]
         m = max(len(members) for members in self._members)
-        self._quota = [m if power == 1.0 else max(len(members), round(m * (len(members) / m) ** (1.0 - power)))
-                       for members in self._members]
+        self._quota = [max(len(members), round(m * (len(members) / m) ** (1.0 - power))) for members in self._members]
         super().__init__(sum(self._quota), seed, device)
 
     def _perm(self, epoch: int) -> torch.Tensor:
