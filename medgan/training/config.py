@@ -239,6 +239,13 @@ class TrainConfig:
             (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
             proportion to ``n_k ** (1 - b)``; ``true`` (= 1) is even, ``0.5`` the square root of the
             counts, ``false`` (= 0) the split's own mix. Conditional adversarial families only.
+        init_from: transfer (Wang et al. 2018, "Transferring GANs"): a checkpoint or run folder of a GAN
+            trained on other data, whose G, D and G_ema start this run instead of random weights; its
+            model must build the same networks as this config's (same family, sizes, classes). The
+            optimisers, the augmentation probability and the step count start afresh. ``None`` = random init.
+        d_freeze: FreezeD (Mo et al. 2020): keep the first this many blocks of D (from the image side)
+            fixed at their starting weights; with ``init_from`` these are the source GAN's low-level
+            filters. Residual family only; 0 = train all of D.
         collapse_share: the mode-collapse alarm: warn when a class's sample diversity falls below
             this share of the real images' (checked every ``fid_every`` steps; 0 = off).
         eval_c2st: with ``fid_every > 0``, each evaluation also runs the classifier two-sample test
@@ -287,6 +294,8 @@ class TrainConfig:
     lecam_weight: float = bounded(0.0, ge=0)
     recon_weight: float = bounded(0.0, ge=0)
     class_balance: bool | float = False
+    init_from: str | None = None
+    d_freeze: int = bounded(0, ge=0)
     collapse_share: float = 0.5
     eval_c2st: bool = False
 
@@ -373,6 +382,8 @@ class TrainConfig:
         if self.aux_loss == "d2dce" and (self.aux_weight == 0 or self.aux_twin or self.model.family != "residual"):
             raise MedganError("config key 'aux_loss: d2dce' needs aux_weight > 0, aux_twin: false and model.family "
                               "'residual'")
+        if self.d_freeze and self.model.family != "residual":
+            raise MedganError("config key 'd_freeze' needs model.family 'residual' (it freezes D's first blocks)")
         if self.recon_weight > 0 and self.model.family in ("progressive", "style"):
             raise MedganError("config key 'recon_weight' needs model.family 'residual' (its discriminator has the decoder)")
         self._validate_cycle()

@@ -294,6 +294,28 @@ def _accumulate(acc: dict[str, torch.Tensor], counts: dict[str, int], stats: dic
         counts[key] = counts.get(key, 0) + 1
 
 
+def _init_from(source: str | Path, spec: dict[str, Any], nets: tuple[nn.Module, nn.Module, nn.Module],
+               device: torch.device) -> None:
+    """Start ``(G, D, G_ema)`` from another run's weights (config key ``init_from``): transfer from a GAN
+    trained on other data. Its networks must be the ones ``spec`` builds; nothing else comes along."""
+    ckpt = load_checkpoint(source, map_location=device)
+    if not same_networks(ckpt["model"], spec):
+        raise MedganError("config key 'init_from': that checkpoint's model does not match this config "
+                          "(family, sizes or classes differ)", ckpt["path"])
+    for net, key in zip(nets, ("G", "D", "G_ema"), strict=True):
+        net.load_state_dict(ckpt[key])
+
+
+def _freeze_d_blocks(D: nn.Module, n: int) -> None:
+    """FreezeD (config key ``d_freeze``): D's first ``n`` blocks take no gradient."""
+    if n:
+        blocks = _unwrap(D).blocks
+        if n >= len(blocks):
+            raise MedganError(f"config key 'd_freeze' is {n}, but D has {len(blocks)} blocks; freeze fewer "
+                              "(its last block and head must learn)")
+        blocks[:n].requires_grad_(False)
+
+
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
@@ -467,6 +489,10 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     ada_stat = "d_real_sign" if cfg.augment.statistic == "sign" else "d_real_centred_sign"
     use_aug = bool(cfg.augment.policy) and (cfg.augment.adaptive or cfg.augment.p > 0)
 
+    if cfg.init_from is not None and resume is None:
+        _init_from(cfg.init_from, spec, (G, D, G_ema), device)
+    _freeze_d_blocks(D, cfg.d_freeze)
+
     # Resume: everything that shapes the next step comes back from the checkpoint.
     step, images_seen = 0, 0
     resumed_from: Path | None = None  # the last checkpoint until this run writes a newer one
@@ -623,6 +649,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
             else:
                 # D phase: d_steps updates, each on a fresh slice of the data order.
                 D_raw.requires_grad_(True)
+                _freeze_d_blocks(D_raw, cfg.d_freeze)
                 for k in range(cfg.d_steps):
                     real, y = _real_batch(data_u8, labels if conditional else None, sampler, images_seen, dist, batch,
                                           device, phase, cfg)

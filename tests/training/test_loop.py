@@ -252,6 +252,38 @@ def test_class_balance_trains_on_balanced_batches_and_is_checked(tmp_path, monke
         tiny_config(data, tmp_path / "run3", "class_balance=1.5")
 
 
+def test_init_from_starts_from_another_runs_weights_and_d_freeze_keeps_the_first_blocks(tmp_path):
+    data = make_banded_toy(tmp_path)
+    source = train(tiny_config(data, tmp_path / "source", "seed=1"), progress=False).run_dir  # another init
+    src = load_checkpoint(source)
+    tuned = load_checkpoint(train(tiny_config(data, tmp_path / "tuned", f"init_from={source}", "d_freeze=1"),
+                                  progress=False).run_dir)
+    fresh = load_checkpoint(train(tiny_config(data, tmp_path / "fresh", "d_freeze=1"), progress=False).run_dir)
+    weights = [k for k in src["D"] if not k.endswith("_u") and not k.endswith("_v")]
+    frozen = [k for k in weights if k.startswith("blocks.0.")]
+    assert frozen and all(torch.equal(tuned["D"][k], src["D"][k]) for k in frozen)  # the source's, untouched
+    assert not any(torch.equal(fresh["D"][k], src["D"][k]) for k in frozen if k.endswith("original"))
+    trained = [k for k in weights if k.startswith("fc.")]
+    assert trained and not all(torch.equal(tuned["D"][k], src["D"][k]) for k in trained)  # the head still learns
+    # Starting from the source's G, six more steps stay nearer to it than a fresh init does.
+    dist = {name: sum((ck["G_ema"][k].float() - src["G_ema"][k].float()).norm().item()
+                      for k in src["G_ema"] if src["G_ema"][k].is_floating_point())
+            for name, ck in (("tuned", tuned), ("fresh", fresh))}
+    assert dist["tuned"] < 0.5 * dist["fresh"]
+    assert tuned["step"] == 6 and tuned["config"]["init_from"] == str(source)
+
+
+def test_init_from_and_d_freeze_refuse_what_cannot_work(tmp_path):
+    data = make_banded_toy(tmp_path)
+    source = train(tiny_config(data, tmp_path / "source"), progress=False).run_dir
+    with pytest.raises(MedganError, match="'init_from': that checkpoint's model does not match"):
+        train(tiny_config(data, tmp_path / "wider", f"init_from={source}", "model.g_channels=4"), progress=False)
+    with pytest.raises(MedganError, match="'d_freeze' is 9, but D has 3 blocks"):
+        train(tiny_config(data, tmp_path / "all", "d_freeze=9"), progress=False)
+    with pytest.raises(MedganError, match=r"'d_freeze' needs model\.family 'residual'"):
+        tiny_config(data, tmp_path / "style", "d_freeze=1", "model.family=style")
+
+
 @pytest.mark.parametrize(("statistic", "key"), [("sign", "d_real_sign"), ("centred", "d_real_centred_sign")])
 def test_ada_reads_the_statistic_the_config_names(tmp_path, monkeypatch, statistic: str, key: str) -> None:
     from medgan.training import diffaugment
