@@ -7,6 +7,7 @@ state. A 3D volume is shown by its central slice along the first spatial axis.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -215,9 +216,12 @@ def save_class_grid(
     rng = np.random.default_rng(seed)
     pick_r = np.sort(rng.permutation(len(real))[:n])
     pick_s = np.sort(rng.permutation(len(synthetic))[:n])
-    cols, cell, gap, head = 8, 0.6, 0.3, 0.5
+    cols, cell, gap = 8, 0.6, 0.3
     rows = max(1, math.ceil(max(len(pick_r), len(pick_s)) / cols))
-    width, height = 2 * cols * cell + gap, rows * cell + head
+    width = 2 * cols * cell + gap
+    lines = textwrap.wrap(title, width=int(width * 13)) or [""]  # ~13 characters per inch at 9 pt: none cut off
+    head = 0.5 + 0.15 * (len(lines) - 1)
+    height = rows * cell + head
     fig = Figure(figsize=(width, height))
     for side, (label, images, pick) in enumerate((("real", real, pick_r), ("synthetic", synthetic, pick_s))):
         left = side * (cols * cell + gap) / width
@@ -232,7 +236,7 @@ def save_class_grid(
             else:
                 ax.set_axis_off()
         fig.text(left + 0.005, 1 - head / height + 0.02, f"{label} ({len(images)})", fontsize=8)
-    fig.suptitle(title, fontsize=9, y=0.99)
+    fig.suptitle("\n".join(lines), fontsize=9, y=0.99, va="top")
     path = Path(path)
     _save_figure(fig, path, dpi=100)
     return path

@@ -71,6 +71,16 @@ def test_figures_are_small_pngs(tmp_path: Path, spatial: tuple[int, ...]) -> Non
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
+def test_a_long_grid_title_wraps_onto_a_taller_figure(tmp_path: Path) -> None:
+    from PIL import Image
+
+    imgs = np.random.default_rng(2).integers(0, 256, size=(8, 1, 28, 28), dtype=np.uint8)
+    short = Image.open(save_class_grid(tmp_path / "short.png", imgs, imgs, title="malignant")).size
+    long_title = "malignant (" + "a label that runs on, " * 12 + "seed 0)"
+    tall = Image.open(save_class_grid(tmp_path / "long.png", imgs, imgs, title=long_title)).size
+    assert tall[0] == short[0] and tall[1] > short[1]  # same width, one more line of title
+
+
 def test_rgb_grid(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     imgs = rng.integers(0, 256, size=(5, 3, 12, 12), dtype=np.uint8)
