@@ -302,6 +302,11 @@ def _init_from(source: str | Path, spec: dict[str, Any], nets: tuple[nn.Module, 
     if not same_networks(ckpt["model"], spec):
         raise MedganError("config key 'init_from': that checkpoint's model does not match this config "
                           "(family, sizes or classes differ)", ckpt["path"])
+    _load_networks(ckpt, nets)
+
+
+def _load_networks(ckpt: dict[str, Any], nets: tuple[nn.Module, nn.Module, nn.Module]) -> None:
+    """``(G, D, G_ema)`` take a checkpoint's weights (resume and ``init_from``)."""
     for net, key in zip(nets, ("G", "D", "G_ema"), strict=True):
         net.load_state_dict(ckpt[key])
 
@@ -509,9 +514,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
             raise MedganError(f"this config differs from the run's own in {shown}: a resumed run continues exactly "
                               "only with the config it started with (give --resume alone; only steps, device, "
                               "threads and the reporting intervals may change), or start a new run", ckpt["path"])
-        G.load_state_dict(ckpt["G"])
-        D.load_state_dict(ckpt["D"])
-        G_ema.load_state_dict(ckpt["G_ema"])
+        _load_networks(ckpt, (G, D, G_ema))
         opt_G.load_state_dict(ckpt["opt_G"])
         opt_D.load_state_dict(ckpt["opt_D"])
         if "loss" in ckpt:
