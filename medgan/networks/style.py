@@ -20,7 +20,10 @@ global batch). Sampling with ``truncation=ψ`` moves ``w`` towards its class's m
 
 Noise inputs: in training mode fresh noise is drawn from torch's global generator for the global
 batch and cut to this rank's rows (:func:`medgan.device.rank_rows`), so DDP trains like one process;
-in eval mode every layer uses a fixed noise buffer, so a sample is a pure function of ``(z, y)``.
+in eval mode each sample's noise maps are seeded from its ``z`` (:func:`~medgan.networks.layers.pixel_noise`,
+as in the residual family), so a sample is a pure function of ``(z, y)`` and every sample still has
+its own noise. (StyleGAN2's one fixed noise map per layer would print the same fine pattern on every
+sample: a fingerprint that a two-sample test, or a classifier trained on the samples, can read.)
 
 The discriminator of this family is the residual projection discriminator of
 :mod:`medgan.networks.cgan` (use it with ``spectral_norm=False, mbstd=True`` and R1, as StyleGAN2 does).
@@ -38,7 +41,14 @@ from torch import Tensor, nn
 
 from medgan.device import rank_rows
 from medgan.networks.cgan import Discriminator
-from medgan.networks.layers import Upsample2x, binarize, center_crop, check_spatial_dims, next_pow2
+from medgan.networks.layers import (
+    Upsample2x,
+    binarize,
+    center_crop,
+    check_spatial_dims,
+    next_pow2,
+    pixel_noise,
+)
 
 __all__ = [
     "Discriminator",
@@ -248,7 +258,7 @@ class ModulatedConv(nn.Module):
         spatial_dims: 2 or 3.
         in_channels, out_channels: channel counts.
         w_dim: size of ``w``; an affine map (bias 1) turns ``w`` into the per-sample style.
-        resolution: the output edge length (for the fixed eval-mode noise).
+        resolution: the output edge length.
         kernel_size: odd kernel size ("same" padding).
         up: upsample ×2 first (:class:`SmoothUpsample2x`).
         demodulate: normalise the output filters per sample (off for toRGB).
@@ -279,11 +289,17 @@ class ModulatedConv(nn.Module):
         self.padding = kernel_size // 2
         self.up: nn.Module | None = SmoothUpsample2x(dims) if up else None
         self.demodulate, self.activation, self.use_noise = demodulate, activation, noise
+        self.noise_shape = (resolution,) * dims
         if noise:
             self.noise_strength = nn.Parameter(torch.zeros(()))
-            self.register_buffer("noise_const", torch.randn(1, 1, *([resolution] * dims)))
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # Checkpoints from before per-sample sampling noise carry a fixed map that is no longer used.
+        state_dict.pop(prefix + "noise_const", None)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None) -> Tensor:
+        """``noise``: this layer's ``(B, 1, *spatial)`` map; ``None`` draws fresh noise (training only)."""
         if self.up is not None:
             x = self.up(x)
         styles = self.affine(w)  # (B, C_in)
@@ -297,13 +313,13 @@ class ModulatedConv(nn.Module):
             fused=not self.training,
         )  # (B, C_out, *s)
         if self.use_noise:
-            if self.training:
+            if noise is None:
+                if not self.training:
+                    raise ValueError("in eval mode a noise layer needs its map (StyleGenerator.synthesis passes them)")
                 shape = (1, *x.shape[2:])
                 noise = rank_rows(
                     lambda n: torch.randn((n, *shape), device=x.device, dtype=x.dtype), x.shape[0]
                 )
-            else:
-                noise = self.noise_const
             x = x + noise * self.noise_strength
         x = x + self.bias.reshape(1, -1, *([1] * (x.ndim - 2)))
         return F.leaky_relu(x, 0.2) * _LRELU_GAIN if self.activation else x
@@ -369,14 +385,17 @@ class _SynthesisBlock(nn.Module):
             SmoothUpsample2x(spatial_dims) if output == "skip" and not first else None
         )
         self.num_ws = int(self.conv0 is not None) + 1 + int(self.to_rgb is not None)
+        self.noise_shapes = [c.noise_shape for c in (self.conv0, self.conv1) if c is not None]
 
-    def forward(self, x: Tensor, img: Tensor | None, ws: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, img: Tensor | None, ws: Tensor,
+                noise: list[Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
         i = 0
         h = x
+        maps = iter(noise) if noise is not None else None
         if self.conv0 is not None:
-            h = self.conv0(h, ws[:, i])
+            h = self.conv0(h, ws[:, i], next(maps) if maps is not None else None)
             i += 1
-        h = self.conv1(h, ws[:, i])
+        h = self.conv1(h, ws[:, i], next(maps) if maps is not None else None)
         i += 1
         if self.skip is not None:
             h = (h + self.skip(x)) * math.sqrt(0.5)  # the residual sum keeps unit variance
@@ -468,6 +487,7 @@ class StyleGenerator(nn.Module):
             for i, res in enumerate(resolutions)
         )
         self.num_ws = sum(block.num_ws for block in self.blocks)
+        self._noise_shapes = [shape for block in self.blocks for shape in block.noise_shapes]
         self.register_buffer("w_avg", torch.zeros(max(num_classes, 1), w_dim))
 
     def _class_index(self, y: Tensor | None, batch: int, device: torch.device) -> Tensor:
@@ -499,16 +519,24 @@ class StyleGenerator(nn.Module):
         updated = mean.to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta)
         self.w_avg.copy_(torch.where(seen.unsqueeze(1), updated, self.w_avg))
 
-    def synthesis(self, ws: Tensor) -> Tensor:
-        """``(B, num_ws, w_dim)`` → images ``(B, C, *[size] * spatial_dims)`` in ``[-1, 1]``."""
+    def synthesis(self, ws: Tensor, seed_from: Tensor | None = None) -> Tensor:
+        """``(B, num_ws, w_dim)`` → images ``(B, C, *[size] * spatial_dims)`` in ``[-1, 1]``.
+
+        The noise maps: fresh in training mode; in eval mode seeded per sample from the bytes of
+        ``seed_from`` (``(B, ...)``; :meth:`forward` passes ``z``), or of ``ws[:, 0]`` when it is ``None``.
+        """
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
         x = self.const.unsqueeze(0).expand(ws.shape[0], *self.const.shape).to(ws.dtype)  # (B, C, *[4])
+        maps = pixel_noise(ws[:, 0] if seed_from is None else seed_from.flatten(1), self._noise_shapes,
+                           random=self.training)
         img: Tensor | None = None
-        i = 0
+        i = k = 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, i : i + block.num_ws])
+            n = len(block.noise_shapes)
+            x, img = block(x, img, ws[:, i : i + block.num_ws], [m.to(ws.dtype) for m in maps[k : k + n]])
             i += block.num_ws
+            k += n
         assert img is not None
         img = binarize(img.tanh()) if self.binary else img.tanh()
         # contiguous(): a cropped view would surprise callers that .view() the images.
@@ -532,5 +560,5 @@ class StyleGenerator(nn.Module):
         """
         w = self.mapping(z, y, truncation)
         ws = w.unsqueeze(1).expand(-1, self.num_ws, -1)  # the same w for every layer (no style mixing)
-        img = self.synthesis(ws)
+        img = self.synthesis(ws, seed_from=z)
         return (img, ws) if return_w else img

@@ -98,18 +98,43 @@ def test_class_conditioning_changes_the_output():
     z = torch.randn(4, 8)
     a, b = G(z, torch.zeros(4, dtype=torch.long)), G(z, torch.ones(4, dtype=torch.long))
     assert (a - b).abs().mean() > 1e-3
-    # The same (z, y) gives the same image in eval mode (fixed noise buffers).
+    # The same (z, y) gives the same image in eval mode (noise seeded from z).
     assert torch.equal(a, G(z, torch.zeros(4, dtype=torch.long)))
 
 
-def test_noise_is_fresh_in_training_and_fixed_in_eval():
+def test_noise_is_fresh_in_training_and_a_function_of_each_samples_z_in_eval():
     G = _g()
     for m in G.modules():
         if hasattr(m, "noise_strength"):
             m.noise_strength.data.fill_(0.5)
     z, y = torch.randn(2, 8), torch.tensor([0, 1])
     assert not torch.equal(G.train()(z, y), G(z, y))
-    assert torch.equal(G.eval()(z, y), G(z, y))
+    G.eval()
+    assert torch.equal(G(z, y), G(z, y))
+    # Batch-independent: a sample is the same alone or beside others.
+    torch.testing.assert_close(G(z[1:], y[1:]), G(z, y)[1:])
+    # Every sample has its own noise: the same w with two seeds gives two images, with one seed one.
+    ws = G.mapping(z[:1], y[:1]).unsqueeze(1).expand(2, G.num_ws, -1)
+    two = G.synthesis(ws, seed_from=z)
+    assert (two[0] - two[1]).abs().max() > 1e-3
+    one = G.synthesis(ws, seed_from=z[:1].expand(2, -1))
+    assert torch.equal(one[0], one[1])
+    # With the noise strengths at 0 the seed is irrelevant.
+    for m in G.modules():
+        if hasattr(m, "noise_strength"):
+            m.noise_strength.data.zero_()
+    quiet = G.synthesis(ws, seed_from=z)
+    assert torch.equal(quiet[0], quiet[1])
+
+
+def test_checkpoints_with_the_old_fixed_noise_maps_still_load():
+    G = _g()
+    state = G.state_dict()
+    old = dict(state, **{"blocks.1.conv0.noise_const": torch.randn(1, 1, 8, 8)})
+    fresh = _g(w_avg_beta=0.5)
+    fresh.load_state_dict(old)  # strict: the extra key is dropped, nothing else is missing
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), state.values(), strict=True))
+    assert not any("noise_const" in k for k in fresh.state_dict())
 
 
 def test_style_family_is_selectable_by_name():
