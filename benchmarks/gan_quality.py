@@ -14,6 +14,7 @@ Measures one checkpoint against its real dataset with the figures of the sample-
   which says what gives the samples away;
 - with ``--spectrum``: the synthetic/real power per ring of radial frequency, the fine texture
   the samples carry (``spectrum/ratio_fine``: the mean above 0.35 cycles/pixel);
+- with ``--truncation T``: the latents drawn as ``medgan augment --truncation T`` draws them;
 - with ``--d-rejection K``: each class's samples are the 1/K of K times as many that the
   checkpoint's own D scores most real (discriminator rejection sampling in its top-k form, after
   Azadi et al. 2019), to ask whether D's score can pick the realistic draws.
@@ -57,11 +58,11 @@ from medgan.training.classifier import classifier_scores, predict_proba, train_c
 from medgan.training.loss import radial_power
 
 
-def sample_like(gen, counts: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """G_ema samples with ``counts[c]`` images of class ``c``."""
+def sample_like(gen, counts: list[int], seed: int, truncation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """G_ema samples with ``counts[c]`` images of class ``c`` (``truncation`` as ``medgan augment --truncation``)."""
     images, labels = [], []
     for c, n in enumerate(counts):
-        for batch in iter_samples(gen, c, n, seed=seed + 1000 * c):
+        for batch in iter_samples(gen, c, n, seed=seed + 1000 * c, truncation=truncation):
             images.append(batch)
             labels.append(np.full(len(batch), c, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
@@ -187,7 +188,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="sample as model.g_keep_largest: true does (mask cleanup at sampling; training is the same)")
     p.add_argument("--d-rejection", type=float, default=None, metavar="K",
                    help="keep, per class, the 1/K of K times as many samples that the checkpoint's D scores most real")
+    p.add_argument("--truncation", type=float, default=None, metavar="T",
+                   help="sample as `medgan augment --truncation T` does (latents from the normal truncated to "
+                        "[-T, T]; ψ for the style family): does trading diversity for typical draws fool the C2ST?")
     args = p.parse_args(argv)
+    if args.truncation is not None and args.d_rejection is not None:
+        raise SystemExit("--truncation and --d-rejection: choose one way of picking draws")
+    if args.truncation is not None and not args.truncation > 0:
+        raise SystemExit(f"--truncation must be a positive number, got {args.truncation}")
     if args.d_rejection is not None and args.d_rejection < 1:
         raise SystemExit("--d-rejection K needs K >= 1 (K times as many draws, the best 1/K kept)")
 
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--d-rejection: a class translator (the cycle family) has no draws to reject")
         syn_x, syn_y = d_rejected_like(gen, checkpoint, counts, seed=0, factor=args.d_rejection)
     else:
-        syn_x, syn_y = sample_like(gen, counts, seed=0)
+        syn_x, syn_y = sample_like(gen, counts, seed=0, truncation=args.truncation)
     heldout = np.concatenate([ds.channel_first("val"), ds.channel_first("test")])
     slugs = class_slugs(list(ds.info.class_names))
     if args.grids is not None:

@@ -119,6 +119,28 @@ def test_gan_quality_d_rejection_keeps_each_class_draws_that_d_scores_most_real(
         gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--d-rejection", "0.5"])
 
 
+def test_gan_quality_truncation_reaches_every_class_draw_and_bad_values_stop_with_one_line(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    import gan_quality
+
+    seen = []
+
+    def fake_samples(gen, c, n, seed, truncation=None):
+        seen.append((c, n, seed, truncation))
+        yield np.full((n, 1, 4, 4), c, dtype=np.uint8)
+
+    monkeypatch.setattr(gan_quality, "iter_samples", fake_samples)
+    x, y = gan_quality.sample_like(None, [2, 3], seed=0, truncation=1.5)
+    assert seen == [(0, 2, 0, 1.5), (1, 3, 1000, 1.5)]
+    assert y.tolist() == [0, 0, 1, 1, 1] and x[:, 0, 0, 0].tolist() == [0, 0, 1, 1, 1]
+    with pytest.raises(SystemExit, match=r"positive number, got 0\.0"):
+        gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--truncation", "0"])
+    with pytest.raises(SystemExit, match="choose one"):
+        gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--truncation", "1", "--d-rejection", "2"])
+
+
 def test_resize_filter_check_arms_are_uint8_28s_and_torch_antialiased_bilinear_matches_pils(monkeypatch):
     import numpy as np
     from scipy import ndimage
