@@ -187,6 +187,9 @@ class TrainConfig:
         batch_size: images per step on each process (the progressive schedule may override it).
         lr_g: generator learning rate.
         lr_d: discriminator learning rate.
+        lr_decay_from: both learning rates stay constant until this fraction of ``steps``, then fall
+            linearly towards 0 at the last step (1 = constant throughout). A function of the step alone,
+            so a resumed run continues the same schedule.
         betas: Adam betas.
         loss: ``hinge``, ``nonsaturating`` or ``wgan-gp``.
         d_steps: discriminator updates per generator update (each on a fresh real batch).
@@ -261,6 +264,7 @@ class TrainConfig:
     batch_size: int = bounded(64, gt=0)
     lr_g: float = bounded(1e-4, gt=0)
     lr_d: float = bounded(4e-4, gt=0)
+    lr_decay_from: float = bounded(1.0, ge=0, le=1)
     betas: list[float] = bounded(default_factory=lambda: [0.0, 0.99], ge=0, lt=1)
     loss: LossName = "hinge"
     d_steps: int = bounded(2, gt=0)

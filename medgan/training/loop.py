@@ -374,6 +374,20 @@ def _phase(cfg: TrainConfig, step: int) -> Phase | None:
     return phase_at(step, cfg.progressive) if cfg.progressive is not None else None
 
 
+def lr_scale(step: int, steps: int, decay_from: float) -> float:
+    """The factor on both learning rates at ``step`` (0-based) of ``steps``: 1 before ``decay_from × steps``,
+    then linear towards 0, reached one step after the last (``lr_decay_from`` in the config).
+
+    Example:
+        >>> [lr_scale(s, 4, 0.5) for s in range(4)]
+        [1.0, 1.0, 1.0, 0.5]
+    """
+    start = decay_from * steps
+    if step <= start or start >= steps:
+        return 1.0
+    return max(0.0, (steps - step) / (steps - start))
+
+
 def _real_batch(data_u8: torch.Tensor, labels: torch.Tensor | None, sampler: EpochSampler, images_seen: int,
                 dist: dist_utils.DistInfo, batch: int, device: torch.device, phase: Phase | None,
                 cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -630,9 +644,12 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
             phase = _phase(cfg, step)
             batch = phase.batch_size if phase is not None else cfg.batch_size
             g_kw = {"stage": phase.stage, "alpha": phase.alpha} if phase is not None else {}
-            if phase is not None and phase.lr is not None:
-                # The schedule's rate is G's; D keeps the config's ratio (two-time-scale updates).
-                for opt, lr in ((opt_G, phase.lr), (opt_D, phase.lr * cfg.lr_d / cfg.lr_g)):
+            scale = lr_scale(step, last_step, cfg.lr_decay_from)
+            if (phase is not None and phase.lr is not None) or scale != 1.0:
+                # A progressive schedule's rate is G's; D keeps the config's ratio (two-time-scale updates).
+                lr_g, lr_d = (phase.lr, phase.lr * cfg.lr_d / cfg.lr_g) if phase is not None and phase.lr is not None \
+                    else (cfg.lr_g, cfg.lr_d)
+                for opt, lr in ((opt_G, lr_g * scale), (opt_D, lr_d * scale)):
                     for group in opt.param_groups:
                         group["lr"] = lr
 

@@ -11,7 +11,7 @@ import torch
 from medgan.data.dataset import load_dataset, save_prepared
 from medgan.errors import MedganError
 from medgan.training.checkpoint import load_checkpoint
-from medgan.training.loop import train
+from medgan.training.loop import lr_scale, train
 from tests.conftest import make_banded_toy
 from tests.training.helpers import tiny_config
 
@@ -62,6 +62,30 @@ def test_resume_is_bitwise_exact_with_adaptive_augmentation(tmp_path, spatial_di
     assert a["augment"]["p"] > 0  # adaptive augmentation really moved p, so its state matters
     for key in ("G", "D", "G_ema", "opt_G", "opt_D", "augment", "loss", "step", "images_seen"):
         _assert_states_equal(a[key], b[key], key)
+
+
+def test_lr_scale_is_flat_then_linear_towards_zero():
+    assert [lr_scale(s, 8, 0.5) for s in range(8)] == [1.0] * 5 + [0.75, 0.5, 0.25]
+    assert [lr_scale(s, 4, 1.0) for s in range(4)] == [1.0] * 4  # 1 = off
+    assert [lr_scale(s, 4, 0.0) for s in range(4)] == [1.0, 0.75, 0.5, 0.25]
+
+
+def test_lr_decay_from_sets_both_rates_by_the_step_and_resumes_exactly(tmp_path):
+    data = make_banded_toy(tmp_path)
+    args = ("steps=8", "lr_decay_from=0.5", "checkpoint_every=4", "lr_g=0.002", "lr_d=0.004")
+    full = train(tiny_config(data, tmp_path / "full", *args), progress=False)
+    ckpt = load_checkpoint(full.checkpoint)
+    assert [g["lr"] for g in ckpt["opt_G"]["param_groups"]] == [pytest.approx(0.002 * 0.25)]
+    assert [g["lr"] for g in ckpt["opt_D"]["param_groups"]] == [pytest.approx(0.004 * 0.25)]
+    # Stopped at step 4 and resumed: the same schedule, the same weights bit for bit.
+    resumed = train(tiny_config(data, tmp_path / "again", *args),
+                    resume=full.run_dir / "checkpoints" / "step_000004.pt", progress=False)
+    b = load_checkpoint(resumed.checkpoint)
+    for key in ("G", "D", "G_ema", "opt_G", "opt_D"):
+        _assert_states_equal(ckpt[key], b[key], key)
+    # Constant rates without it.
+    plain = load_checkpoint(train(tiny_config(data, tmp_path / "plain", "steps=2", "lr_g=0.002"), progress=False).run_dir)
+    assert [g["lr"] for g in plain["opt_G"]["param_groups"]] == [0.002]
 
 
 def test_spectral_weight_adds_a_logged_term_to_g(tmp_path):
