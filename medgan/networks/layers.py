@@ -261,14 +261,20 @@ class NoiseInjection(nn.Module):
         init: the strengths' starting value. StyleGAN starts at 0, and over millions of images G
             learns to use the noise; on a small CPU budget the strengths barely leave 0
             (docs/training.md), so a positive start makes G use the noise from the first step.
+        map_shape: also learn a gain per position, ``(1, 1, *map_shape)``, starting at 1 (the
+            spatial shape of the input): G can then put more fine texture in one place than in
+            another, as real images whose texture depends on the anatomy have it.
     """
 
-    def __init__(self, num_features: int, init: float = 0.0) -> None:
+    def __init__(self, num_features: int, init: float = 0.0, map_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.strength = nn.Parameter(torch.full((num_features,), float(init)))
+        self.gain: nn.Parameter | None = nn.Parameter(torch.ones(1, 1, *map_shape)) if map_shape else None
 
     def forward(self, x: Tensor, noise: Tensor) -> Tensor:
-        """``x + noise · strength``; ``noise`` is ``(B, 1, *spatial)`` and broadcasts over channels."""
+        """``x + noise · [gain ·] strength``; ``noise`` is ``(B, 1, *spatial)`` and broadcasts over channels."""
+        if self.gain is not None:
+            noise = noise * self.gain
         return x + noise * self.strength.reshape(1, -1, *([1] * (x.ndim - 2)))
 
 

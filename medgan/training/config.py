@@ -50,6 +50,8 @@ class ModelConfig:
         g_noise: the residual generator adds per-pixel noise maps with learned strengths after
             every 3×3 conv (StyleGAN's noise inputs; a source of speckle-like texture).
         g_noise_init: the noise strengths' starting value (0, StyleGAN's, by default).
+        g_noise_map: with ``g_noise``, also a learned gain per position for each noise map, so that
+            fine texture can be stronger where the anatomy puts it.
         g_supersample: the residual generator works at this many times the image's edge length and
             area-resizes its output down to it, as MedMNIST's images were resized from larger ones
             (1 = off; ``g_channels`` is then the width at the larger size).
@@ -82,6 +84,7 @@ class ModelConfig:
     g_binary: bool = False
     g_noise: bool = False
     g_noise_init: float = bounded(0.0, ge=0)
+    g_noise_map: bool = False
     g_supersample: int = bounded(1, ge=1)
     g_supersample_filter: Literal["area", "bilinear"] = "area"
     g_keep_largest: bool = False
@@ -366,6 +369,8 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.model.family == "residual" and self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'residual'")
+        if self.model.g_noise_map and not self.model.g_noise:
+            raise MedganError("config key 'model.g_noise_map' needs model.g_noise: true (it scales the noise maps per position)")
         if self.model.g_noise_init > 0 and not self.model.g_noise:
             raise MedganError("config key 'model.g_noise_init' needs model.g_noise: true (it starts the noise strengths)")
         if self.model.g_keep_largest and not self.model.g_binary:

@@ -478,6 +478,30 @@ def test_noise_inputs_vary_in_training_are_a_function_of_z_when_sampling_and_lea
     assert not torch.allclose(started(z, y), started(z, y))
 
 
+def test_noise_map_learns_a_gain_per_position_that_starts_as_plain_noise() -> None:
+    torch.manual_seed(0)
+    kw = dict(z_dim=8, num_classes=2, size=12, base_channels=4, max_channels=8, noise=True, noise_init=0.5)
+    G = Generator(**kw, noise_map=True)
+    gains = {n: p for n, p in G.named_parameters() if n.endswith(".gain")}
+    # One map per noise input, at its block's resolution (12 is drawn on a 16 canvas: 8 then 16).
+    assert sorted({tuple(p.shape) for p in gains.values()}) == [(1, 1, 8, 8), (1, 1, 16, 16)]
+    assert len(gains) == 2 * len(G.blocks) and all(torch.equal(p, torch.ones_like(p)) for p in gains.values())
+    plain = Generator(**kw)
+    plain.load_state_dict({k: v for k, v in G.state_dict().items() if not k.endswith(".gain")})
+    z, y = torch.randn(4, 8), torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        assert torch.allclose(G.eval()(z, y), plain.eval()(z, y), atol=1e-6)  # gain 1: plain noise
+        for p in gains.values():
+            p[..., :4, :] = 0.0  # no noise in the top rows of every map
+        quiet = G(z, y)
+    assert not torch.allclose(quiet, plain(z, y), atol=1e-4)
+    G.train()
+    G(z, y).square().mean().backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in gains.values())
+    with pytest.raises(ValueError, match="noise_map needs noise=True"):
+        Generator(z_dim=8, num_classes=2, size=12, base_channels=4, max_channels=8, noise_map=True)
+
+
 def test_a_spec_without_a_newer_argument_means_its_default() -> None:
     from medgan.networks import same_networks
 

@@ -55,6 +55,7 @@ def test_defaults_are_valid() -> None:
          "'model.g_recentre' needs model.family 'residual'"),
         (lambda c: setattr(c, "eval_c2st", True), "'eval_c2st' runs at each evaluation: set fid_every > 0"),
         (lambda c: setattr(c.model, "g_noise_init", 0.1), "'model.g_noise_init' needs model.g_noise"),
+        (lambda c: setattr(c.model, "g_noise_map", True), "'model.g_noise_map' needs model.g_noise"),
         (lambda c: (setattr(c.model, "g_noise", True), setattr(c.model, "g_noise_init", -0.1)), "'model.g_noise_init'"),
     ],
 )
