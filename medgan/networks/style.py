@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medgan.device import rank_rows
 from medgan.networks.cgan import Discriminator
 from medgan.networks.layers import (
     Upsample2x,
@@ -299,7 +298,8 @@ class ModulatedConv(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None) -> Tensor:
-        """``noise``: this layer's ``(B, 1, *spatial)`` map; ``None`` draws fresh noise (training only)."""
+        """``noise``: this layer's ``(B, 1, *spatial)`` map (:meth:`StyleGenerator.synthesis` draws them all);
+        required when the layer has noise."""
         if self.up is not None:
             x = self.up(x)
         styles = self.affine(w)  # (B, C_in)
@@ -314,12 +314,7 @@ class ModulatedConv(nn.Module):
         )  # (B, C_out, *s)
         if self.use_noise:
             if noise is None:
-                if not self.training:
-                    raise ValueError("in eval mode a noise layer needs its map (StyleGenerator.synthesis passes them)")
-                shape = (1, *x.shape[2:])
-                noise = rank_rows(
-                    lambda n: torch.randn((n, *shape), device=x.device, dtype=x.dtype), x.shape[0]
-                )
+                raise ValueError("a noise layer needs its noise map (StyleGenerator.synthesis draws them)")
             x = x + noise * self.noise_strength
         x = x + self.bias.reshape(1, -1, *([1] * (x.ndim - 2)))
         return F.leaky_relu(x, 0.2) * _LRELU_GAIN if self.activation else x
@@ -387,15 +382,15 @@ class _SynthesisBlock(nn.Module):
         self.num_ws = int(self.conv0 is not None) + 1 + int(self.to_rgb is not None)
         self.noise_shapes = [c.noise_shape for c in (self.conv0, self.conv1) if c is not None]
 
-    def forward(self, x: Tensor, img: Tensor | None, ws: Tensor,
-                noise: list[Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, img: Tensor | None, ws: Tensor, noise: list[Tensor]) -> tuple[Tensor, Tensor | None]:
+        """``noise``: one map per entry of ``noise_shapes``."""
         i = 0
         h = x
-        maps = iter(noise) if noise is not None else None
+        maps = iter(noise)
         if self.conv0 is not None:
-            h = self.conv0(h, ws[:, i], next(maps) if maps is not None else None)
+            h = self.conv0(h, ws[:, i], next(maps))
             i += 1
-        h = self.conv1(h, ws[:, i], next(maps) if maps is not None else None)
+        h = self.conv1(h, ws[:, i], next(maps))
         i += 1
         if self.skip is not None:
             h = (h + self.skip(x)) * math.sqrt(0.5)  # the residual sum keeps unit variance
