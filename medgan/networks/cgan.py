@@ -41,7 +41,7 @@ from medgan.networks.layers import (
     upsample,
 )
 
-__all__ = ["Discriminator", "Generator"]
+__all__ = ["Discriminator", "Generator", "UNetDecoder"]
 
 UpsampleMode = Literal["nearest", "linear"]
 
@@ -344,6 +344,55 @@ def _decoder(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Seque
     return nn.Sequential(*layers)
 
 
+class UNetDecoder(nn.Module):
+    """The decoder of a U-Net discriminator (Schönfeld et al. 2020): a real/fake logit per pixel.
+
+    It climbs back from the encoder's bottom feature map: at each resolution it upsamples (×2,
+    nearest), joins the encoder's map at that resolution (the input of the down-block that left it)
+    and applies a residual block (:class:`DBlock` without pooling) of the encoder's width there. A
+    1×1 convolution and a per-pixel class projection (``<embed(y), h>`` at every pixel) give the
+    logits. Each pixel's decision sees the whole image through the bottleneck and its own
+    neighbourhood through the skips: where a local patch is wrong, D can say where.
+
+    Args:
+        spatial_dims: 2 or 3.
+        skip_channels: channel counts of the encoder maps joined on the way up, finest first (the first
+            is the image's, with its high-pass residual when D reads one).
+        widths: the decoder block's width at each of those resolutions, finest first.
+        bottom_channels: channels of the encoder's bottom map.
+        num_classes: classes of the projection (0: none).
+        sn: spectral norm on every weight.
+    """
+
+    def __init__(self, spatial_dims: int, skip_channels: Sequence[int], widths: Sequence[int], bottom_channels: int,
+                 num_classes: int, sn: bool = True) -> None:
+        super().__init__()
+        if len(skip_channels) != len(widths) or not widths:
+            raise ValueError(f"skip_channels and widths must be non-empty and of one length, got {skip_channels}, {widths}")
+        self.up = upsample(spatial_dims)
+        blocks: list[nn.Module] = []
+        c = bottom_channels
+        for c_skip, w in zip(reversed(skip_channels), reversed(widths), strict=True):  # coarsest first
+            blocks.append(DBlock(spatial_dims, c + c_skip, w, first=False, down=False, sn=sn))
+            c = w
+        self.blocks = nn.ModuleList(blocks)
+        wrap = spectral if sn else (lambda m: m)
+        self.out = conv(spatial_dims, c, 1, 1, sn=sn)
+        self.embed: nn.Module | None = wrap(nn.Embedding(num_classes, c)) if num_classes > 0 else None
+
+    def forward(self, bottom: Tensor, skips: Sequence[Tensor], y: Tensor | None) -> Tensor:
+        """``bottom`` ``(B, C, *s)`` and the encoder maps ``skips`` (finest first) -> ``(B, 1, *full)`` logits."""
+        h = bottom
+        for block, skip in zip(self.blocks, reversed(skips), strict=True):
+            h = block(torch.cat([self.up(h), skip], dim=1))
+        h = F.relu(h)
+        out = self.out(h)
+        if self.embed is not None and y is not None:
+            e = self.embed(y).reshape(y.shape[0], -1, *([1] * (h.ndim - 2)))  # (B, C, 1, ...)
+            out = out + (e * h).sum(dim=1, keepdim=True)
+        return out
+
+
 class Discriminator(nn.Module):
     """Projection discriminator (Miyato & Koyama 2018) with spectral norm on every weight.
 
@@ -382,6 +431,9 @@ class Discriminator(nn.Module):
             ``return_recon=True`` the forward also returns the reconstruction, which the loss asks to
             match the real images. D must then keep features that describe a whole image, not only the
             few cues that tell a small training set from G's current samples. Needs ``size >= 9``.
+        unet: a :class:`UNetDecoder` beside the image-level logit (U-Net GAN, Schönfeld et al. 2020):
+            with ``return_pixels=True`` the forward also returns ``(B, 1, *[size] * spatial_dims)`` per-pixel
+            real/fake logits, which the loss trains and G is asked to raise (``unet_weight`` in the config).
 
     Example:
         >>> D = Discriminator(num_classes=2, size=28)
@@ -404,6 +456,7 @@ class Discriminator(nn.Module):
         aux_twin: bool = False,
         aux_embedding: bool = False,
         recon: bool = False,
+        unet: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -428,11 +481,14 @@ class Discriminator(nn.Module):
         sn = spectral if spectral_norm else (lambda m: m)
         blocks: list[nn.Module] = []
         c_in, res = in_channels * (2 if highpass else 1), self.full_size
+        skip_channels: list[int] = []  # what enters each down-block: the U-Net decoder's skips
         while res > _BOTTOM:
             # The block that works at resolution `res` has the generator's width there.
             c_out = _width(res, self.full_size, base_channels, max_channels)
             blocks.append(DBlock(spatial_dims, c_in, c_out, first=not blocks, sn=spectral_norm))
+            skip_channels.append(c_in)
             c_in, res = c_out, res // 2
+        self.num_down = len(skip_channels)
         if mbstd:
             blocks.append(MinibatchStd())
         # One more block at the bottom resolution, at the generator's widest width.
@@ -449,9 +505,12 @@ class Discriminator(nn.Module):
         # The second down-block's output is the map at a quarter of the padded size.
         self.decoder = _decoder(spatial_dims, _width(self.full_size // 2, self.full_size, base_channels, max_channels),
                                 in_channels) if recon else None
+        widths = [_width(self.full_size >> k, self.full_size, base_channels, max_channels) for k in range(self.num_down)]
+        self.unet = UNetDecoder(spatial_dims, skip_channels, widths, c_in, num_classes, sn=spectral_norm) if unet else None
 
     def forward(
-        self, x: Tensor, y: Tensor | None = None, return_aux: bool = False, return_recon: bool = False
+        self, x: Tensor, y: Tensor | None = None, return_aux: bool = False, return_recon: bool = False,
+        return_pixels: bool = False,
     ) -> Tensor | tuple[Tensor, ...]:
         """Score images.
 
@@ -460,28 +519,38 @@ class Discriminator(nn.Module):
             y: ``(B,)`` int64 class indices; required when ``num_classes > 0``, ignored otherwise.
             return_aux: also return the auxiliary classifier's logits (needs ``aux=True``).
             return_recon: also return the decoder's reconstruction of ``x`` (needs ``recon=True``).
+            return_pixels: also return the U-Net decoder's per-pixel logits (needs ``unet=True``).
 
         Returns:
             ``(B,)`` logits (higher = more real); with ``return_aux``, also ``(B, num_classes)`` class logits
             (``(B, 2 * num_classes)`` with ``aux_twin``: the real head's, then the twin's; ``(B, 1 + C)`` with
             ``aux_embedding``); with
-            ``return_recon``, last, the reconstruction, shaped like ``x`` and in ``[-1, 1]``.
+            ``return_recon``, the reconstruction, shaped like ``x`` and in ``[-1, 1]``; with ``return_pixels``,
+            last, ``(B, 1, *spatial)`` per-pixel logits.
         """
         if return_aux and self.aux is None:
             raise ValueError("return_aux=True needs a discriminator built with aux=True")
         if return_recon and self.decoder is None:
             raise ValueError("return_recon=True needs a discriminator built with recon=True")
+        if return_pixels and self.unet is None:
+            raise ValueError("return_pixels=True needs a discriminator built with unet=True")
         expected = (self.in_channels, *([self.size] * self.spatial_dims))
         if tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         inputs = torch.cat([x, high_pass(x)], dim=1) if self.highpass else x  # (B, [2 *] in_channels, *spatial)
         h = pad_to(inputs, self.full_size, spatial_dims=self.spatial_dims)
         extras: list[Tensor] = []
+        skips: list[Tensor] = []
         for k, block in enumerate(self.blocks):
+            if return_pixels and k < self.num_down:
+                skips.append(h)
             h = block(h)
             if k == 1 and return_recon:  # (B, C, *[full_size / 4])
                 assert self.decoder is not None
                 extras.append(center_crop(self.decoder(h), self.size, self.spatial_dims))
+        if return_pixels:
+            assert self.unet is not None
+            pixels = center_crop(self.unet(h, skips, y if self.embed is not None else None), self.size, self.spatial_dims)
         h = F.relu(h).sum(dim=tuple(range(2, h.ndim)))  # (B, C)
         out = self.fc(h).squeeze(1)  # (B,)
         if self.embed is not None:
@@ -497,4 +566,6 @@ class Discriminator(nn.Module):
             else:
                 heads = [self.aux(h)] if self.aux_twin is None else [self.aux(h), self.aux_twin(h)]
                 extras.insert(0, torch.cat(heads, dim=1))  # (B, num_classes) or (B, 2 * num_classes)
+        if return_pixels:
+            extras.append(pixels)
         return (out, *extras) if extras else out

@@ -240,6 +240,9 @@ class TrainConfig:
         recon_weight: FastGAN's self-supervised discriminator: D also rebuilds each real image from its
             feature map at a quarter of the resolution, by mean squared error at this weight (0 = off);
             residual family only.
+        unet_weight: U-Net GAN (Schönfeld et al. 2020): D gains a decoder with skip connections that gives a
+            real/fake logit per pixel, trained and asked by the adversarial loss at this weight beside the
+            image-level one (0 = off); residual family only.
         class_balance: how far the real batches (and so the classes G is asked for) move from the training
             split's class mix towards every class equally often, a rarer class's images repeated
             (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
@@ -300,6 +303,7 @@ class TrainConfig:
     aux_loss: Literal["ce", "d2dce"] = "ce"
     lecam_weight: float = bounded(0.0, ge=0)
     recon_weight: float = bounded(0.0, ge=0)
+    unet_weight: float = bounded(0.0, ge=0)
     class_balance: bool | float = False
     init_from: str | None = None
     d_freeze: int = bounded(0, ge=0)
@@ -326,7 +330,7 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
-        for key in ("spectral_weight", "aux_weight", "lecam_weight", "recon_weight"):
+        for key in ("spectral_weight", "aux_weight", "lecam_weight", "recon_weight", "unet_weight"):
             if getattr(self, key) != 0:
                 raise MedganError(f"config: {key} applies to the adversarial families, not model.family 'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
@@ -395,6 +399,9 @@ class TrainConfig:
             raise MedganError("config key 'd_freeze' needs model.family 'residual' (it freezes D's first blocks)")
         if self.recon_weight > 0 and self.model.family in ("progressive", "style"):
             raise MedganError("config key 'recon_weight' needs model.family 'residual' (its discriminator has the decoder)")
+        if self.unet_weight > 0 and self.model.family in ("progressive", "style"):
+            raise MedganError("config key 'unet_weight' needs model.family 'residual' (its discriminator has the U-Net "
+                              "decoder)")
         self._validate_cycle()
         self._validate_style()
 

@@ -162,7 +162,7 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass,
                  aux=cfg.aux_weight > 0, aux_twin=cfg.aux_twin, aux_embedding=cfg.aux_loss == "d2dce",
-                 recon=cfg.recon_weight > 0)
+                 recon=cfg.recon_weight > 0, unet=cfg.unet_weight > 0)
     elif m.family == "style":
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,
@@ -494,7 +494,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     loss = GANLoss(cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, gp_weight=cfg.gp_weight,
                    pl_weight=cfg.pl_weight, pl_every=cfg.pl_every, spectral_weight=cfg.spectral_weight,
                    aux_weight=cfg.aux_weight, aux_twin=cfg.aux_twin, aux_loss=cfg.aux_loss, lecam_weight=cfg.lecam_weight,
-                   recon_weight=cfg.recon_weight)
+                   recon_weight=cfg.recon_weight, unet_weight=cfg.unet_weight)
     # The style family exposes its w: path-length regularisation and the per-class mean w for truncation.
     exposes_w = isinstance(G, LatentGenerator)
     if cfg.pl_weight > 0 and not exposes_w:

@@ -37,6 +37,9 @@ With ``recon_weight`` a discriminator built with a decoder (FastGAN's self-super
 Liu et al. 2021) also rebuilds each real image it scores from its own intermediate features, by mean
 squared error: D must keep features that describe whole images, which slows its overfitting to a few
 hundred of them.
+With ``unet_weight`` a discriminator built with a U-Net decoder (U-Net GAN, Schönfeld et al. 2020) also
+scores every pixel, and both players add the per-pixel loss: D can say where an image is wrong, and G
+gets a gradient for each place.
 """
 
 from __future__ import annotations
@@ -305,6 +308,10 @@ class GANLoss:
         recon_weight: weight of the mean squared error between the (augmented) real images and D's
             reconstruction of them, in D's objective; needs a D called as
             ``D(x, y, return_recon=True) -> (logits, recon)``; 0 disables it.
+        unet_weight: weight of the per-pixel adversarial term (U-Net GAN, Schönfeld et al. 2020) in both
+            objectives: D's per-pixel logits are trained with the same loss as its image logit (every pixel
+            of a real image real, of a fake one fake) and G is asked to raise them; R1 also holds their mean
+            over pixels. Needs a D called as ``D(x, y, return_pixels=True) -> (logits, pixels)``; 0 disables it.
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -329,6 +336,7 @@ class GANLoss:
         lecam_weight: float = 0.0,
         lecam_decay: float = 0.99,
         recon_weight: float = 0.0,
+        unet_weight: float = 0.0,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -364,6 +372,9 @@ class GANLoss:
         if not 0 <= recon_weight < float("inf"):
             raise ValueError(f"recon_weight must be >= 0, got {recon_weight}")
         self.recon_weight = float(recon_weight)
+        if not 0 <= unet_weight < float("inf"):
+            raise ValueError(f"unet_weight must be >= 0, got {unet_weight}")
+        self.unet_weight = float(unet_weight)
         # Training state, saved with the checkpoint (state_dict): the running mean path length, and
         # LeCam's moving averages of the mean real and fake logits (NaN until the first D step).
         self.pl_mean = torch.zeros(())
@@ -374,7 +385,8 @@ class GANLoss:
             f"GANLoss(kind={self.kind!r}, r1_gamma={self.r1_gamma}, r1_every={self.r1_every}, "
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
             f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin}, "
-            f"aux_loss={self.aux_loss!r}, lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight})"
+            f"aux_loss={self.aux_loss!r}, lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight}, "
+            f"unet_weight={self.unet_weight})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -474,11 +486,19 @@ class GANLoss:
         real_in = real.detach().requires_grad_(True) if do_r1 else real
         real_aug, fake_aug = aug(real_in), aug(fake)
         stats: dict[str, Tensor] = {}
-        real_logits, class_logits, recon = self._score(D, real_aug, y, self.aux_weight > 0, self.recon_weight > 0)
-        fake_logits, fake_class_logits, _ = self._score(D, fake_aug, y_fake, self.aux_twin, False)
+        unet = self.unet_weight > 0
+        real_logits, class_logits, recon, real_px = self._score(D, real_aug, y, self.aux_weight > 0,
+                                                                self.recon_weight > 0, unet)
+        fake_logits, fake_class_logits, _, fake_px = self._score(D, fake_aug, y_fake, self.aux_twin, False, unet)
 
         adv = d_loss(self.kind, real_logits, fake_logits)
         total = adv
+        if real_px is not None and fake_px is not None:
+            # Every pixel of a real image is real and every pixel of a fake one fake (U-Net GAN's
+            # decoder loss, without its CutMix term).
+            px = d_loss(self.kind, real_px.flatten(), fake_px.flatten())
+            total = total + self.unet_weight * px
+            stats["d_pixel"] = px.detach()
         if recon is not None:
             rec = F.mse_loss(recon, real_aug.detach())
             total = total + self.recon_weight * rec
@@ -511,6 +531,9 @@ class GANLoss:
             stats["lecam"] = lecam.detach()
         if do_r1:
             r1 = r1_penalty(real_logits, real_in)
+            if real_px is not None:
+                # The per-pixel head is held as smooth as the image-level one: R1 on its mean over pixels.
+                r1 = r1 + r1_penalty(real_px.flatten(1).mean(1), real_in)
             total = total + (self.r1_gamma / 2) * r1 * self.r1_every
             stats["r1"] = r1.detach()
 
@@ -546,9 +569,14 @@ class GANLoss:
             fakes) when they are on.
         """
         aug = augment if augment is not None else _identity
-        fake_logits, class_logits, _ = self._score(D, aug(fake), y, self.aux_weight > 0, False)
+        fake_logits, class_logits, _, fake_px = self._score(D, aug(fake), y, self.aux_weight > 0, False,
+                                                            self.unet_weight > 0)
         loss = g_loss(self.kind, fake_logits)
         stats = {"g_fake": fake_logits.detach().mean()}
+        if fake_px is not None:
+            px = g_loss(self.kind, fake_px.flatten())
+            loss = loss + self.unet_weight * px
+            stats["g_pixel"] = px.detach()
         if class_logits is not None:
             assert y is not None
             real_head, twin_head = self._heads(class_logits)
@@ -570,23 +598,25 @@ class GANLoss:
 
     @staticmethod
     def _score(
-        D: DiscriminatorFn, x: Tensor, y: Tensor | None, aux: bool, recon: bool
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """D's logits, with its auxiliary class logits (``aux``) and its reconstruction of ``x``
-        (``recon``) when asked, from one forward pass; ``None`` for what was not asked."""
-        if not (aux or recon):
-            return D(x, y), None, None
+        D: DiscriminatorFn, x: Tensor, y: Tensor | None, aux: bool, recon: bool, pixels: bool = False
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """D's logits, with its auxiliary class logits (``aux``), its reconstruction of ``x`` (``recon``)
+        and its per-pixel logits (``pixels``) when asked, from one forward pass; ``None`` for what was not
+        asked."""
+        if not (aux or recon or pixels):
+            return D(x, y), None, None, None
         if aux and y is None:
             raise ValueError("aux_weight > 0 needs class labels (a conditional model)")
-        kwargs = {"return_aux": True} if aux else {}
-        if recon:
-            kwargs["return_recon"] = True
-        out = D(x, y, **kwargs)  # type: ignore[call-arg]
-        if not isinstance(out, tuple) or len(out) != 1 + aux + recon:
+        asked = {"return_aux": aux, "return_recon": recon, "return_pixels": pixels}
+        out = D(x, y, **{k: True for k, on in asked.items() if on})  # type: ignore[call-arg]
+        if not isinstance(out, tuple) or len(out) != 1 + aux + recon + pixels:
             what = " and ".join(n for n, on in (("an auxiliary classifier (aux=True)", aux),
-                                                 ("a decoder (recon=True)", recon)) if on)
+                                                 ("a decoder (recon=True)", recon),
+                                                 ("a U-Net decoder (unet=True)", pixels)) if on)
             raise ValueError(f"this loss needs a discriminator with {what}")
-        return out[0], out[1] if aux else None, out[-1] if recon else None
+        rest = iter(out[1:])
+        return (out[0], next(rest) if aux else None, next(rest) if recon else None,
+                next(rest) if pixels else None)
 
     def _heads(self, class_logits: Tensor) -> tuple[Tensor, Tensor | None]:
         """Split the class logits into the real head's and (with ``aux_twin``) the twin's."""

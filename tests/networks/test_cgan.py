@@ -380,6 +380,29 @@ def test_discriminator_decoder_rebuilds_an_image_of_the_input_shape_beside_the_o
         Discriminator(size=8, recon=True)
 
 
+@pytest.mark.parametrize(("spatial_dims", "size"), [(2, 28), (2, 16), (3, 12)])
+def test_unet_discriminator_scores_every_pixel_and_leaves_the_image_logit_alone(spatial_dims: int, size: int) -> None:
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=size, spatial_dims=spatial_dims, base_channels=4, max_channels=16,
+                      unet=True, aux=True, mbstd=True, highpass=True).eval()
+    x, y = torch.rand(4, 1, *[size] * spatial_dims) * 2 - 1, torch.tensor([0, 1, 0, 1])
+    with torch.no_grad():
+        logits, class_logits, pixels = D(x, y, return_aux=True, return_pixels=True)
+        other = D(x, 1 - y, return_pixels=True)[1]
+    assert logits.shape == (4,) and class_logits.shape == (4, 2) and pixels.shape == (4, 1, *[size] * spatial_dims)
+    torch.testing.assert_close(D(x, y), logits)
+    # The per-pixel logits depend on the class (their own projection) and are local: changing one
+    # corner pixel moves the logits near it more than those at the opposite corner.
+    assert float((other - pixels).abs().mean()) > 1e-4
+    x2 = x.clone()
+    x2[(slice(None), slice(None), *([0] * spatial_dims))] += 1.0
+    moved = (D(x2, y, return_pixels=True)[1].detach() - pixels).abs()[:, 0]
+    near, far = moved[(slice(None), *([slice(0, 2)] * spatial_dims))], moved[(slice(None), *([slice(-2, None)] * spatial_dims))]
+    assert float(near.mean()) > 3 * float(far.mean())
+    with pytest.raises(ValueError, match="return_pixels=True needs a discriminator built with unet=True"):
+        Discriminator(num_classes=2, size=size, spatial_dims=spatial_dims)(x, y, return_pixels=True)
+
+
 def test_minibatch_std_groups_do_not_depend_on_how_the_batch_is_split() -> None:
     from medgan.networks.cgan import MinibatchStd
 

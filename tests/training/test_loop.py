@@ -106,6 +106,17 @@ def test_lecam_weight_logs_its_term_and_checkpoints_its_averages(tmp_path):
     assert torch.isfinite(ckpt["loss"]["lecam_means"]).all()
 
 
+def test_unet_weight_builds_a_per_pixel_head_in_d_and_logs_both_players_terms(tmp_path):
+    data = make_banded_toy(tmp_path)
+    run = train(tiny_config(data, tmp_path / "run", "unet_weight=1.0", "log_every=1"), progress=False).run_dir
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines and all(r["d_pixel"] > 0 and "g_pixel" in r for r in lines)
+    ckpt = load_checkpoint(run)
+    assert ckpt["config"]["unet_weight"] == 1.0 and any(k.startswith("unet.") for k in ckpt["D"])
+    with pytest.raises(MedganError, match=r"'unet_weight' needs model\.family 'residual'"):
+        tiny_config(data, tmp_path / "style", "unet_weight=1.0", "model.family=style")
+
+
 def test_recon_weight_builds_a_decoder_in_d_and_logs_its_error(tmp_path):
     data = make_banded_toy(tmp_path)
     run = train(tiny_config(data, tmp_path / "run", "recon_weight=1.0", "log_every=1"), progress=False).run_dir

@@ -331,6 +331,33 @@ def test_recon_weight_adds_the_decoders_squared_error_on_real_images_to_d_only()
         GANLoss("hinge", recon_weight=-1.0)
 
 
+def test_unet_weight_adds_the_per_pixel_hinge_to_both_players_and_to_r1():
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=16, base_channels=8, max_channels=16, unet=True).eval()
+    real, fake = torch.rand(4, 1, 16, 16) * 2 - 1, torch.randn(4, 1, 16, 16)
+    y = torch.tensor([0, 1, 1, 0])
+    real_px, fake_px = D(real, y, return_pixels=True)[1], D(fake, y, return_pixels=True)[1]
+    expected = float(F.relu(1 - real_px).mean() + F.relu(1 + fake_px).mean())
+    plain_d, total_d, term = _d_loss_with(D, real, fake, y, "d_pixel", unet_weight=2.0)
+    assert term == pytest.approx(expected, rel=1e-5)
+    assert total_d == pytest.approx(plain_d + 2.0 * expected, rel=1e-5)
+    g_plain, _ = GANLoss("hinge").generator_loss(D, fake, y)
+    g_total, g_stats = GANLoss("hinge", unet_weight=2.0).generator_loss(D, fake, y)
+    assert float(g_stats["g_pixel"]) == pytest.approx(float(-fake_px.mean()), rel=1e-5)
+    assert float(g_total) == pytest.approx(float(g_plain) - 2.0 * float(fake_px.mean()), rel=1e-5)
+    # R1 on an R1 step adds the per-pixel head's mean: larger than the image logit's R1 alone.
+    r1_plain = float(GANLoss("hinge", r1_gamma=1.0, r1_every=1).discriminator_loss(D, real, fake, y, step=0)[1]["r1"])
+    r1_unet = float(GANLoss("hinge", r1_gamma=1.0, r1_every=1, unet_weight=1.0).discriminator_loss(
+        D, real, fake, y, step=0)[1]["r1"])
+    x = real.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x, y, return_pixels=True)[1].flatten(1).mean(1).sum(), x)
+    assert r1_unet == pytest.approx(r1_plain + float(grad.square().sum((1, 2, 3)).mean()), rel=1e-4)
+    with pytest.raises(ValueError, match=r"needs a discriminator with a U-Net decoder \(unet=True\)"):
+        GANLoss("hinge", unet_weight=1.0).discriminator_loss(lambda x, y, **kw: D(x, y), real, fake, y, step=1)
+    with pytest.raises(ValueError, match="unet_weight must be >= 0"):
+        GANLoss("hinge", unet_weight=-1.0)
+
+
 def test_auxiliary_classifier_adds_weighted_cross_entropy_to_both_phases():
     torch.manual_seed(0)
     # eval(): spectral norm's power iteration then stays put, so repeated calls give the same logits.
