@@ -243,6 +243,9 @@ class TrainConfig:
         unet_weight: U-Net GAN (Schönfeld et al. 2020): D gains a decoder with skip connections that gives a
             real/fake logit per pixel, trained and asked by the adversarial loss at this weight beside the
             image-level one (0 = off); residual family only.
+        unet_cutmix: with ``unet_weight``, the probability that a D step adds U-Net GAN's CutMix terms
+            (:class:`medgan.training.loss.GANLoss`): a fake box pasted into a real image scores fake as a
+            whole and pixel by pixel where it came from, consistently with the two images' own maps (0 = off).
         class_balance: how far the real batches (and so the classes G is asked for) move from the training
             split's class mix towards every class equally often, a rarer class's images repeated
             (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
@@ -304,6 +307,7 @@ class TrainConfig:
     lecam_weight: float = bounded(0.0, ge=0)
     recon_weight: float = bounded(0.0, ge=0)
     unet_weight: float = bounded(0.0, ge=0)
+    unet_cutmix: float = bounded(0.0, ge=0, le=1)
     class_balance: bool | float = False
     init_from: str | None = None
     d_freeze: int = bounded(0, ge=0)
@@ -402,6 +406,8 @@ class TrainConfig:
         if self.unet_weight > 0 and self.model.family in ("progressive", "style"):
             raise MedganError("config key 'unet_weight' needs model.family 'residual' (its discriminator has the U-Net "
                               "decoder)")
+        if self.unet_cutmix > 0 and (self.unet_weight == 0 or self.loss == "wgan-gp"):
+            raise MedganError("config key 'unet_cutmix' needs unet_weight > 0 and loss 'hinge' or 'nonsaturating'")
         self._validate_cycle()
         self._validate_style()
 

@@ -494,7 +494,8 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     loss = GANLoss(cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, gp_weight=cfg.gp_weight,
                    pl_weight=cfg.pl_weight, pl_every=cfg.pl_every, spectral_weight=cfg.spectral_weight,
                    aux_weight=cfg.aux_weight, aux_twin=cfg.aux_twin, aux_loss=cfg.aux_loss, lecam_weight=cfg.lecam_weight,
-                   recon_weight=cfg.recon_weight, unet_weight=cfg.unet_weight)
+                   recon_weight=cfg.recon_weight, unet_weight=cfg.unet_weight,
+                   unet_cutmix=cfg.unet_cutmix)
     # The style family exposes its w: path-length regularisation and the per-class mean w for truncation.
     exposes_w = isinstance(G, LatentGenerator)
     if cfg.pl_weight > 0 and not exposes_w:

@@ -59,6 +59,7 @@ __all__ = [
     "GANLoss",
     "LossName",
     "centred_sign",
+    "cutmix_masks",
     "d2d_cross_entropy",
     "d_hinge",
     "d_loss",
@@ -131,6 +132,36 @@ _G_LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
     "nonsaturating": g_nonsaturating,
     "wgan-gp": g_wasserstein,
 }
+
+
+def _signed_loss(kind: LossName, logits: Tensor, sign: Tensor) -> Tensor:
+    """D's loss for logits whose targets are ``sign`` (+1 real, -1 fake), hinge or logistic, averaged."""
+    return F.relu(1.0 - sign * logits).mean() if kind == "hinge" else F.softplus(-sign * logits).mean()
+
+
+def cutmix_masks(x: Tensor) -> Tensor:
+    """CutMix masks for a batch shaped like ``x`` ``(B, C, *spatial)``: ``(B, 1, *spatial)`` of 0 and 1.
+
+    Each mask is one axis-aligned box whose volume share ``1 - lam`` follows ``lam ~ U(0, 1)`` (every
+    edge ``(1 - lam) ** (1 / d)`` of the image's), centred uniformly and clipped at the border; the box is 0
+    and the rest 1, or (for half the rows) the other way round, so that either image can be the
+    background. Draws come from the global stream, one draw per row of the global batch (DDP-consistent).
+    """
+    b, dims = x.shape[0], x.ndim - 2
+    lam = rank_rows(lambda n: torch.rand(n, device=x.device), b)
+    flip = rank_rows(lambda n: torch.rand(n, device=x.device), b) < 0.5
+    edge = (1 - lam) ** (1 / dims)  # (B,)
+    inside = torch.ones((b, 1, *x.shape[2:]), dtype=torch.bool, device=x.device)
+    for k, n in enumerate(x.shape[2:]):
+        centre = rank_rows(lambda m: torch.rand(m, device=x.device), b) * n
+        half = edge * n / 2
+        pos = torch.arange(n, device=x.device).unsqueeze(0) + 0.5  # pixel centres, (1, n)
+        hit = (pos >= (centre - half).unsqueeze(1)) & (pos < (centre + half).unsqueeze(1))  # (B, n)
+        shape = [b, 1] + [1] * dims
+        shape[2 + k] = n
+        inside = inside & hit.reshape(shape)
+    m = (~inside).to(x.dtype)
+    return torch.where(flip.reshape(b, *([1] * (dims + 1))), 1 - m, m)
 
 
 def d_loss(kind: LossName, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -312,6 +343,10 @@ class GANLoss:
             objectives: D's per-pixel logits are trained with the same loss as its image logit (every pixel
             of a real image real, of a fake one fake) and G is asked to raise them; R1 also holds their mean
             over pixels. Needs a D called as ``D(x, y, return_pixels=True) -> (logits, pixels)``; 0 disables it.
+        unet_cutmix: with ``unet_weight``, the probability that a D step adds U-Net GAN's CutMix terms
+            (:func:`cutmix_masks`): a box of each fake pasted into its real image must score fake as a whole
+            and real or fake pixel by pixel where it came from, and the per-pixel logits of the mix must
+            equal the same mix of the real and the fake image's (a consistency term, squared error); 0 = off.
 
     Example:
         >>> loss = GANLoss("hinge", r1_gamma=0.1)
@@ -337,6 +372,7 @@ class GANLoss:
         lecam_decay: float = 0.99,
         recon_weight: float = 0.0,
         unet_weight: float = 0.0,
+        unet_cutmix: float = 0.0,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -375,6 +411,10 @@ class GANLoss:
         if not 0 <= unet_weight < float("inf"):
             raise ValueError(f"unet_weight must be >= 0, got {unet_weight}")
         self.unet_weight = float(unet_weight)
+        if not 0 <= unet_cutmix <= 1 or (unet_cutmix > 0 and (self.unet_weight == 0 or self.kind == "wgan-gp")):
+            raise ValueError(f"unet_cutmix must be in [0, 1] and needs unet_weight > 0 and a hinge or non-saturating "
+                             f"loss, got {unet_cutmix} with {self.kind!r}")
+        self.unet_cutmix = float(unet_cutmix)
         # Training state, saved with the checkpoint (state_dict): the running mean path length, and
         # LeCam's moving averages of the mean real and fake logits (NaN until the first D step).
         self.pl_mean = torch.zeros(())
@@ -386,7 +426,7 @@ class GANLoss:
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
             f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin}, "
             f"aux_loss={self.aux_loss!r}, lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight}, "
-            f"unet_weight={self.unet_weight})"
+            f"unet_weight={self.unet_weight}, unet_cutmix={self.unet_cutmix})"
         )
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -499,6 +539,10 @@ class GANLoss:
             px = d_loss(self.kind, real_px.flatten(), fake_px.flatten())
             total = total + self.unet_weight * px
             stats["d_pixel"] = px.detach()
+            if self.unet_cutmix > 0 and bool(torch.rand(()) < self.unet_cutmix):
+                mix_terms = self._cutmix_terms(D, real_aug, fake_aug, y, real_px, fake_px)
+                total = total + self.unet_weight * sum(mix_terms.values())
+                stats.update({k: v.detach() for k, v in mix_terms.items()})
         if recon is not None:
             rec = F.mse_loss(recon, real_aug.detach())
             total = total + self.recon_weight * rec
@@ -617,6 +661,19 @@ class GANLoss:
         rest = iter(out[1:])
         return (out[0], next(rest) if aux else None, next(rest) if recon else None,
                 next(rest) if pixels else None)
+
+    def _cutmix_terms(self, D: DiscriminatorFn, real: Tensor, fake: Tensor, y: Tensor | None, real_px: Tensor,
+                      fake_px: Tensor) -> dict[str, Tensor]:
+        """U-Net GAN's CutMix terms on one batch: a box of each fake pasted into its real image."""
+        m = cutmix_masks(real)  # 1: real pixel
+        mixed = m * real + (1 - m) * fake
+        logits, _, _, px = self._score(D, mixed, y, False, False, True)
+        assert px is not None
+        # The whole is fake; each pixel is what it came from.
+        whole = _signed_loss(self.kind, logits, -torch.ones_like(logits))
+        pixel = _signed_loss(self.kind, px, 2 * m - 1)
+        consistency = (px - (m * real_px + (1 - m) * fake_px).detach()).square().mean()
+        return {"d_cutmix": whole + pixel, "d_cutmix_consistency": consistency}
 
     def _heads(self, class_logits: Tensor) -> tuple[Tensor, Tensor | None]:
         """Split the class logits into the real head's and (with ``aux_twin``) the twin's."""

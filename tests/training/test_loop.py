@@ -115,6 +115,12 @@ def test_unet_weight_builds_a_per_pixel_head_in_d_and_logs_both_players_terms(tm
     assert ckpt["config"]["unet_weight"] == 1.0 and any(k.startswith("unet.") for k in ckpt["D"])
     with pytest.raises(MedganError, match=r"'unet_weight' needs model\.family 'residual'"):
         tiny_config(data, tmp_path / "style", "unet_weight=1.0", "model.family=style")
+    with pytest.raises(MedganError, match=r"'unet_cutmix' needs unet_weight > 0"):
+        tiny_config(data, tmp_path / "cut", "unet_cutmix=0.5")
+    run = train(tiny_config(data, tmp_path / "cutmix", "unet_weight=1.0", "unet_cutmix=1.0", "log_every=1", "steps=2"),
+                progress=False).run_dir
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines and all(r["d_cutmix"] > 0 and r["d_cutmix_consistency"] >= 0 for r in lines)
 
 
 def test_recon_weight_builds_a_decoder_in_d_and_logs_its_error(tmp_path):

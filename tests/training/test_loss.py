@@ -15,6 +15,7 @@ from medgan.training.loss import (
     LOSS_NAMES,
     GANLoss,
     centred_sign,
+    cutmix_masks,
     d2d_cross_entropy,
     d_hinge,
     d_loss,
@@ -336,7 +337,8 @@ def test_unet_weight_adds_the_per_pixel_hinge_to_both_players_and_to_r1():
     D = Discriminator(num_classes=2, size=16, base_channels=8, max_channels=16, unet=True).eval()
     real, fake = torch.rand(4, 1, 16, 16) * 2 - 1, torch.randn(4, 1, 16, 16)
     y = torch.tensor([0, 1, 1, 0])
-    real_px, fake_px = D(real, y, return_pixels=True)[1], D(fake, y, return_pixels=True)[1]
+    with torch.no_grad():
+        real_px, fake_px = D(real, y, return_pixels=True)[1], D(fake, y, return_pixels=True)[1]
     expected = float(F.relu(1 - real_px).mean() + F.relu(1 + fake_px).mean())
     plain_d, total_d, term = _d_loss_with(D, real, fake, y, "d_pixel", unet_weight=2.0)
     assert term == pytest.approx(expected, rel=1e-5)
@@ -356,6 +358,56 @@ def test_unet_weight_adds_the_per_pixel_hinge_to_both_players_and_to_r1():
         GANLoss("hinge", unet_weight=1.0).discriminator_loss(lambda x, y, **kw: D(x, y), real, fake, y, step=1)
     with pytest.raises(ValueError, match="unet_weight must be >= 0"):
         GANLoss("hinge", unet_weight=-1.0)
+
+
+@pytest.mark.parametrize("shape", [(64, 1, 16, 16), (32, 1, 8, 8, 8)])
+def test_cutmix_masks_are_one_box_each_of_uniform_area_with_either_image_as_background(shape):
+    torch.manual_seed(0)
+    m = cutmix_masks(torch.zeros(shape))
+    assert m.shape == (shape[0], 1, *shape[2:]) and set(m.unique().tolist()) <= {0.0, 1.0}
+    def solid_box(row: torch.Tensor, value: float) -> bool:
+        idx = (row == value).nonzero()
+        if not len(idx):
+            return True  # an empty box
+        lo, hi = idx.min(0).values, idx.max(0).values
+        return bool((row[tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))] == value).all())
+
+    # One box each: the zeros (or, flipped, the ones) fill an axis-aligned block.
+    assert all(solid_box(row, 0.0) or solid_box(row, 1.0) for row in m[:, 0])
+    stripes = (torch.arange(shape[-1]) % 2).float().expand(*shape[2:])
+    assert not solid_box(stripes, 0.0) and not solid_box(stripes, 1.0)  # the check can fail
+    share = m.flatten(1).mean(1)
+    assert 0.2 < float(share.mean()) < 0.8 and float(share.std()) > 0.15  # areas spread, both roles drawn
+    torch.manual_seed(0)
+    assert torch.equal(cutmix_masks(torch.zeros(shape)), m)  # seeded
+
+
+def test_unet_cutmix_adds_the_mixed_batch_terms_to_d_on_the_steps_it_draws():
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=16, base_channels=8, max_channels=16, unet=True).eval()
+    real, fake = torch.rand(4, 1, 16, 16) * 2 - 1, torch.randn(4, 1, 16, 16)
+    y = torch.tensor([0, 1, 1, 0])
+    torch.manual_seed(1)
+    total, stats = GANLoss("hinge", unet_weight=1.0, unet_cutmix=1.0).discriminator_loss(D, real, fake, y, step=1)
+    torch.manual_seed(1)
+    torch.rand(())  # the step's draw of whether CutMix runs
+    m = cutmix_masks(real)
+    mixed = m * real + (1 - m) * fake
+    logits, px = D(mixed, y, return_pixels=True)
+    real_px, fake_px = D(real, y, return_pixels=True)[1], D(fake, y, return_pixels=True)[1]
+    whole_and_pixel = float(F.relu(1 + logits).mean() + F.relu(1 - (2 * m - 1) * px).mean())
+    consistency = float((px - (m * real_px + (1 - m) * fake_px)).square().mean())
+    assert float(stats["d_cutmix"]) == pytest.approx(whole_and_pixel, rel=1e-5)
+    assert float(stats["d_cutmix_consistency"]) == pytest.approx(consistency, rel=1e-5)
+    plain, _ = GANLoss("hinge", unet_weight=1.0).discriminator_loss(D, real, fake, y, step=1)
+    assert float(total) == pytest.approx(float(plain) + whole_and_pixel + consistency, rel=1e-5)
+    assert "d_cutmix" not in GANLoss("hinge", unet_weight=1.0, unet_cutmix=0.0).discriminator_loss(
+        D, real, fake, y, step=1)[1]
+    for bad in ({"unet_cutmix": 0.5}, {"unet_weight": 1.0, "unet_cutmix": 1.5}):
+        with pytest.raises(ValueError, match="unet_cutmix must be in"):
+            GANLoss("hinge", **bad)
+    with pytest.raises(ValueError, match="unet_cutmix must be in"):
+        GANLoss("wgan-gp", unet_weight=1.0, unet_cutmix=0.5)
 
 
 def test_auxiliary_classifier_adds_weighted_cross_entropy_to_both_phases():
