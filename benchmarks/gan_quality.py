@@ -45,9 +45,9 @@ import torch
 
 from medgan.data.dataset import class_slugs, load_dataset
 from medgan.data.scaling import to_model_input
-from medgan.metrics.c2st import C2STConfig, c2st_metrics, c2st_views, matched_proportions
+from medgan.metrics.c2st import C2STConfig, c2st_metrics, c2st_ranking, c2st_views, matched_proportions
 from medgan.metrics.evaluate import value_metrics
-from medgan.metrics.report import save_class_grid
+from medgan.metrics.report import save_c2st_extremes, save_class_grid
 from medgan.metrics.swd import swd_metrics
 from medgan.networks import build_discriminator
 from medgan.networks.classifier import build_classifier
@@ -243,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
                + (")" if args.no_floor else " and real-vs-real)"))
     c2st_cfg = C2STConfig(max_per_side=args.c2st_max, folds=args.c2st_folds)
     metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, None if args.no_floor else heldout, c2st_cfg))
+    if args.grids is not None:  # what the per-class C2ST saw (its scores are memoised: no second run)
+        for c, slug in enumerate(slugs):
+            if f"c2st/auc/class_{slug}" in metrics:
+                r, s = real_x[real_y == c], syn_x[syn_y == c]
+                save_c2st_extremes(args.grids / f"c2st_extremes_{slug}.png", c2st_ranking(r, s, c2st_cfg), r, s,
+                                   f"{ds.info.name}: {ds.info.class_names[c]}, C2ST "
+                                   f"{metrics[f'c2st/auc/class_{slug}']:.3f} ({args.label or args.checkpoint})")
     if args.views:
         _phase(t0, "C2ST per view (image, residual, histogram)")
         keep_real, keep_syn = matched_proportions(real_y, syn_y, c2st_cfg.max_per_side, c2st_cfg.seed)

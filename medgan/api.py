@@ -524,7 +524,12 @@ def evaluate(
     from medgan.metrics.c2st import C2STConfig
     from medgan.metrics.evaluate import check_compatible, evaluate_detailed, load_synthetic
     from medgan.metrics.features import feature_cache_path, get_feature_extractor
-    from medgan.metrics.report import save_class_grid, save_memorisation_pairs, summary_markdown
+    from medgan.metrics.report import (
+        save_c2st_extremes,
+        save_class_grid,
+        save_memorisation_pairs,
+        summary_markdown,
+    )
     from medgan.networks.classifier import ARCHS
     from medgan.utils import atomic_dir, check_memory, check_not_input, check_out_folder, write_text_atomic
 
@@ -582,7 +587,7 @@ def evaluate(
         extractor, result = compute()
         metrics = result.metrics
 
-        # Section. Files: metrics, summary, per-class grids, memorisation pairs.
+        # Section. Files: metrics, summary, per-class grids (and the C2ST's extremes), memorisation pairs.
         record = {
             "metrics": metrics,
             "real": str(dataset.path),
@@ -620,6 +625,14 @@ def evaluate(
                 seed=seed,
             )
             written.append(f"grid_class_{slug}.png")
+            if slug in result.c2st_rankings:
+                save_c2st_extremes(
+                    tmp / f"c2st_extremes_class_{slug}.png", result.c2st_rankings[slug],
+                    result.real_images[result.real_labels == c], syn.images[syn.labels == c],
+                    title=f"{dataset.info.name}: class {name}, what the two-sample CNN saw "
+                          f"(C2ST AUC {metrics[f'c2st/auc/class_{slug}']:.3f})",
+                )
+                written.append(f"c2st_extremes_class_{slug}.png")
         if result.audit is not None:
             save_memorisation_pairs(tmp / "memorisation_pairs.png", result.audit, syn.images, result.real_images)
             written.append("memorisation_pairs.png")

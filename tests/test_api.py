@@ -221,6 +221,7 @@ def test_evaluate_returns_metrics_and_paths(toy: SimpleNamespace, tmp_path: Path
     assert isinstance(result, medgan.EvaluateResult) and result.out == tmp_path / "eval"
     assert {"metrics.json", "summary.md", "grid_class_malignant.png"} <= set(result.paths)
     assert len([name for name in result.paths if name.startswith("grid_class_")]) == 2
+    assert {"c2st_extremes_class_malignant.png", "c2st_extremes_class_normal_benign.png"} <= set(result.paths)
     assert all(p.is_file() for p in result.paths.values())
     assert np.isfinite(result.metrics["fid"]) and "c2st/auc" in result.metrics
     assert json.loads(result.paths["metrics.json"].read_text())["metrics"] == pytest.approx(result.metrics, nan_ok=True)

@@ -36,6 +36,7 @@ from medgan.benchmark.config import BenchmarkConfig
 from medgan.benchmark.subsets import fraction_label, subset_indices
 from medgan.configio import config_to_dict
 from medgan.data.dataset import PreparedDataset, class_slugs
+from medgan.data.splits import TWIN_RMS, twins_in
 from medgan.errors import MedganError
 from medgan.utils import atomic_file, file_sha256, write_text_atomic
 
@@ -102,8 +103,12 @@ MEMORISATION_CAUTION = 0.01
 the report warns that the GAN may reproduce training images."""
 
 
+TEST_TWIN_CAUTION = 0.05
+"""From this share of test images with a near-duplicate in the train split the report says the test is leaky."""
+
+
 def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | None, num_classes: int,
-            seeds: int, quick: bool) -> list[str]:
+            seeds: int, quick: bool, test_twins: float | None = None) -> list[str]:
     """Warnings that change how the answer should be read, from the results themselves.
 
     Args:
@@ -112,8 +117,15 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
         num_classes: K (chance balanced accuracy is 1/K).
         seeds: seeds per arm.
         quick: whether ``--quick`` settings were used.
+        test_twins: the share of test images with a near-duplicate in the train split
+            (:func:`medgan.data.splits.twins_in`), or None when not measured.
     """
     out = []
+    if test_twins is not None and test_twins >= TEST_TWIN_CAUTION:
+        out.append(f"{test_twins:.0%} of the real test images have a near-duplicate in the train split (the same "
+                   f"scan, within {TWIN_RMS:g} grey levels RMS): a classifier trained on real images may recognise "
+                   "them rather than generalise, and one trained on synthetic images alone cannot, so the real "
+                   "arms' scores are optimistic and the synthetic-only arm starts behind.")
     fid = fidelity or {}
     if quick:
         out.append(f"This is a quick run ({seeds} seeds, a short GAN schedule): a smoke test of the pipeline, "
@@ -581,6 +593,10 @@ def write_report(
     conf = cfg.bootstrap.confidence
     gan_marker = out / "gan.json"
 
+    # The test images the train split already holds (the same scan twice): a caution where there are many.
+    test_twins = float(twins_in(ds.channel_first("test"), ds.channel_first("train")).mean()) \
+        if len(ds.labels["test"]) and len(ds.labels["train"]) else None
+
     # Section. One block of numbers, words and figures per fraction.
     blocks: list[dict[str, Any]] = []
     figures: list[str] = []
@@ -613,7 +629,7 @@ def write_report(
         block["gan"] = {"checkpoint": checkpoint, "trained_here": marker.is_file(),
                         "training": json.loads(marker.read_text()) if marker.is_file() else None,
                         "fidelity": fidelity, "fidelity_note": fidelity_note}
-        block["verdict"]["caveats"] = caveats(block["metrics"], fidelity, len(names), len(seeds), quick)
+        block["verdict"]["caveats"] = caveats(block["metrics"], fidelity, len(names), len(seeds), quick, test_twins)
         block["training_sets"] = {arm: fr.runs[(arm, seeds[0])]["n_train"] for arm in fr.arms}
         block["confusion_matrices"] = {arm: {"summed": matrices[arm].tolist(),
                                              "per_seed": [fr.runs[(arm, s)]["confusion_matrix"] for s in seeds]}
@@ -642,7 +658,7 @@ def write_report(
         "verdict": said,
         "quick": quick,
         "dataset": {"name": ds.info.name, "path": str(ds.path), "sha256": ds.info.sha256, "class_names": names,
-                    "counts": ds.info.counts},
+                    "counts": ds.info.counts, "test_twin_share": test_twins},
         "target_class": {"index": target, "name": names[target]},
         "fractions": [b["fraction"] for b in blocks],
         "budget": _budget_record(budget),

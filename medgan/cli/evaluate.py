@@ -65,4 +65,4 @@ def evaluate_command(
     )
     for table in rich_tables(result.metrics, result.class_names):
         console.print(table)
-    console.print(f"wrote {out}/ (metrics.json, summary.md, grids, memorisation_pairs.png)")
+    console.print(f"wrote {out}/ (metrics.json, summary.md, grids, C2ST extremes, memorisation_pairs.png)")

@@ -52,7 +52,7 @@ from medgan.synth.sampling import load_generator, sample_classes
 from medgan.training.checkpoint import RunFolder
 
 if TYPE_CHECKING:
-    from medgan.metrics.c2st import C2STConfig
+    from medgan.metrics.c2st import C2STConfig, C2STRanking
     from medgan.metrics.features import FeatureExtractor
     from medgan.metrics.memorisation import MemorisationAudit
     from medgan.metrics.swd import SWDConfig
@@ -103,6 +103,8 @@ class Evaluation:
         synthetic_labels: ``(M,)``, or None for an unconditional set.
         audit: the memorisation audit (None when not selected or without a held-out reference).
         extractor_info: provenance of the feature space.
+        c2st_rankings: the per-class C2ST's score for each image it tested, by class slug (empty when
+            the C2ST was not run per class): which images gave the set away.
     """
 
     metrics: dict[str, float]
@@ -113,6 +115,7 @@ class Evaluation:
     synthetic_labels: np.ndarray | None
     audit: MemorisationAudit | None = None
     extractor_info: dict[str, Any] = field(default_factory=dict)
+    c2st_rankings: dict[str, C2STRanking] = field(default_factory=dict)
 
 
 def check_compatible(
@@ -306,11 +309,16 @@ def evaluate_detailed(
 
     # Section. Pixel-space metrics: two-sample CNN, sliced Wasserstein, value distribution.
     classes = names if per_class and syn_y is not None else []
+    rankings: dict[str, C2STRanking] = {}
     if "c2st" in families:
-        from medgan.metrics.c2st import C2STConfig, c2st_metrics
+        from medgan.metrics.c2st import C2STConfig, c2st_metrics, c2st_ranking
 
+        c2st_cfg = c2st or C2STConfig(seed=seed, device=device)
         out.update(c2st_metrics(real_x, real_y, syn_x, syn_y if classes else None, class_slugs(names), heldout,
-                                c2st or C2STConfig(seed=seed, device=device)))
+                                c2st_cfg))
+        for c, slug in enumerate(class_slugs(names)):
+            if f"c2st/auc/class_{slug}" in out:  # the per-class tests just run: their scores are memoised
+                rankings[slug] = c2st_ranking(real_x[real_y == c], syn_x[syn_y == c], c2st_cfg)  # type: ignore[index]
     if "swd" in families:
         from medgan.metrics.swd import SWDConfig, swd_metrics
 
@@ -321,7 +329,7 @@ def evaluate_detailed(
         out.update(value_metrics(real_x, syn_x))
     if not families & FEATURE_FAMILIES:
         return Evaluation(metrics=out, class_names=names, real_images=real_x, real_labels=real_y,
-                          synthetic_images=syn_x, synthetic_labels=syn_y)
+                          synthetic_images=syn_x, synthetic_labels=syn_y, c2st_rankings=rankings)
 
     # Section. Feature space.
     if extractor is None:
@@ -373,6 +381,7 @@ def evaluate_detailed(
         synthetic_labels=syn_y,
         audit=audit,
         extractor_info=dict(extractor.info),
+        c2st_rankings=rankings,
     )
 
 

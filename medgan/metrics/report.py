@@ -20,12 +20,14 @@ from medgan.utils import atomic_file
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from medgan.metrics.c2st import C2STRanking
     from medgan.metrics.memorisation import MemorisationAudit
 
 __all__ = [
     "class_tables",
     "metric_reading",
     "rich_tables",
+    "save_c2st_extremes",
     "save_class_grid",
     "save_memorisation_pairs",
     "summary_markdown",
@@ -37,6 +39,8 @@ _READINGS: dict[str, str] = {
     "c2st/auc": "a small CNN tells synthetic from real training images with ROC AUC {x} (out of fold); "
     "0.5 = indistinguishable, 1.0 = every synthetic image recognisable; compare with the real-vs-real floor",
     "c2st/auc_std": "spread of that AUC over the cross-validation folds",
+    "c2st/twin_share": "{pct} of the real images tested have a near-duplicate among them (the same scan twice); "
+    "each is kept in one fold with its twin, so the CNN cannot score it by memory",
     "c2st/n_per_side": "images per side in the two-sample test (balanced)",
     "c2st/real_vs_real_auc": "the same test, real train against held-out real images: the floor (about 0.5)",
     "c2st/real_vs_real_auc_std": "its spread over the folds",
@@ -198,6 +202,38 @@ def _show(ax: object, image: np.ndarray) -> None:
     ax.set_axis_off()  # type: ignore[attr-defined]
 
 
+def _save_panels(path: Path, panels: list[tuple[str, np.ndarray]], title: str, per_row: int = 2) -> Path:
+    """Labelled panels of images, ``per_row`` panels a row, eight images a panel row, under a wrapped title."""
+    from matplotlib.figure import Figure
+
+    cols, cell, gap, label_h = 8, 0.6, 0.3, 0.25
+    rows = max(1, *(math.ceil(len(images) / cols) for _, images in panels))
+    panel_rows = math.ceil(len(panels) / per_row)
+    width = per_row * cols * cell + (per_row - 1) * gap
+    lines = textwrap.wrap(title, width=int(width * 13)) or [""]  # ~13 characters per inch at 9 pt: none cut off
+    head = 0.5 + 0.15 * (len(lines) - 1)
+    height = head + panel_rows * rows * cell + (panel_rows - 1) * label_h
+    fig = Figure(figsize=(width, height))
+    for p, (label, images) in enumerate(panels):
+        pr, pc = divmod(p, per_row)
+        left = pc * (cols * cell + gap) / width
+        top = 1 - (head + pr * (rows * cell + label_h)) / height
+        grid = fig.add_gridspec(
+            rows, cols, left=left + 0.005, right=left + cols * cell / width - 0.005,
+            bottom=top - rows * cell / height, top=top, wspace=0.04, hspace=0.04,
+        )
+        for j in range(rows * cols):
+            ax = fig.add_subplot(grid[j // cols, j % cols])
+            if j < len(images):
+                _show(ax, images[j])
+            else:
+                ax.set_axis_off()
+        fig.text(left + 0.005, top + 0.04 / height, label, fontsize=8)
+    fig.suptitle("\n".join(lines), fontsize=9, y=0.99, va="top")
+    _save_figure(fig, path, dpi=100)
+    return path
+
+
 def save_class_grid(
     path: str | Path, real: np.ndarray, synthetic: np.ndarray, title: str, n: int = 32, seed: int = 0
 ) -> Path:
@@ -211,35 +247,39 @@ def save_class_grid(
         n: images per side (a seeded random subset when there are more).
         seed: seeds the subset.
     """
-    from matplotlib.figure import Figure
-
     rng = np.random.default_rng(seed)
     pick_r = np.sort(rng.permutation(len(real))[:n])
     pick_s = np.sort(rng.permutation(len(synthetic))[:n])
-    cols, cell, gap = 8, 0.6, 0.3
-    rows = max(1, math.ceil(max(len(pick_r), len(pick_s)) / cols))
-    width = 2 * cols * cell + gap
-    lines = textwrap.wrap(title, width=int(width * 13)) or [""]  # ~13 characters per inch at 9 pt: none cut off
-    head = 0.5 + 0.15 * (len(lines) - 1)
-    height = rows * cell + head
-    fig = Figure(figsize=(width, height))
-    for side, (label, images, pick) in enumerate((("real", real, pick_r), ("synthetic", synthetic, pick_s))):
-        left = side * (cols * cell + gap) / width
-        grid = fig.add_gridspec(
-            rows, cols, left=left + 0.005, right=left + cols * cell / width - 0.005,
-            bottom=0.01, top=1 - head / height, wspace=0.04, hspace=0.04,
-        )
-        for j in range(rows * cols):
-            ax = fig.add_subplot(grid[j // cols, j % cols])
-            if j < len(pick):
-                _show(ax, images[pick[j]])
-            else:
-                ax.set_axis_off()
-        fig.text(left + 0.005, 1 - head / height + 0.02, f"{label} ({len(images)})", fontsize=8)
-    fig.suptitle("\n".join(lines), fontsize=9, y=0.99, va="top")
-    path = Path(path)
-    _save_figure(fig, path, dpi=100)
-    return path
+    panels = [(f"real ({len(real)})", real[pick_r]), (f"synthetic ({len(synthetic)})", synthetic[pick_s])]
+    return _save_panels(Path(path), panels, title)
+
+
+def save_c2st_extremes(
+    path: str | Path, ranking: C2STRanking, real: np.ndarray, synthetic: np.ndarray, title: str, n: int = 16
+) -> Path:
+    """What the two-sample CNN saw: the synthetic images it told apart most and least easily, and the real
+    images it found most and least real, ``n`` of each, as one PNG.
+
+    Read the top row against the bottom-left panel: what the most easily spotted synthetic images
+    lack, or have, that the most real-looking real images do not is the generator's defect, named.
+
+    Args:
+        path: the PNG to write (atomically).
+        ranking: from :func:`medgan.metrics.c2st.c2st_ranking` on these two sets.
+        real: the real images the test was run on, uint8 ``(N, C, *spatial)``.
+        synthetic: the synthetic images, uint8 ``(M, C, *spatial)``.
+        title: shown above the figure.
+        n: images per panel, most extreme first.
+    """
+    spotted, hidden = ranking.synthetic_extremes(n)
+    most_real, least_real = ranking.real_extremes(n)
+    panels = [
+        ("synthetic: most easily told apart", synthetic[spotted]),
+        ("synthetic: hardest to tell apart", synthetic[hidden]),
+        ("real: scored most real", real[most_real]),
+        ("real: scored least real", real[least_real]),
+    ]
+    return _save_panels(Path(path), panels, title)
 
 
 def save_memorisation_pairs(

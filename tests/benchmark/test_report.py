@@ -70,6 +70,14 @@ def test_a_ci_bound_near_zero_keeps_its_sign_and_never_prints_minus_zero():
     assert _ci(float("nan"), 0.1) == "n/a"
 
 
+def test_a_leaky_test_split_gets_the_caution() -> None:
+    good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
+    said = caveats(good, {"coverage": 0.8}, num_classes=2, seeds=5, quick=False, test_twins=0.359)
+    assert len(said) == 1 and said[0].startswith("36% of the real test images have a near-duplicate")
+    assert "synthetic-only arm starts behind" in said[0]
+    assert caveats(good, {"coverage": 0.8}, num_classes=2, seeds=5, quick=False, test_twins=0.02) == []
+
+
 def test_a_weak_gan_by_c2st_gets_the_caution() -> None:
     good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
     said = caveats(good, {"c2st/auc": 0.93, "coverage": 0.8}, num_classes=2, seeds=5, quick=False)

@@ -39,6 +39,7 @@ def test_end_to_end_on_real_images(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
     assert sorted(p.name for p in out.iterdir()) == [
+        "c2st_extremes_class_malignant.png", "c2st_extremes_class_normal_benign.png",
         "grid_class_malignant.png", "grid_class_normal_benign.png", "memorisation_pairs.png",
         "metrics.json", "summary.md",
     ]

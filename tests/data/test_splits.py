@@ -7,8 +7,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from medgan.data.splits import check_manifest_splits, split_sources
+from medgan.data.splits import check_manifest_splits, near_duplicate_groups, split_sources, twins_in
 from medgan.errors import MedganError
+from tests.conftest import real_npz
 
 
 def test_split_is_grouped_stratified_and_deterministic() -> None:
@@ -49,3 +50,24 @@ def test_manifest_splits_keep_a_patient_in_one_split() -> None:
     check_manifest_splits(["train", "train", "test"], ["patient:A", "patient:A", "source:2"], None)
     with pytest.raises(MedganError, match="patient 'A' is in both train and val"):
         check_manifest_splits(["train", "val"], ["patient:A", "patient:A"], None)
+
+
+def test_near_duplicates_within_and_across_splits() -> None:
+    """Twins: within 10 grey levels RMS, chained; ``twins_in`` asks the same of one set against another."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 200, size=(4, 1, 8, 8)).astype(float)
+    shifted = base + 6  # 6 grey levels from base: a twin
+    images = np.concatenate([base, shifted]).astype(np.uint8)
+    groups = near_duplicate_groups(images)
+    assert all(groups[i] == groups[i + 4] for i in range(4)) and len(set(groups)) == 4
+    assert len(set(near_duplicate_groups(images, rms=5.0))) == 8
+    far = (base[:2] + 30).astype(np.uint8)
+    assert twins_in(np.concatenate([shifted, far]).astype(np.uint8), base.astype(np.uint8)).tolist() == \
+        [True] * 4 + [False] * 2
+
+
+def test_breastmnist_test_split_holds_twins_of_its_train_split() -> None:
+    """The measured leak the benchmark report warns about: about a third of BreastMNIST's test images."""
+    with np.load(real_npz("breastmnist.npz")) as d:
+        share = twins_in(d["test_images"][:, None], d["train_images"][:, None]).mean()
+    assert 0.3 <= share <= 0.42, share

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from medgan.data.splits import near_duplicate_groups
 from medgan.metrics import c2st as c2st_mod
-from medgan.metrics.c2st import C2STConfig, TwoSampleCNN, c2st, c2st_metrics, c2st_views, matched_proportions
+from medgan.metrics.c2st import (
+    C2STConfig,
+    C2STRanking,
+    TwoSampleCNN,
+    c2st,
+    c2st_metrics,
+    c2st_ranking,
+    c2st_views,
+    matched_proportions,
+)
 from medgan.metrics.degrade import DEGRADATIONS
 from tests.conftest import real_npz
 
@@ -36,6 +48,84 @@ def test_identical_distributions_score_near_half_and_noise_near_one() -> None:
     assert 0.35 <= same["auc"] <= 0.65
     assert diff["auc"] >= 0.9
     assert same["n_per_side"] == 120.0 and 0.0 <= same["auc_std"] < 0.3
+
+
+def test_ranking_puts_the_planted_artefacts_first_and_matches_the_auc() -> None:
+    """The synthetic images most easily told apart are the ones with the artefact; the test is run once."""
+    from sklearn.metrics import roc_auc_score
+
+    real, syn = smooth_images(120, seed=1), smooth_images(90, seed=2)
+    noisy = np.arange(0, 90, 3)  # a third of the synthetic images carry pixel noise
+    rng = np.random.default_rng(0)
+    syn[noisy] = np.clip(syn[noisy] + rng.normal(0, 20, syn[noisy].shape), 0, 255).astype(np.uint8)
+    cfg = C2STConfig(folds=3, epochs=8, min_steps=150, max_per_side=80)
+    result = c2st(real, syn, cfg)
+    ranking = c2st_ranking(real, syn, cfg)
+    assert isinstance(ranking, C2STRanking)
+    # The balanced subsets: 80 distinct indices into each set, one out-of-fold score each.
+    assert len(ranking.real_index) == len(ranking.synthetic_index) == 80 == len(ranking.real_scores)
+    assert len(set(ranking.real_index)) == 80 and ranking.real_index.max() < 120
+    assert len(set(ranking.synthetic_index)) == 80 and ranking.synthetic_index.max() < 90
+    scores = np.r_[ranking.real_scores, ranking.synthetic_scores]
+    y = np.r_[np.ones(80), np.zeros(80)]
+    assert roc_auc_score(y, scores) == pytest.approx(result["auc"])
+    spotted, hidden = ranking.synthetic_extremes(10)
+    planted = set(noisy.tolist())
+    assert sum(int(i) in planted for i in spotted) >= 9  # the noisy ones are told apart first
+    assert sum(int(i) in planted for i in hidden) <= 1
+    most_real, least_real = ranking.real_extremes(5)
+    by_index = dict(zip(ranking.real_index.tolist(), ranking.real_scores.tolist(), strict=True))
+    assert [by_index[int(i)] for i in most_real] == sorted(ranking.real_scores.tolist(), reverse=True)[:5]
+    assert [by_index[int(i)] for i in least_real] == sorted(ranking.real_scores.tolist())[:5]
+
+
+def test_near_duplicates_are_grouped_by_chains_of_small_differences() -> None:
+    base = smooth_images(3, seed=4).astype(float)
+    near = base[0] + 3  # 3 grey levels RMS from image 0
+    nearer = near + 3  # 3 from `near`, 6 from image 0: linked through `near`
+    images = np.stack([base[0], base[1], near, base[2], nearer]).clip(0, 255).astype(np.uint8)
+    groups = near_duplicate_groups(images, rms=4.0)
+    assert groups[0] == groups[2] == groups[4]
+    assert len({groups[0], groups[1], groups[3]}) == 3
+    assert len(set(near_duplicate_groups(images, rms=2.0))) == 5
+
+
+def test_twins_kept_in_one_fold_are_not_scored_by_memory() -> None:
+    """Each real image saved twice, a synthetic set from the same distribution: split across folds, the
+    CNN recognises each real image's twin and the AUC rises well above 0.5; kept in one fold it does not."""
+    rng = np.random.default_rng(0)
+    base = smooth_images(60, seed=1)
+    twins = np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+    real, syn = np.concatenate([base, twins]), smooth_images(120, seed=2)
+    cfg = C2STConfig(folds=3, epochs=8, min_steps=150)
+    grouped = c2st(real, syn, cfg)
+    plain = c2st(real, syn, dataclasses.replace(cfg, twin_rms=None))
+    assert grouped["twin_share"] == 1.0 and "twin_share" not in plain
+    assert plain["auc"] >= 0.65, plain
+    assert abs(grouped["auc"] - 0.5) <= 0.1, grouped
+    # Every pair lies in one test fold.
+    x = np.concatenate([real, syn])
+    y = np.r_[np.ones(120), np.zeros(120)]
+    for _, test in c2st_mod._folds(x, y, cfg, both_real=False)[0]:
+        held = set(test.tolist())
+        assert all((i in held) == (i + 60 in held) for i in range(60))
+    with pytest.raises(ValueError, match="twin_rms"):
+        C2STConfig(twin_rms=0.0)
+
+
+def test_the_floor_groups_twins_across_its_two_real_sets_and_a_generator_test_does_not() -> None:
+    """Held-out images that are twins of train images: in the floor, kept with them (else the floor dips below
+    0.5); in a generator's test, a synthetic set of one image repeated stays spread over the folds, so the
+    collapse is seen."""
+    rng = np.random.default_rng(1)
+    real = smooth_images(120, seed=3)
+    heldout = np.concatenate([np.clip(real[:60] + rng.normal(0, 2, real[:60].shape), 0, 255).astype(np.uint8),
+                              smooth_images(60, seed=4)])
+    cfg = C2STConfig(folds=3, epochs=8, min_steps=150)
+    assert abs(c2st(real, heldout, cfg, both_real=True)["auc"] - 0.5) <= 0.1
+    assert c2st(real, heldout, cfg)["auc"] <= 0.4  # the held-out twins are called "train"
+    collapsed = np.repeat(real[:1], 120, axis=0)
+    assert c2st(real, collapsed, cfg)["auc"] >= 0.95
 
 
 def test_3d_volumes_and_seeded_repeatability() -> None:
@@ -97,7 +187,8 @@ def test_metric_keys_per_class_and_floor() -> None:
     out = c2st_metrics(real, labels, smooth_images(40, seed=2), labels, ["a", "b"], heldout=smooth_images(20, seed=3),
                        config=C2STConfig(folds=2, epochs=2, min_steps=0))
     assert {"c2st/auc", "c2st/auc_std", "c2st/n_per_side", "c2st/auc/class_a", "c2st/auc/class_b",
-            "c2st/real_vs_real_auc", "c2st/real_vs_real_auc_std"} <= set(out)
+            "c2st/real_vs_real_auc", "c2st/real_vs_real_auc_std", "c2st/twin_share"} <= set(out)
+    assert out["c2st/twin_share"] == 0.0  # random blobs: no twins
     assert all(0.0 <= v <= 1.0 for k, v in out.items() if "auc" in k)
 
 
@@ -163,6 +254,8 @@ def test_a_repeated_test_is_not_trained_again(monkeypatch: pytest.MonkeyPatch) -
     assert len(built) == 2  # one CNN per fold
     again = c2st(a.copy(), b.copy(), cfg)  # the same content: no training
     assert again == first and len(built) == 2
+    c2st_ranking(a, b, cfg)  # the per-image scores come from the same run
+    assert len(built) == 2
     c2st(a, b, C2STConfig(folds=2, epochs=1, min_steps=0, seed=4))  # another seed trains again
     b2 = b.copy()
     b2[0, 0, 0, 0] ^= 1  # so does one changed pixel

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medgan.metrics.c2st import C2STRanking
 from medgan.metrics.memorisation import memorisation_audit
 from medgan.metrics.report import (
     metric_reading,
     rich_tables,
+    save_c2st_extremes,
     save_class_grid,
     save_memorisation_pairs,
     summary_markdown,
@@ -85,3 +87,28 @@ def test_rgb_grid(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     imgs = rng.integers(0, 256, size=(5, 3, 12, 12), dtype=np.uint8)
     assert save_class_grid(tmp_path / "rgb.png", imgs, imgs[:0], title="rgb").read_bytes()[:8] == PNG
+
+
+def test_c2st_extremes_shows_each_panel_its_own_images(tmp_path: Path) -> None:
+    """Top row: synthetic told apart most / least easily; bottom row: real scored most / least real."""
+    from PIL import Image
+
+    n = 16
+    # Synthetic image i scores i: the lowest scores (told apart) are white, the highest (hidden) black.
+    syn = np.zeros((2 * n, 1, 28, 28), np.uint8)
+    syn[:n] = 255
+    # Real image i scores -i: the highest scores (most real) are white, the lowest black.
+    real = np.zeros((2 * n, 1, 28, 28), np.uint8)
+    real[:n] = 255
+    idx = np.arange(2 * n)
+    ranking = C2STRanking(idx, -idx.astype(float), idx, idx.astype(float))
+    path = save_c2st_extremes(tmp_path / "x.png", ranking, real, syn, title="class x", n=n)
+    assert path.read_bytes()[:8] == PNG
+    im = np.asarray(Image.open(path).convert("L"), dtype=float)
+    h, w = im.shape
+    body = im[int(0.2 * h):]  # below the title
+    bh = body.shape[0]
+    quarter = lambda r, c: body[r * bh // 2 + bh // 8:(r + 1) * bh // 2 - bh // 8,  # noqa: E731
+                                c * w // 2 + w // 8:(c + 1) * w // 2 - w // 8].mean()
+    assert quarter(0, 0) > 200 and quarter(1, 0) > 200  # white images: told apart / most real
+    assert quarter(0, 1) < 60 and quarter(1, 1) < 60  # black images: hidden / least real
