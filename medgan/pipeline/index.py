@@ -263,10 +263,10 @@ def index_markdown(
             ("evaluate/summary.md", "every metric with how to read it"),
             ("evaluate/metrics.json", "the numbers"),
         ]
-        items += [
-            (f"evaluate/grid_class_{slug}.png", f"real and synthetic {cls}")
-            for cls, slug in zip(names, class_slugs(names), strict=True)
-        ]
+        for cls, slug in zip(names, class_slugs(names), strict=True):
+            items += [(f"evaluate/grid_class_{slug}.png", f"real and synthetic {cls}"),
+                      (f"evaluate/c2st_extremes_class_{slug}.png",
+                       f"the {cls} images the two-sample CNN told apart most and least easily")]
         items.append(("evaluate/memorisation_pairs.png", "the synthetic images closest to a training image"))
         lines += [*_bullets(out, items), ""]
     if gate is not None:

@@ -7,7 +7,8 @@ Layout of the output folder::
     OUT/labels_matched.csv    with --labels: the labels CSV matched to files (preprocess's manifest)
     OUT/preprocess/           dataset.npz, dataset.json, sources.csv (medgan preprocess)
     OUT/train/                derived.json (how the config was derived), run/ (a medgan train run folder)
-    OUT/evaluate/             metrics.json, summary.md, grid_class_<c>.png, memorisation_pairs.png
+    OUT/evaluate/             metrics.json, summary.md, grid_class_<c>.png, c2st_extremes_class_<c>.png,
+                              memorisation_pairs.png
     OUT/export/               synthetic/ (samples, manifest.csv, provenance.json), gate.json, gate.csv
     OUT/benchmark/            report.md, results.json, figures (a medgan benchmark folder)
     OUT/<stage>/stage.json    the done-marker: the stage's inputs, their hash, a summary
