@@ -137,6 +137,8 @@ def test_report_renders(finished: SimpleNamespace) -> None:
     results = json.loads((out / "results.json").read_text())
     assert set(results["metrics"]) == set(ARMS) and results["seeds"] == [0, 1]
     assert results["target_class"] == {"index": 0, "name": "lesion"}
+    assert results["dataset"]["test_twin_share"] == 0.0  # noisy toy discs: no test image is a train image's twin
+    assert not any("near-duplicate" in line for line in results["verdict"]["caveats"])
     assert [(c["arm"], c["baseline"]) for c in results["comparisons"]][:2] == [
         ("real+synthetic", "real"), ("real+classical", "real")]
     assert results["verdict"]["answer"] and len(results["verdict"]["lines"]) == 6
