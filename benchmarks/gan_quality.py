@@ -8,7 +8,9 @@ Measures one checkpoint against its real dataset with the figures of the sample-
 - SWD: multi-scale sliced Wasserstein distance per Laplacian level (:mod:`medgan.metrics.swd`);
 - TSTR: the benchmark's classifier trained on synthetic images only (the real train split's
   class counts), selected on real val, tested on real test; balanced accuracy over seeds, next to
-  the same classifier trained on the real train split (the real-only arm);
+  the same classifier trained on the real train split (the real-only arm); both also on the test
+  images without a near-duplicate in the train split (``*_twin_free``; BreastMNIST: 100 of 156),
+  which a real-trained classifier cannot score on by recognising a scan it trained on;
 - for mask-like data (3D AdrenalMNIST): the share of voxels near the two mask values;
 - with ``--views``: the overall C2ST once per view alone (image, high-pass residual, histogram),
   which says what gives the samples away;
@@ -45,6 +47,7 @@ import torch
 
 from medgan.data.dataset import class_slugs, load_dataset
 from medgan.data.scaling import to_model_input
+from medgan.data.splits import twins_in
 from medgan.metrics.c2st import C2STConfig, c2st_metrics, c2st_ranking, c2st_views, matched_proportions
 from medgan.metrics.evaluate import value_metrics
 from medgan.metrics.report import save_c2st_extremes, save_class_grid
@@ -93,13 +96,24 @@ def _fit_classifier(train: tuple[np.ndarray, np.ndarray], ds, seed: int, epochs:
     return train_classifier(net, train, (ds.channel_first("val"), ds.labels["val"]), epochs=epochs, seed=seed)
 
 
-def classifier_balanced_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seeds: int, epochs: int) -> list[float]:
-    """The benchmark classifier (``cnn``, 40 epochs, balanced loss) trained on ``train``; real-test balanced accuracy per seed."""
-    out = []
-    for seed in range(seeds):
-        net, _ = _fit_classifier(train, ds, seed, epochs)
-        out.append(classifier_scores(predict_proba(net, ds.channel_first("test")), ds.labels["test"])["balanced_accuracy"])
-    return out
+def parts_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seed: int, epochs: int,
+                   twin: np.ndarray) -> dict[str, float]:
+    """One classifier seed's balanced accuracy on the whole test split (``all``), on its images with a
+    near-duplicate in the train split (``twin``) and on those without (``clean``)."""
+    net, _ = _fit_classifier(train, ds, seed, epochs)
+    proba = predict_proba(net, ds.channel_first("test"))
+    y = ds.labels["test"]
+    return {part: classifier_scores(proba[m], y[m])["balanced_accuracy"] if m.any() else float("nan")
+            for part, m in (("all", np.ones_like(twin)), ("twin", twin), ("clean", ~twin))}
+
+
+def classifier_balanced_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seeds: int, epochs: int,
+                                 twin: np.ndarray | None = None) -> dict[str, list[float]]:
+    """The benchmark classifier (``cnn``, 40 epochs, balanced loss) trained on ``train``: real-test balanced
+    accuracy per seed, on the whole test split (``all``) and on its images without a train twin (``clean``)."""
+    twin = np.zeros(len(ds.labels["test"]), dtype=bool) if twin is None else twin
+    rows = [parts_accuracy(train, ds, seed, epochs, twin) for seed in range(seeds)]
+    return {part: [r[part] for r in rows] for part in ("all", "clean")}
 
 
 def val_balanced_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seeds: int, epochs: int) -> list[float]:
@@ -172,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-floor", action="store_true",
                    help="skip the real-vs-real C2ST floor (the same for every checkpoint of one dataset: "
                         "take it from that dataset's first record)")
+    p.add_argument("--real-only-twin-free", type=float, default=None,
+                   help="with --real-only: the real-only balanced accuracy on the test images without a train "
+                        "twin, measured before (benchmarks/results/test_leak.json)")
     p.add_argument("--real-only", type=float, default=None,
                    help="the real-only balanced accuracy measured before (same data, seeds and epochs): "
                         "reported and used for the TSTR ratio instead of retraining")
@@ -263,18 +280,31 @@ def main(argv: list[str] | None = None) -> int:
     metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
     metrics.update(value_metrics(real_x, syn_x))
     _phase(t0, f"TSTR ({args.seeds} classifier seed(s))")
-    tstr = classifier_balanced_accuracy((syn_x, syn_y), ds, args.seeds, args.epochs)
-    metrics["tstr/balanced_accuracy"] = float(np.mean(tstr))
-    metrics["tstr/balanced_accuracy_std"] = float(np.std(tstr))
+    # The test images with a near-duplicate in the train split: a real-trained classifier can recognise them,
+    # a synthetic-trained one cannot, so TSTR is also read on the rest (BreastMNIST: 36 % have a twin).
+    twin = twins_in(ds.channel_first("test"), real_x)
+    metrics["test/twin_share"] = float(twin.mean())
+    tstr = classifier_balanced_accuracy((syn_x, syn_y), ds, args.seeds, args.epochs, twin)
+    metrics["tstr/balanced_accuracy"] = float(np.mean(tstr["all"]))
+    metrics["tstr/balanced_accuracy_std"] = float(np.std(tstr["all"]))
+    if twin.any():
+        metrics["tstr/balanced_accuracy_twin_free"] = float(np.mean(tstr["clean"]))
     if args.real_only is not None:
         metrics["real_only/balanced_accuracy"] = args.real_only
+        if args.real_only_twin_free is not None:
+            metrics["real_only/balanced_accuracy_twin_free"] = args.real_only_twin_free
         record["real_only_given"] = True
     elif not args.skip_real_only:
         _phase(t0, f"real-only ({args.seeds} classifier seed(s))")
-        real_only = classifier_balanced_accuracy((real_x, real_y), ds, args.seeds, args.epochs)
-        metrics["real_only/balanced_accuracy"] = float(np.mean(real_only))
+        real_only = classifier_balanced_accuracy((real_x, real_y), ds, args.seeds, args.epochs, twin)
+        metrics["real_only/balanced_accuracy"] = float(np.mean(real_only["all"]))
+        if twin.any():
+            metrics["real_only/balanced_accuracy_twin_free"] = float(np.mean(real_only["clean"]))
     if "real_only/balanced_accuracy" in metrics:
         metrics["tstr/ratio_to_real_only"] = metrics["tstr/balanced_accuracy"] / metrics["real_only/balanced_accuracy"]
+    if {"tstr/balanced_accuracy_twin_free", "real_only/balanced_accuracy_twin_free"} <= metrics.keys():
+        metrics["tstr/ratio_to_real_only_twin_free"] = (metrics["tstr/balanced_accuracy_twin_free"]
+                                                        / metrics["real_only/balanced_accuracy_twin_free"])
     record.update({
         "metrics": metrics,
         "gan_wall_time_s": args.gan_wall_s,

@@ -25,22 +25,11 @@ import torch
 from medgan.data.dataset import load_dataset
 from medgan.data.splits import TWIN_RMS, twins_in
 from medgan.synth.translate import load_model
-from medgan.training.classifier import classifier_scores, predict_proba
 
 try:  # run as a script from the repository root
-    from gan_quality import _fit_classifier, sample_like
+    from gan_quality import parts_accuracy, sample_like
 except ImportError:  # imported as benchmarks.leak_check
-    from benchmarks.gan_quality import _fit_classifier, sample_like
-
-
-def parts_accuracy(train: tuple[np.ndarray, np.ndarray], ds, seed: int, epochs: int,
-                   twin: np.ndarray) -> dict[str, float]:
-    """Balanced accuracy on the whole test split, its images with a train twin, and those without."""
-    net, _ = _fit_classifier(train, ds, seed, epochs)
-    proba = predict_proba(net, ds.channel_first("test"))
-    y = ds.labels["test"]
-    return {part: classifier_scores(proba[m], y[m])["balanced_accuracy"]
-            for part, m in (("all", np.ones_like(twin)), ("twin", twin), ("clean", ~twin))}
+    from benchmarks.gan_quality import parts_accuracy, sample_like
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,3 +161,30 @@ def test_resize_filter_check_arms_are_uint8_28s_and_torch_antialiased_bilinear_m
     # torch's antialiased bilinear resize is PIL's to within rounding; nearest picks single pixels and differs.
     assert diff("torch bilinear (antialiased)", "PIL bilinear (antialiased)") < 0.6
     assert diff("PIL nearest", "PIL bilinear (antialiased)") > 2 * diff("torch bilinear (antialiased)", "PIL bilinear (antialiased)")
+
+
+def test_gan_quality_reads_tstr_on_the_whole_test_split_and_on_its_twin_free_part(monkeypatch):
+    import types
+
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    import gan_quality
+
+    labels = np.array([0, 1] * 10)
+    twin = np.zeros(20, dtype=bool)
+    twin[:8] = True
+    ds = types.SimpleNamespace(labels={"test": labels}, channel_first=lambda split: np.zeros((20, 1, 4, 4)))
+    # A classifier right on every twin image and on half of the others (alternately wrong for each class).
+    right = twin | (np.arange(20) % 4 < 2)
+    proba = np.eye(2)[np.where(right, labels, 1 - labels)]
+    monkeypatch.setattr(gan_quality, "_fit_classifier", lambda train, ds, seed, epochs: (None, []))
+    monkeypatch.setattr(gan_quality, "predict_proba", lambda net, x: proba)
+    got = gan_quality.classifier_balanced_accuracy(None, ds, 2, 1, twin)
+    clean = ~twin
+    want_clean = np.mean([right[clean & (labels == c)].mean() for c in (0, 1)])
+    assert got["clean"] == [want_clean] * 2 and want_clean < 1.0
+    assert got["all"] == [np.mean([right[labels == c].mean() for c in (0, 1)])] * 2
+    # Without a twin mask both parts are the whole split.
+    plain = gan_quality.classifier_balanced_accuracy(None, ds, 1, 1)
+    assert plain["all"] == plain["clean"] == got["all"][:1]

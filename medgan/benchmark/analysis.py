@@ -133,9 +133,17 @@ def _primary_arms(cfg: BenchmarkConfig, fr: FractionRuns) -> tuple[str | None, s
 
 
 def analyse_fraction(
-    cfg: BenchmarkConfig, ds: PreparedDataset, fr: FractionRuns, target: int
+    cfg: BenchmarkConfig, ds: PreparedDataset, fr: FractionRuns, target: int, test_mask: np.ndarray | None = None
 ) -> dict[str, Any]:
     """Every number the report gives for one fraction (see the module doc).
+
+    Args:
+        cfg: the benchmark's config.
+        ds: the dataset the runs were tested on.
+        fr: the fraction's finished runs.
+        target: the target class's index.
+        test_mask: boolean over the test split: score only these test images (the report's twin-free
+            part, the images without a near-duplicate in the train split); None = all of them.
 
     Raises:
         MedganError: a run tested on other test labels than the dataset's.
@@ -146,6 +154,10 @@ def analyse_fraction(
     for (arm, seed), run in fr.runs.items():
         if run["test_labels_sha256"] != want:
             raise MedganError(f"run {arm}:{seed} was tested on other test labels than {ds.info.name}'s")
+    part = np.ones(len(labels), dtype=bool) if test_mask is None else np.asarray(test_mask, dtype=bool)
+    if part.shape != labels.shape:
+        raise ValueError(f"test_mask has shape {part.shape}, the test split {labels.shape}")
+    labels = labels[part]
 
     # Section. Intervals per arm, on the same replicates for every arm (so comparisons are paired).
     res = make_resampler(
@@ -160,7 +172,7 @@ def analyse_fraction(
     point: dict[str, dict[str, np.ndarray]] = {}
     boot: dict[str, dict[str, np.ndarray]] = {}
     for arm in fr.arms:
-        probas = np.stack([np.asarray(fr.runs[(arm, s)]["test_proba"], dtype=np.float64) for s in fr.seeds])
+        probas = np.stack([np.asarray(fr.runs[(arm, s)]["test_proba"], dtype=np.float64)[part] for s in fr.seeds])
         point[arm] = {
             k: v[:, 0] for k, v in metric_values(labels, probas, np.arange(len(labels))[None], names).items()
         }
@@ -269,4 +281,5 @@ def analyse_fraction(
         "selected_last": last,
         "curation": curation,
         "resamples": res.resamples,
+        "n_test": len(labels),
     }

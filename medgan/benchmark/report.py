@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from medgan.benchmark.analysis import COMPARISONS, analyse_fraction, fraction_runs
+from medgan.benchmark.analysis import COMPARISONS, FractionRuns, analyse_fraction, fraction_runs
 from medgan.benchmark.budget import Budget
 from medgan.benchmark.config import BenchmarkConfig
 from medgan.benchmark.subsets import fraction_label, subset_indices
@@ -111,7 +111,7 @@ _TWIN_CHECK_BYTES = 2**31
 
 
 def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | None, num_classes: int,
-            seeds: int, quick: bool, test_twins: float | None = None) -> list[str]:
+            seeds: int, quick: bool, test_twins: float | None = None, twin_free: str | None = None) -> list[str]:
     """Warnings that change how the answer should be read, from the results themselves.
 
     Args:
@@ -122,13 +122,15 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
         quick: whether ``--quick`` settings were used.
         test_twins: the share of test images with a near-duplicate in the train split
             (:func:`medgan.data.splits.twins_in`), or None when not measured.
+        twin_free: what the primary comparison reads on the test images without a twin (a clause), or None.
     """
     out = []
     if test_twins is not None and test_twins >= TEST_TWIN_CAUTION:
         out.append(f"{test_twins:.0%} of the real test images have a near-duplicate in the train split (the same "
                    f"scan, within {TWIN_RMS:g} grey levels RMS): a classifier trained on real images may recognise "
                    "them rather than generalise, and one trained on synthetic images alone cannot, so the real "
-                   "arms' scores are optimistic and the synthetic-only arm starts behind.")
+                   "arms' scores are optimistic and the synthetic-only arm starts behind."
+                   + (f" {twin_free}" if twin_free else ""))
     fid = fidelity or {}
     if quick:
         out.append(f"This is a quick run ({seeds} seeds, a short GAN schedule): a smoke test of the pipeline, "
@@ -600,13 +602,16 @@ def write_report(
     # (A float copy of the train split is searched: skipped where that would not fit comfortably.)
     train_x = ds.channel_first("train")
     affordable = 0 < train_x.size * 4 <= _TWIN_CHECK_BYTES and len(ds.labels["test"]) > 0
-    test_twins = float(twins_in(ds.channel_first("test"), train_x).mean()) if affordable else None
+    twin = twins_in(ds.channel_first("test"), train_x) if affordable else None
+    test_twins = float(twin.mean()) if twin is not None else None
 
     # Section. One block of numbers, words and figures per fraction.
     blocks: list[dict[str, Any]] = []
     figures: list[str] = []
     for fr in fraction_runs(cfg, runs):
         block = analyse_fraction(cfg, ds, fr, target)
+        if twin is not None and test_twins is not None and test_twins >= TEST_TWIN_CAUTION:
+            block["twin_free"] = twin_free_part(cfg, ds, fr, target, ~twin)
         suffix = "" if fr.fraction == cfg.fractions[-1] else f"_f{fraction_label(fr.fraction)}"
         headline = block["headline"]
         primary = next((c for c in block["comparisons"] if c["primary"]), None)
@@ -634,7 +639,8 @@ def write_report(
         block["gan"] = {"checkpoint": checkpoint, "trained_here": marker.is_file(),
                         "training": json.loads(marker.read_text()) if marker.is_file() else None,
                         "fidelity": fidelity, "fidelity_note": fidelity_note}
-        block["verdict"]["caveats"] = caveats(block["metrics"], fidelity, len(names), len(seeds), quick, test_twins)
+        block["verdict"]["caveats"] = caveats(block["metrics"], fidelity, len(names), len(seeds), quick, test_twins,
+                                              _twin_free_clause(block.get("twin_free"), block, names, conf))
         block["training_sets"] = {arm: fr.runs[(arm, seeds[0])]["n_train"] for arm in fr.arms}
         block["confusion_matrices"] = {arm: {"summed": matrices[arm].tolist(),
                                              "per_seed": [fr.runs[(arm, s)]["confusion_matrix"] for s in seeds]}
@@ -680,6 +686,7 @@ def write_report(
         "init_sha256": main["init_sha256"],
         "seconds": main["seconds"],
         "gan": main["gan"],
+        "twin_free": main.get("twin_free"),
         "by_fraction": {fraction_label(b["fraction"]): b for b in blocks},
         "method": {
             "selection": "checkpoint with the best validation balanced accuracy (official val split), validated "
@@ -700,6 +707,70 @@ def write_report(
     write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default) + "\n")
     write_text_atomic(out / "report.md", _markdown(results, cfg, blocks))
     return results
+
+
+TWIN_FREE_MIN_PER_CLASS = 5
+"""The twin-free part of the test split is analysed only where every class keeps at least this many images."""
+
+
+def twin_free_part(cfg: BenchmarkConfig, ds: PreparedDataset, fr: FractionRuns, target: int,
+                   keep: np.ndarray) -> dict[str, Any] | None:
+    """The headline numbers and comparisons of one fraction, on the test images ``keep`` only.
+
+    The report's second reading where many test images have a near-duplicate in the train split
+    (:data:`TEST_TWIN_CAUTION`): on the rest, no arm can score by recognising a scan it trained on,
+    so real and synthetic arms meet on equal terms. The same runs' stored test predictions are
+    rescored (no training), with the same bootstrap settings. None when a class keeps fewer than
+    :data:`TWIN_FREE_MIN_PER_CLASS` test images.
+    """
+    counts = np.bincount(ds.labels["test"][keep], minlength=ds.info.num_classes)
+    if counts.min() < TWIN_FREE_MIN_PER_CLASS:
+        return None
+    part = analyse_fraction(cfg, ds, fr, target, test_mask=keep)
+    heads = part["headline"]
+    return {
+        "n_test": int(keep.sum()),
+        "counts": counts.tolist(),
+        "metrics": {arm: {k: part["metrics"][arm][k] for k in heads} for arm in part["arms"]},
+        "comparisons": [{"arm": c["arm"], "baseline": c["baseline"], "phrase": c["phrase"], "primary": c["primary"],
+                         "metrics": {k: c["metrics"][k] for k in heads}} for c in part["comparisons"]],
+    }
+
+
+def _twin_free_clause(tf: dict[str, Any] | None, block: dict[str, Any], names: list[str], conf: float) -> str | None:
+    """One sentence: the primary comparison on the test images without a twin, or None."""
+    p = block["primary"]
+    comp = next((c for c in (tf or {}).get("comparisons", []) if c["primary"]), None)
+    if comp is None:
+        return None
+    c = comp["metrics"][p["metric"]]
+    return (f"On the {tf['n_test']} test images without one, {comp['arm']} vs {comp['baseline']} on "
+            f"{_label(p['metric'], names)} reads {100 * c['diff']:+.1f} points ({conf:.0%} CI "
+            f"{_ci(c['ci_low'], c['ci_high'])}); see the twin-free section.")
+
+
+def _twin_free_markdown(block: dict[str, Any], names: list[str], conf: str, h: str) -> list[str]:
+    tf = block.get("twin_free")
+    if not tf:
+        return []
+    headline = block["headline"]
+    counts = ", ".join(f"{n} {names[i]}" for i, n in enumerate(tf["counts"]))
+    lines = [f"{h} On the test images without a twin in the train split", "",
+             f"{tf['n_test']} test images ({counts}) have no near-duplicate in the train split: no arm can score "
+             "on them by recognising a scan it trained on. The same runs' predictions, rescored on them alone:", "",
+             "| arm | " + " | ".join(_label(k, names) for k in headline) + " |", "|---" * (len(headline) + 1) + "|"]
+    lines += [f"| {arm} | " + " | ".join(_cell(tf["metrics"][arm][k]) for k in headline) + " |" for arm in tf["metrics"]]
+    lines += ["", f"| comparison | metric | difference (points) | {conf} CI | bootstrap p | reading |",
+              "|---|---|---|---|---|---|"]
+    for comp in tf["comparisons"]:
+        for k in headline:
+            c = comp["metrics"][k]
+            reading = ("significant lift" if c["ci_low"] > 0 else "it hurt" if c["ci_high"] < 0
+                       else "no evidence of a difference")
+            lines.append(f"| {comp['arm']} vs {comp['baseline']}{' (primary)' if comp['primary'] else ''} | "
+                         f"{_label(k, names)} | {100 * c['diff']:+.1f} | {_ci(c['ci_low'], c['ci_high'])} | "
+                         f"{_p(c['p_bootstrap'])} | {reading} |")
+    return [*lines, ""]
 
 
 def _share(block: dict[str, Any]) -> str:
@@ -799,7 +870,8 @@ def _fraction_markdown(r: dict[str, Any], block: dict[str, Any], cfg: BenchmarkC
             lines.append(f"| {comp['arm']} vs {comp['baseline']} | {_label(k, names)} | {100 * c['diff']:+.1f} | "
                          f"{_ci(c['ci_low'], c['ci_high'])} | {_p(c['p_bootstrap'])} | {holm_p} | {_p(c['p_ttest'])} | "
                          f"{c['seeds_better']} / {c['seeds_worse']} of {c['n_seeds']} | {reading} |")
-    lines += ["", f"{h} Per class", "", "| arm | class | recall | precision | F1 |", "|---|---|---|---|---|"]
+    lines += ["", *_twin_free_markdown(block, names, conf, h)]
+    lines += [f"{h} Per class", "", "| arm | class | recall | precision | F1 |", "|---|---|---|---|---|"]
     for arm in block["arms"]:
         order = [r["target_class"]["index"]] + [i for i in range(len(names)) if i != r["target_class"]["index"]]
         for i in order:
