@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PERF = Path(__file__).resolve().parents[1] / "benchmarks" / "perf"
@@ -188,3 +189,48 @@ def test_gan_quality_reads_tstr_on_the_whole_test_split_and_on_its_twin_free_par
     # Without a twin mask both parts are the whole split.
     plain = gan_quality.classifier_balanced_accuracy(None, ds, 1, 1)
     assert plain["all"] == plain["clean"] == got["all"][:1]
+
+
+def _striped(rng, n: int, stripes: bool):
+    """uint8 (n, 1, 16, 16) smooth noise; with ``stripes``, every fourth column bright (a generator's tell)."""
+    x = rng.normal(110, 20, size=(n, 1, 16, 16))
+    if stripes:
+        x[..., ::4] += 60
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def test_gan_quality_realism_critic_keeps_the_draws_without_the_tell(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from gan_quality import keep_most_real, realism_scores
+
+    from medgan.metrics.c2st import C2STConfig
+
+    rng = np.random.default_rng(0)
+    real = _striped(rng, 120, stripes=False)
+    # The generator's draws: a third carry stripes no real image has.
+    fit = np.concatenate([_striped(rng, 160, False), _striped(rng, 80, True)])
+    tell = np.arange(90) % 3 == 0
+    candidates = np.where(tell[:, None, None, None], _striped(rng, 90, True), _striped(rng, 90, False))
+    cfg = C2STConfig(min_steps=150, epochs=3)
+    scores = realism_scores(real, fit, candidates, cfg, seed=0)
+    assert scores.shape == (90,) and scores.dtype == np.float64
+    kept = keep_most_real(scores, 60)
+    assert kept.tolist() == sorted(kept.tolist()) and len(set(kept.tolist())) == 60
+    assert not tell[kept].any()  # every striped draw is dropped
+    # Seeded: the same critic, the same scores.
+    assert np.array_equal(scores, realism_scores(real, fit, candidates, cfg, seed=0))
+    with pytest.raises(ValueError, match="image shapes differ"):
+        realism_scores(real, fit, candidates[:, :, :8], cfg)
+    with pytest.raises(ValueError, match="needs real images"):
+        realism_scores(real[:0], fit, candidates, cfg)
+
+
+def test_gan_quality_keep_most_real_takes_the_highest_scores_first_of_equals_in_draw_order(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from gan_quality import keep_most_real
+
+    assert keep_most_real(np.array([0.1, 2.0, -1.0, 2.0, 0.5]), 3).tolist() == [1, 3, 4]
+    assert keep_most_real(np.array([1.0, 1.0, 1.0]), 2).tolist() == [0, 1]
+    assert keep_most_real(np.array([1.0]), 0).tolist() == []
+    with pytest.raises(ValueError, match="cannot keep 4 of 3"):
+        keep_most_real(np.zeros(3), 4)

@@ -39,7 +39,7 @@ from medgan.networks.layers import high_pass
 
 __all__ = [
     "C2ST_VIEWS", "C2STConfig", "C2STRanking", "TwoSampleCNN", "c2st", "c2st_metrics", "c2st_ranking", "c2st_views",
-    "matched_proportions",
+    "fit_two_sample_cnn", "matched_proportions", "two_sample_logits",
 ]
 
 C2ST_VIEWS = ("image", "residual", "histogram")
@@ -315,35 +315,14 @@ def _c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig,
     a, b = real[ia], synthetic[ib]
     x = np.concatenate([a, b])
     y = np.concatenate([np.ones(len(a)), np.zeros(len(b))]).astype(np.float32)
-    spatial_dims = x.ndim - 2
-    device = torch.device(cfg.device)
 
     scores = np.zeros(len(x))
     fold_aucs = []
     folds, twins = _folds(x, y, cfg, both_real)
-    fork = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork):
-        for k, (tr, te) in enumerate(folds):
-            torch.manual_seed(cfg.seed * 1000 + k)
-            shuffle = torch.Generator().manual_seed(cfg.seed * 1000 + k)
-            stride = cfg.volume_stride if spatial_dims == 3 else 1
-            net = TwoSampleCNN(x.shape[1], spatial_dims, cfg.width, first_stride=stride, views=cfg.views).to(device)
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-            x_tr, y_tr = torch.from_numpy(x[tr]), torch.from_numpy(y[tr])
-            epochs = max(cfg.epochs, math.ceil(cfg.min_steps / math.ceil(len(tr) / cfg.batch_size)))
-            for _ in range(epochs):
-                for idx in torch.randperm(len(tr), generator=shuffle).split(cfg.batch_size):
-                    loss = F.binary_cross_entropy_with_logits(
-                        net(to_model_input(x_tr[idx]).to(device)), y_tr[idx].to(device)
-                    )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-            net.eval()
-            with torch.no_grad():
-                out = [net(to_model_input(x[te[i : i + 256]]).to(device)).cpu() for i in range(0, len(te), 256)]
-            scores[te] = torch.cat(out).numpy()
-            fold_aucs.append(roc_auc_score(y[te], scores[te]))
+    for k, (tr, te) in enumerate(folds):
+        net = fit_two_sample_cnn(x[tr], y[tr], cfg, seed=cfg.seed * 1000 + k)
+        scores[te] = two_sample_logits(net, x[te], cfg.device)
+        fold_aucs.append(roc_auc_score(y[te], scores[te]))
     result = {
         "auc": float(roc_auc_score(y, scores)),
         "auc_mean": float(np.mean(fold_aucs)),
@@ -354,6 +333,54 @@ def _c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig,
     if twins is not None:
         result["twin_share"] = twins
     return result, C2STRanking(ia, scores[: len(a)].copy(), ib, scores[len(a):].copy())
+
+
+def fit_two_sample_cnn(x: np.ndarray, y: np.ndarray, config: C2STConfig | None = None, *, seed: int = 0,
+                       real_weight: float = 1.0) -> TwoSampleCNN:
+    """A fresh :class:`TwoSampleCNN` trained to call the ``y == 1`` images real and the others not.
+
+    The C2ST trains one per fold; :func:`medgan.metrics.curation.realism_scores` trains one as a
+    critic of a generator's draws. The global torch RNG is left as it was.
+
+    Args:
+        x: uint8 ``(N, C, *spatial)``.
+        y: ``(N,)`` 1.0 for real, 0.0 for synthetic.
+        config: the training settings (epochs, ``min_steps``, width, views, ...; :class:`C2STConfig`).
+        seed: seeds the weights and the shuffling.
+        real_weight: the loss weight of a real image (``synthetic / real`` balances unequal sides).
+
+    Returns:
+        The trained net, in eval mode, on ``config.device``.
+    """
+    cfg = config or C2STConfig()
+    device = torch.device(cfg.device)
+    spatial_dims = x.ndim - 2
+    fork = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork):
+        torch.manual_seed(seed)
+        shuffle = torch.Generator().manual_seed(seed)
+        stride = cfg.volume_stride if spatial_dims == 3 else 1
+        net = TwoSampleCNN(x.shape[1], spatial_dims, cfg.width, first_stride=stride, views=cfg.views).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        x_tr, y_tr = torch.from_numpy(x), torch.from_numpy(np.asarray(y, dtype=np.float32))
+        weight = None if real_weight == 1.0 else torch.tensor(real_weight, device=device)
+        epochs = max(cfg.epochs, math.ceil(cfg.min_steps / math.ceil(len(x) / cfg.batch_size)))
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x), generator=shuffle).split(cfg.batch_size):
+                loss = F.binary_cross_entropy_with_logits(
+                    net(to_model_input(x_tr[idx]).to(device)), y_tr[idx].to(device), pos_weight=weight
+                )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    return net.eval()
+
+
+def two_sample_logits(net: TwoSampleCNN, x: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
+    """``net``'s logit that each image of uint8 ``x`` is real, in batches of 256, as float64 ``(N,)``."""
+    with torch.no_grad():
+        out = [net(to_model_input(torch.from_numpy(x[i : i + 256])).to(device)).cpu() for i in range(0, len(x), 256)]
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
 def matched_proportions(
