@@ -339,8 +339,9 @@ def fit_two_sample_cnn(x: np.ndarray, y: np.ndarray, config: C2STConfig | None =
                        real_weight: float = 1.0) -> TwoSampleCNN:
     """A fresh :class:`TwoSampleCNN` trained to call the ``y == 1`` images real and the others not.
 
-    The C2ST trains one per fold; :func:`medgan.metrics.curation.realism_scores` trains one as a
-    critic of a generator's draws. The global torch RNG is left as it was.
+    The C2ST trains one per fold; ``benchmarks/gan_quality.py --realism`` trains one as a critic of a
+    generator's draws (a set it picks must then be judged by other networks: docs/metrics.md). The
+    global torch RNG is left as it was.
 
     Args:
         x: uint8 ``(N, C, *spatial)``.
