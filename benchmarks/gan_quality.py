@@ -93,7 +93,7 @@ def d_rejected_like(gen, checkpoint: Path, counts: list[int], seed: int, factor:
         batches = [torch.from_numpy(pool[i:i + 64]) for i in range(0, len(pool), 64)]
         with torch.no_grad():
             scores = np.concatenate([D(to_model_input(b), torch.full((len(b),), c)).reshape(-1).numpy() for b in batches])
-        images.append(pool[np.sort(np.argsort(-scores)[:n])])
+        images.append(pool[keep_most_real(scores, n)])
         labels.append(np.full(n, c, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
 
