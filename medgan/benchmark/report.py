@@ -103,6 +103,26 @@ MEMORISATION_CAUTION = 0.01
 the report warns that the GAN may reproduce training images."""
 
 
+SIZE_SIGNAL = 0.1
+"""A class whose real masks' size tells it from the others with ROC AUC at least 0.5 + this (the larger
+class) is checked in the synthetic set: there its size AUC must stay above 0.5."""
+
+
+def _backwards_sizes(fid: dict[str, float], names: list[str]) -> list[str]:
+    """A caution per class that is the larger one in real masks and not in the synthetic ones."""
+    out = []
+    for name, slug in zip(names, class_slugs(names), strict=True):
+        real, syn = fid.get(f"values/size_auc_real/class_{slug}"), fid.get(f"values/size_auc_synthetic/class_{slug}")
+        if real is None or syn is None or not real >= 0.5 + SIZE_SIGNAL or not syn <= 0.5:
+            continue
+        fg_real, fg_syn = (fid.get(f"values/foreground_{side}/class_{slug}", float("nan")) for side in ("real", "synthetic"))
+        out.append(f"In the real data the {name} masks are the larger ones (their size alone tells the class with "
+                   f"ROC AUC {real:.2f}); in the synthetic set they are not ({syn:.2f}; foreground {fg_syn:.1%} of "
+                   f"the image against {fg_real:.1%} in real {name} masks): the GAN draws the class sizes wrong, "
+                   "and the class signal a classifier learns from them with it.")
+    return out
+
+
 TEST_TWIN_CAUTION = 0.05
 """From this share of test images with a near-duplicate in the train split the report says the test is leaky."""
 
@@ -111,7 +131,8 @@ _TWIN_CHECK_BYTES = 2**31
 
 
 def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | None, num_classes: int,
-            seeds: int, quick: bool, test_twins: float | None = None, twin_free: str | None = None) -> list[str]:
+            seeds: int, quick: bool, test_twins: float | None = None, twin_free: str | None = None,
+            class_names: list[str] | None = None) -> list[str]:
     """Warnings that change how the answer should be read, from the results themselves.
 
     Args:
@@ -123,6 +144,7 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
         test_twins: the share of test images with a near-duplicate in the train split
             (:func:`medgan.data.splits.twins_in`), or None when not measured.
         twin_free: what the primary comparison reads on the test images without a twin (a clause), or None.
+        class_names: names by class index, for the per-class mask-size check (none without them).
     """
     out = []
     if test_twins is not None and test_twins >= TEST_TWIN_CAUTION:
@@ -160,6 +182,7 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
     if pieces is not None and real_pieces is not None and pieces > 2 * max(real_pieces, 1.0):
         out.append(f"The synthetic masks fall into {pieces:.1f} connected pieces on average, the real ones into "
                    f"{real_pieces:.1f}: speckle or fragments a reader sees at once. Look at samples_<class>.png.")
+    out += _backwards_sizes(fid, class_names or [])
     coverage = fid.get("coverage")
     if coverage is not None and math.isfinite(coverage) and coverage < 0.25:
         out.append(f"The synthetic images cover only {coverage:.0%} of the real training images (coverage in the "
@@ -640,7 +663,8 @@ def write_report(
                         "training": json.loads(marker.read_text()) if marker.is_file() else None,
                         "fidelity": fidelity, "fidelity_note": fidelity_note}
         block["verdict"]["caveats"] = caveats(block["metrics"], fidelity, len(names), len(seeds), quick, test_twins,
-                                              _twin_free_clause(block.get("twin_free"), block, names, conf))
+                                              _twin_free_clause(block.get("twin_free"), block, names, conf),
+                                              class_names=names)
         block["training_sets"] = {arm: fr.runs[(arm, seeds[0])]["n_train"] for arm in fr.arms}
         block["confusion_matrices"] = {arm: {"summed": matrices[arm].tolist(),
                                              "per_seed": [fr.runs[(arm, s)]["confusion_matrix"] for s in seeds]}
@@ -997,6 +1021,7 @@ def _gan_section(r: dict[str, Any], cfg: BenchmarkConfig, names: list[str], bloc
                     *sorted(k for k in gan["fidelity"] if k.startswith("c2st/auc/class_")),
                     "swd/mean", "swd/real_vs_real_mean", "values/near_modes_real", "values/near_modes_synthetic",
                     "values/components_real", "values/components_synthetic",
+                    *sorted(k for k in gan["fidelity"] if k.startswith(("values/foreground_", "values/size_auc_"))),
                     "fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
                     "memorisation/n_likely_copies", "memorisation/p_value", "memorisation/n_train",
                     "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]

@@ -54,6 +54,13 @@ _READINGS: dict[str, str] = {
     "values/near_modes_real": "{pct} of real voxels lie within 0.1 of the data's two values (mask-like data)",
     "values/near_modes_synthetic": "{pct} of synthetic voxels do; far below the real share means grey, "
     "not mask-like, output",
+    "values/foreground_real": "real masks fill {pct1} of the image on average",
+    "values/foreground_synthetic": "synthetic masks fill {pct1}; a class far from its real size draws the "
+    "wrong organ size",
+    "values/size_auc_real": "the mask's size alone tells this class from the others with ROC AUC {x} in real "
+    "data (0.5: size carries no class; below 0.5: the class is the smaller)",
+    "values/size_auc_synthetic": "the same in the synthetic set; on the other side of 0.5 from the real figure, "
+    "the generator draws the class sizes backwards",
     "values/mode_low": "the lower of the two grey levels of the mask-like real data",
     "values/mode_high": "the higher of the two",
     "fid": "Fréchet distance between real-train and synthetic feature distributions; lower is closer, "

@@ -94,6 +94,26 @@ def test_speckled_masks_get_the_caution() -> None:
     assert caveats(good, clean, num_classes=2, seeds=5, quick=False) == []
 
 
+def test_masks_whose_class_sizes_are_drawn_backwards_get_the_caution() -> None:
+    good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
+    names = ["normal", "hyperplasia"]
+    sizes = {"values/size_auc_real/class_normal": 0.316, "values/size_auc_real/class_hyperplasia": 0.684,
+             "values/foreground_real/class_hyperplasia": 0.019}
+    backwards = {**sizes, "values/size_auc_synthetic/class_normal": 0.59,
+                 "values/size_auc_synthetic/class_hyperplasia": 0.41,
+                 "values/foreground_synthetic/class_hyperplasia": 0.015}
+    said = caveats(good, backwards, num_classes=2, seeds=5, quick=False, class_names=names)
+    assert len(said) == 1 and "hyperplasia masks are the larger ones" in said[0]
+    assert "ROC AUC 0.68" in said[0] and "(0.41;" in said[0] and "1.5% of the image against 1.9%" in said[0]
+    right = {**sizes, "values/size_auc_synthetic/class_normal": 0.37,
+             "values/size_auc_synthetic/class_hyperplasia": 0.63}
+    assert caveats(good, right, num_classes=2, seeds=5, quick=False, class_names=names) == []
+    # Without class names, or where size carries little class in real data, nothing is checked.
+    assert caveats(good, backwards, num_classes=2, seeds=5, quick=False) == []
+    weak = {**backwards, "values/size_auc_real/class_hyperplasia": 0.55}
+    assert caveats(good, weak, num_classes=2, seeds=5, quick=False, class_names=names) == []
+
+
 def test_a_gan_that_may_copy_gets_the_caution() -> None:
     good = {"synthetic-only": {"balanced_accuracy": {"mean": 0.7, "ci_low": 0.62, "ci_high": 0.78}}}
     copier = {"memorisation/n_likely_copies": 30.0, "memorisation/p_value": 2e-6, "n_synthetic": 400.0}

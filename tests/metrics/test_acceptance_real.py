@@ -103,6 +103,14 @@ def test_evaluate_3d_end_to_end(adrenal: PreparedDataset, adrenal_fx) -> None:
     seen = value_metrics(adrenal.channel_first("train"), speckled)
     assert seen["values/components_synthetic"] >= metrics["values/components_real"] + 15
     assert seen["values/one_piece_synthetic"] == 0.0
+    # Hyperplastic glands are the larger: size alone tells the class in train and in held-out test
+    # masks alike; the same masks with their labels swapped read as sizes drawn backwards.
+    assert metrics["values/size_auc_real/class_hyperplasia"] >= 0.62
+    assert metrics["values/size_auc_synthetic/class_hyperplasia"] >= 0.62
+    assert metrics["values/foreground_real/class_hyperplasia"] > 1.15 * metrics["values/foreground_real/class_normal"]
+    swapped = value_metrics(adrenal.channel_first("train"), test_x, real_labels=adrenal.labels["train"],
+                            synthetic_labels=1 - test_y, class_names=list(adrenal.info.class_names))
+    assert swapped["values/size_auc_synthetic/class_hyperplasia"] <= 0.38
     assert metrics["precision"] >= 0.6 and metrics["recall"] >= 0.6
     assert metrics["memorisation/fraction"] <= 0.02
     assert {"fid/class_normal", "fid/class_hyperplasia", "coverage/class_hyperplasia"} <= metrics.keys()

@@ -252,3 +252,32 @@ def test_value_metrics_count_the_pieces_of_a_mask() -> None:
     assert (m["values/components_synthetic"], m["values/one_piece_synthetic"]) == (1.5, 0.5)
     grey = np.random.default_rng(0).integers(0, 256, (4, 1, 12, 12), dtype=np.uint8)
     assert value_metrics(grey, syn) == {}  # not mask-like data: nothing to count
+
+
+def _squares(sides: list[int]) -> np.ndarray:
+    """uint8 (N, 1, 12, 12) masks, each one filled square of the given side."""
+    x = np.zeros((len(sides), 1, 12, 12), np.uint8)
+    for i, side in enumerate(sides):
+        x[i, :, :side, :side] = 255
+    return x
+
+
+def test_value_metrics_read_each_class_size_and_see_sizes_drawn_backwards() -> None:
+    from medgan.metrics.evaluate import value_metrics
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    real = _squares([2, 3, 4, 4, 5, 6])  # class 1 ("large") is the larger, with one tie
+    names = ["small", "large"]
+    right = value_metrics(real, _squares([3, 3, 3, 5, 5, 5]), real_labels=labels, synthetic_labels=labels,
+                          class_names=names)
+    assert right["values/foreground_real/class_small"] == pytest.approx((4 + 9 + 16) / 3 / 144)
+    assert right["values/foreground_synthetic/class_large"] == pytest.approx(25 / 144)
+    # Real: 8 of 9 (small, large) pairs ordered, the tie counting a half.
+    assert right["values/size_auc_real/class_large"] == pytest.approx(8.5 / 9)
+    assert right["values/size_auc_real/class_small"] == pytest.approx(0.5 / 9)
+    assert right["values/size_auc_synthetic/class_large"] == 1.0
+    backwards = value_metrics(real, _squares([5, 5, 6, 2, 3, 3]), real_labels=labels, synthetic_labels=labels,
+                              class_names=names)
+    assert backwards["values/size_auc_synthetic/class_large"] == 0.0
+    # Without labels, no per-class figures.
+    assert not any("/class_" in k for k in value_metrics(real, real))
