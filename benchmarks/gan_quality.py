@@ -16,6 +16,7 @@ Measures one checkpoint against its real dataset with the figures of the sample-
   which says what gives the samples away;
 - with ``--spectrum``: the synthetic/real power per ring of radial frequency, the fine texture
   the samples carry (``spectrum/ratio_fine``: the mean above 0.35 cycles/pixel);
+- with ``--tstr-only``: no C2ST or SWD, only the value figures and TSTR (many classifier seeds, cheaply);
 - with ``--truncation T``: the latents drawn as ``medgan augment --truncation T`` draws them;
 - with ``--d-rejection K``: each class's samples are the 1/K of K times as many that the
   checkpoint's own D scores most real (discriminator rejection sampling in its top-k form, after
@@ -259,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also record the synthetic/real power per ring of radial frequency, and its mean above "
                         "0.35 cycles/pixel (spectrum/ratio_fine): how much fine texture the samples carry")
     p.add_argument("--skip-real-only", action="store_true", help="do not retrain the real-only classifier")
+    p.add_argument("--tstr-only", action="store_true",
+                   help="skip the C2ST and SWD: only the value figures and TSTR (with --seeds classifier seeds), "
+                        "to read a generator's class signal over many classifier seeds cheaply")
     p.add_argument("--no-floor", action="store_true",
                    help="skip the real-vs-real C2ST floor (the same for every checkpoint of one dataset: "
                         "take it from that dataset's first record)")
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--truncation, --d-rejection and --realism: choose one way of picking draws")
     if args.realism is not None and not (args.realism >= 1 and args.realism_fit > 0):
         raise SystemExit("--realism K needs K >= 1 and --realism-fit F > 0")
+    if args.tstr_only and args.views:
+        raise SystemExit("--views is a C2ST per view: it cannot run with --tstr-only")
     if args.truncation is not None and not args.truncation > 0:
         raise SystemExit(f"--truncation must be a positive number, got {args.truncation}")
     if args.d_rejection is not None and args.d_rejection < 1:
@@ -341,11 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     if selection is not None:
         record["selection_on_val"] = selection
     metrics: dict[str, float] = {}
-    _phase(t0, f"{len(syn_x)} synthetic images; C2ST ({args.c2st_folds} folds: overall, per class"
-               + (")" if args.no_floor else " and real-vs-real)"))
     c2st_cfg = C2STConfig(max_per_side=args.c2st_max, folds=args.c2st_folds)
-    metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, None if args.no_floor else heldout, c2st_cfg))
-    if args.grids is not None:  # what the per-class C2ST saw (its scores are memoised: no second run)
+    if not args.tstr_only:
+        _phase(t0, f"{len(syn_x)} synthetic images; C2ST ({args.c2st_folds} folds: overall, per class"
+                   + (")" if args.no_floor else " and real-vs-real)"))
+        metrics.update(c2st_metrics(real_x, real_y, syn_x, syn_y, slugs, None if args.no_floor else heldout, c2st_cfg))
+    if args.grids is not None and not args.tstr_only:  # what the per-class C2ST saw (its scores are memoised: no second run)
         for c, slug in enumerate(slugs):
             if f"c2st/auc/class_{slug}" in metrics:
                 r, s = real_x[real_y == c], syn_x[syn_y == c]
@@ -361,9 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         record["power_ratio_per_ring"] = ratios
         fine = [r for k, r in enumerate(ratios) if k / len(ratios) * 0.5 >= 0.35]
         metrics["spectrum/ratio_fine"] = float(np.mean(fine))
-    _phase(t0, "SWD")
-    metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
-    metrics.update(value_metrics(real_x, syn_x))
+    if not args.tstr_only:
+        _phase(t0, "SWD")
+        metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
+    metrics.update(value_metrics(real_x, syn_x, real_labels=real_y, synthetic_labels=syn_y,
+                                 class_names=list(ds.info.class_names)))
     _phase(t0, f"TSTR ({args.seeds} classifier seed(s))")
     # The test images with a near-duplicate in the train split: a real-trained classifier can recognise them,
     # a synthetic-trained one cannot, so TSTR is also read on the rest (BreastMNIST: 36 % have a twin).
@@ -372,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     tstr = classifier_balanced_accuracy((syn_x, syn_y), ds, args.seeds, args.epochs, twin)
     metrics["tstr/balanced_accuracy"] = float(np.mean(tstr["all"]))
     metrics["tstr/balanced_accuracy_std"] = float(np.std(tstr["all"]))
+    record["tstr_per_seed"] = tstr["all"]
     if twin.any():
         metrics["tstr/balanced_accuracy_twin_free"] = float(np.mean(tstr["clean"]))
     if args.real_only is not None:
@@ -383,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         _phase(t0, f"real-only ({args.seeds} classifier seed(s))")
         real_only = classifier_balanced_accuracy((real_x, real_y), ds, args.seeds, args.epochs, twin)
         metrics["real_only/balanced_accuracy"] = float(np.mean(real_only["all"]))
+        record["real_only_per_seed"] = real_only["all"]
         if twin.any():
             metrics["real_only/balanced_accuracy_twin_free"] = float(np.mean(real_only["clean"]))
     if "real_only/balanced_accuracy" in metrics:

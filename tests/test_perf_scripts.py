@@ -234,3 +234,56 @@ def test_gan_quality_keep_most_real_takes_the_highest_scores_first_of_equals_in_
     assert keep_most_real(np.array([1.0]), 0).tolist() == []
     with pytest.raises(ValueError, match="cannot keep 4 of 3"):
         keep_most_real(np.zeros(3), 4)
+
+
+def test_gan_quality_tstr_only_skips_the_two_sample_tests_and_records_every_classifier_seed(monkeypatch, tmp_path):
+    import types
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    import gan_quality
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 6)
+    images = rng.integers(0, 256, size=(12, 1, 8, 8), dtype=np.uint8)
+    ds = types.SimpleNamespace(
+        info=types.SimpleNamespace(name="toy", num_classes=2, class_names=("a", "b")),
+        labels={"train": labels, "val": labels, "test": labels},
+        channel_first=lambda split: images)
+    gen = types.SimpleNamespace(check_trained_on=lambda *a: None)
+
+    def never(*a, **k):
+        raise AssertionError("--tstr-only ran a two-sample test")
+
+    monkeypatch.setattr(gan_quality, "load_dataset", lambda name, size=None: ds)
+    monkeypatch.setattr(gan_quality, "load_model", lambda path, device: gen)
+    monkeypatch.setattr(gan_quality, "sample_like", lambda g, counts, seed, truncation=None: (images, labels))
+    monkeypatch.setattr(gan_quality, "c2st_metrics", never)
+    monkeypatch.setattr(gan_quality, "swd_metrics", never)
+    per_seed = iter([0.6, 0.7, 0.8, 0.9, 0.5])
+    monkeypatch.setattr(gan_quality, "parts_accuracy",
+                        lambda train, ds, seed, epochs, twin: dict.fromkeys(("all", "twin", "clean"), next(per_seed)))
+    out = tmp_path / "q.jsonl"
+    assert gan_quality.main(["--checkpoint", "ckpt", "--data", "toy", "--tstr-only", "--seeds", "3",
+                             "--real-only", "0.75", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["tstr_per_seed"] == [0.6, 0.7, 0.8]
+    assert record["metrics"]["tstr/balanced_accuracy"] == pytest.approx(0.7)
+    assert record["metrics"]["tstr/ratio_to_real_only"] == pytest.approx(0.7 / 0.75)
+    assert not any(k.startswith(("c2st", "swd")) for k in record["metrics"])
+    with pytest.raises(SystemExit, match="--views"):
+        gan_quality.main(["--checkpoint", "ckpt", "--data", "toy", "--tstr-only", "--views"])
+
+
+def test_d_class_margin_is_d_at_class_one_minus_d_at_class_zero(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from d_class_margin import class_margin
+
+    class Brightness(torch.nn.Module):  # a D whose class-1 term is the image's mean brightness
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return 0.5 + y.float() * x.mean(dim=(1, 2, 3))
+
+    images = np.stack([np.full((1, 4, 4), v, np.uint8) for v in (0, 255, 255, 0, 255)])
+    margin = class_margin(Brightness(), images, batch=2)  # batches of 2: the last one short
+    np.testing.assert_allclose(margin, [-1.0, 1.0, 1.0, -1.0, 1.0], atol=1e-6)
