@@ -186,6 +186,10 @@ class Generator(nn.Module):
             (:class:`~medgan.networks.layers.NoiseInjection`), so that fine texture can be stronger
             where the anatomy puts it (PneumoniaMNIST's synthetic fine texture had the real spectrum
             but 0.55–0.7× the real strength below the heart).
+        class_input: also feed a learnt class embedding (``z_dim`` wide) beside ``z`` into the first
+            linear layer (the conditional GAN's input conditioning, with the per-class batch norms),
+            so that the coarse layout, where an organ's size is set, depends on the class directly;
+            conditional generators only.
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -212,9 +216,12 @@ class Generator(nn.Module):
         floor: float | None = None,
         supersample_filter: Literal["area", "bilinear"] = "area",
         noise_map: bool = False,
+        class_input: bool = False,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if class_input and num_classes == 0:
+            raise ValueError("class_input needs num_classes > 0 (it embeds the class beside z)")
         if noise_map and not noise:
             raise ValueError("noise_map needs noise=True (it scales the noise maps per position)")
         if floor is not None and (binary or not -1.0 <= floor < 1.0):
@@ -249,7 +256,8 @@ class Generator(nn.Module):
         widths = [_width(r, self.full_size, base_channels, max_channels) for r in resolutions]
 
         self.bottom_channels = widths[0]
-        self.fc = nn.Linear(z_dim, widths[0] * _BOTTOM**spatial_dims)
+        self.class_embed = nn.Embedding(num_classes, z_dim) if class_input else None
+        self.fc = nn.Linear(2 * z_dim if class_input else z_dim, widths[0] * _BOTTOM**spatial_dims)
         self.blocks = nn.ModuleList(
             GBlock(spatial_dims, c_in, c_out, num_classes, upsample, noise, noise_init,
                    (r,) * spatial_dims if noise_map else None)
@@ -280,7 +288,8 @@ class Generator(nn.Module):
             y = None
         elif y is None:
             raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
-        h = self.fc(z).reshape(z.shape[0], self.bottom_channels, *([_BOTTOM] * self.spatial_dims))
+        first = z if self.class_embed is None else torch.cat([z, self.class_embed(y)], dim=1)
+        h = self.fc(first).reshape(z.shape[0], self.bottom_channels, *([_BOTTOM] * self.spatial_dims))
         maps = pixel_noise(z, self._noise_shapes, random=self.training) if self.noise else None
         feats = [h] if self.excite is not None else []  # earlier maps, kept only for skip-layer excitation
         for k, block in enumerate(self.blocks):

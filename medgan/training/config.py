@@ -52,6 +52,9 @@ class ModelConfig:
         g_noise_init: the noise strengths' starting value (0, StyleGAN's, by default).
         g_noise_map: with ``g_noise``, also a learned gain per position for each noise map, so that
             fine texture can be stronger where the anatomy puts it.
+        g_class_input: the residual generator also takes a learnt class embedding beside ``z`` in its
+            first layer, so the coarse layout (an organ's size) depends on the class directly, not only
+            through the per-class batch norms of later blocks (conditional models only).
         g_supersample: the residual generator works at this many times the image's edge length and
             area-resizes its output down to it, as MedMNIST's images were resized from larger ones
             (1 = off; ``g_channels`` is then the width at the larger size).
@@ -85,6 +88,7 @@ class ModelConfig:
     g_noise: bool = False
     g_noise_init: float = bounded(0.0, ge=0)
     g_noise_map: bool = False
+    g_class_input: bool = False
     g_supersample: int = bounded(1, ge=1)
     g_supersample_filter: Literal["area", "bilinear"] = "area"
     g_keep_largest: bool = False
@@ -381,6 +385,8 @@ class TrainConfig:
             raise MedganError("config key 'model.g_noise_map' needs model.g_noise: true (it scales the noise maps per position)")
         if self.model.g_noise_init > 0 and not self.model.g_noise:
             raise MedganError("config key 'model.g_noise_init' needs model.g_noise: true (it starts the noise strengths)")
+        if self.model.g_class_input and (self.model.family != "residual" or not self.model.conditional):
+            raise MedganError("config key 'model.g_class_input' needs model.family 'residual' and model.conditional: true")
         if self.model.g_keep_largest and not self.model.g_binary:
             raise MedganError("config key 'model.g_keep_largest' needs model.g_binary: true (it cleans binary masks)")
         if self.model.g_recentre and (not self.model.g_binary or self.model.family != "residual"):

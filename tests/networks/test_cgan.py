@@ -525,6 +525,23 @@ def test_noise_map_learns_a_gain_per_position_that_starts_as_plain_noise() -> No
         Generator(z_dim=8, num_classes=2, size=12, base_channels=4, max_channels=8, noise_map=True)
 
 
+def test_class_input_makes_the_first_layout_depend_on_the_class() -> None:
+    torch.manual_seed(0)
+    kw = dict(z_dim=8, num_classes=2, size=12, base_channels=4, max_channels=8)
+    G = Generator(**kw, class_input=True).eval()
+    z = torch.randn(3, 8)
+    with torch.no_grad():
+        bottom = {c: G.fc(torch.cat([z, G.class_embed(torch.full((3,), c))], 1)) for c in (0, 1)}
+        assert not torch.allclose(bottom[0], bottom[1])  # the class reaches the 4x4 map, before any batch norm
+        assert G(z, torch.tensor([0, 1, 1])).shape == (3, 1, 12, 12)
+    assert G.fc.in_features == 16 and Generator(**kw).fc.in_features == 8
+    G.train()
+    G(z, torch.tensor([0, 1, 1])).square().mean().backward()
+    assert float(G.class_embed.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="class_input needs num_classes > 0"):
+        Generator(**{**kw, "num_classes": 0}, class_input=True)
+
+
 def test_a_spec_without_a_newer_argument_means_its_default() -> None:
     from medgan.networks import same_networks
 

@@ -56,6 +56,8 @@ def test_defaults_are_valid() -> None:
         (lambda c: setattr(c, "eval_c2st", True), "'eval_c2st' runs at each evaluation: set fid_every > 0"),
         (lambda c: setattr(c.model, "g_noise_init", 0.1), "'model.g_noise_init' needs model.g_noise"),
         (lambda c: setattr(c.model, "g_noise_map", True), "'model.g_noise_map' needs model.g_noise"),
+        (lambda c: (setattr(c.model, "conditional", False), setattr(c.model, "g_class_input", True)),
+         "'model.g_class_input' needs model.family 'residual' and model.conditional"),
         (lambda c: (setattr(c.model, "g_noise", True), setattr(c.model, "g_noise_init", -0.1)), "'model.g_noise_init'"),
     ],
 )

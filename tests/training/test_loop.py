@@ -399,6 +399,19 @@ def test_the_bilinear_supersample_filter_is_refused_for_volumes_in_one_line(tmp_
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").rglob("*.pt"))
 
 
+def test_a_generator_with_class_input_trains_saves_and_samples_every_class(tmp_path):
+    from medgan.synth.sampling import load_generator, sample_classes
+
+    data = make_banded_toy(tmp_path, size=8, spatial_dims=3)
+    run = train(tiny_config(data, tmp_path / "run", "steps=2", "model.g_binary=true", "model.g_class_input=true"),
+                progress=False).run_dir
+    assert load_checkpoint(run)["model"]["generator"]["class_input"] is True
+    gen = load_generator(run, "cpu")
+    assert gen.G.class_embed is not None
+    x, y, _ = sample_classes(gen, 3, seed=0, device="cpu")
+    assert x.shape == (6, 1, 8, 8, 8) and sorted(set(y.tolist())) == [0, 1]
+
+
 def test_recentred_masks_sit_at_the_training_masks_mean_centre_in_training_and_sampling(tmp_path):
     import numpy as np
 
