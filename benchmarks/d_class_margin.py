@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     if args.out is not None:
         args.out.write_text(json.dumps({"data": ds.info.name, "command": "python benchmarks/d_class_margin.py "
-                                        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+                                        + " ".join(argv if argv is not None else sys.argv[1:]),
                                         "rows": rows}, indent=1) + "\n")
     return 0
 
