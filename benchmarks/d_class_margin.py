@@ -23,8 +23,12 @@ from sklearn.metrics import roc_auc_score
 
 from medgan.data.dataset import load_dataset
 from medgan.data.scaling import to_model_input
-from medgan.networks import build_discriminator
 from medgan.training.checkpoint import load_checkpoint
+
+try:  # run as a script from the repository root
+    from gan_quality import load_discriminator
+except ImportError:  # imported as benchmarks.d_class_margin
+    from benchmarks.gan_quality import load_discriminator
 
 
 def class_margin(D: torch.nn.Module, images: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -51,11 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"d_class_margin.py reads a two-class margin; {ds.info.name} has {ds.info.num_classes} classes")
     rows = []
     for run in args.runs:
-        ckpt = load_checkpoint(run)
-        D = build_discriminator(ckpt["model"]["family"], **ckpt["model"]["discriminator"])
-        D.load_state_dict(ckpt["D"])
-        D.eval()
-        row: dict = {"run": str(run), "step": ckpt.get("step")}
+        D = load_discriminator(run)
+        row: dict = {"run": str(run), "step": load_checkpoint(run).get("step")}
         for split in ("train", "test"):
             margin, y = class_margin(D, ds.channel_first(split)), ds.labels[split]
             row[f"auc_{split}"] = float(roc_auc_score(y, margin))

@@ -82,12 +82,17 @@ def sample_like(gen, counts: list[int], seed: int, truncation: float | None = No
     return np.concatenate(images), np.concatenate(labels)
 
 
-def d_rejected_like(gen, checkpoint: Path, counts: list[int], seed: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """``counts[c]`` images of class ``c``: the ones of ``factor × counts[c]`` draws that D scores most real."""
+def load_discriminator(checkpoint: Path) -> torch.nn.Module:
+    """The checkpoint's trained D, in eval mode."""
     ckpt = load_checkpoint(checkpoint)
     D = build_discriminator(ckpt["model"]["family"], **ckpt["model"]["discriminator"])
     D.load_state_dict(ckpt["D"])
-    D.eval()
+    return D.eval()
+
+
+def d_rejected_like(gen, checkpoint: Path, counts: list[int], seed: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[c]`` images of class ``c``: the ones of ``factor × counts[c]`` draws that D scores most real."""
+    D = load_discriminator(checkpoint)
     images, labels = [], []
     for c, n in enumerate(counts):
         pool = np.concatenate(list(iter_samples(gen, c, round(n * factor), seed=seed + 1000 * c)))
