@@ -38,6 +38,7 @@ from medgan.configio import config_to_dict
 from medgan.data.dataset import PreparedDataset, class_slugs
 from medgan.data.splits import TWIN_RMS, twins_in
 from medgan.errors import MedganError
+from medgan.metrics.evaluate import piece_caution, size_cautions
 from medgan.utils import atomic_file, file_sha256, write_text_atomic
 
 __all__ = ["COMPARISONS", "caveats", "print_summary", "save_lift_curve", "verdict", "write_report"]
@@ -103,26 +104,6 @@ MEMORISATION_CAUTION = 0.01
 the report warns that the GAN may reproduce training images."""
 
 
-SIZE_SIGNAL = 0.1
-"""A class whose real masks' size tells it from the others with ROC AUC at least 0.5 + this (the larger
-class) is checked in the synthetic set: there its size AUC must stay above 0.5."""
-
-
-def _backwards_sizes(fid: dict[str, float], names: list[str]) -> list[str]:
-    """A caution per class that is the larger one in real masks and not in the synthetic ones."""
-    out = []
-    for name, slug in zip(names, class_slugs(names), strict=True):
-        real, syn = fid.get(f"values/size_auc_real/class_{slug}"), fid.get(f"values/size_auc_synthetic/class_{slug}")
-        if real is None or syn is None or not real >= 0.5 + SIZE_SIGNAL or not syn <= 0.5:
-            continue
-        fg_real, fg_syn = (fid.get(f"values/foreground_{side}/class_{slug}", float("nan")) for side in ("real", "synthetic"))
-        out.append(f"In the real data the {name} masks are the larger ones (their size alone tells the class with "
-                   f"ROC AUC {real:.2f}); in the synthetic set they are not ({syn:.2f}; foreground {fg_syn:.1%} of "
-                   f"the image against {fg_real:.1%} in real {name} masks): the GAN draws the class sizes wrong, "
-                   "and the class signal a classifier learns from them with it.")
-    return out
-
-
 TEST_TWIN_CAUTION = 0.05
 """From this share of test images with a near-duplicate in the train split the report says the test is leaky."""
 
@@ -178,11 +159,10 @@ def caveats(summaries: dict[str, dict[str, Any]], fidelity: dict[str, float] | N
         out.append(f"{copies:.0f} of {n:.0f} synthetic images are nearer an image this GAN learnt from than 99% of "
                    f"held-out real images come (about 1% expected; p = {_p(p_copy)}): it may reproduce training "
                    "images. Look at memorisation_pairs.png before sharing its samples.")
-    pieces, real_pieces = fid.get("values/components_synthetic"), fid.get("values/components_real")
-    if pieces is not None and real_pieces is not None and pieces > 2 * max(real_pieces, 1.0):
-        out.append(f"The synthetic masks fall into {pieces:.1f} connected pieces on average, the real ones into "
-                   f"{real_pieces:.1f}: speckle or fragments a reader sees at once. Look at samples_<class>.png.")
-    out += _backwards_sizes(fid, class_names or [])
+    fragmented = piece_caution(fid)
+    if fragmented:
+        out.append(f"{fragmented} Look at samples_<class>.png.")
+    out += size_cautions(fid, class_names or [])
     coverage = fid.get("coverage")
     if coverage is not None and math.isfinite(coverage) and coverage < 0.25:
         out.append(f"The synthetic images cover only {coverage:.0%} of the real training images (coverage in the "

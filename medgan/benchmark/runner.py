@@ -149,7 +149,8 @@ def _train_config(cfg: BenchmarkConfig, out: Path, device: str) -> Any:
 
 def _gan_identity(train_cfg: Any) -> dict[str, Any]:
     record = config_to_dict(train_cfg)
-    for key in ("data", "data_size", "out", "device", "threads", "logger"):  # how it runs, not what it learns
+    # How it runs and reports, not what it learns (eval_metrics: the benchmark's GAN runs no evaluation).
+    for key in ("data", "data_size", "out", "device", "threads", "logger", "eval_metrics"):
         record.pop(key, None)
     return record
 

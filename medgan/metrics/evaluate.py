@@ -32,7 +32,7 @@ FID every N training steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,8 @@ __all__ = [
     "evaluate",
     "evaluate_detailed",
     "load_synthetic",
+    "piece_caution",
+    "size_cautions",
     "value_metrics",
 ]
 
@@ -80,6 +82,12 @@ FEATURE_FAMILIES = frozenset({"fid", "kid", "prdc", "memorisation", "domain_is"}
 """The families that need the domain feature net."""
 BINARY_COVERAGE = 0.9
 """Data counts as two-valued (masks) when its two commonest grey levels cover this share of voxels."""
+SIZE_SIGNAL = 0.1
+"""A class whose real masks' size tells it from the others with ROC AUC at least 0.5 + this (the larger
+class) is checked in the synthetic set: there its size AUC must stay above 0.5 (:func:`size_cautions`)."""
+PIECES_CAUTION = 2.0
+"""Synthetic masks in more than this many times the real masks' connected pieces (at least 1) are
+fragmented (:func:`piece_caution`)."""
 
 
 @dataclass
@@ -548,6 +556,52 @@ def value_metrics(real: np.ndarray, synthetic: np.ndarray, tolerance: float = 0.
         out.update(_size_by_class(real, np.asarray(real_labels), synthetic, np.asarray(synthetic_labels),
                                   class_names, cut))
     return out
+
+
+def size_cautions(metrics: Mapping[str, float], class_names: Sequence[str]) -> list[str]:
+    """A caution per class that is the larger one in real masks and not in the synthetic ones.
+
+    Reads the per-class figures of :func:`value_metrics`; a class whose real size carries class
+    (size AUC >= 0.5 + :data:`SIZE_SIGNAL`) but whose synthetic size AUC is at most 0.5 is drawn at
+    the wrong size, and a classifier trained on those draws learns the class backwards.
+
+    Args:
+        metrics: metrics holding ``values/size_auc_{real,synthetic}/class_<slug>`` (and, for the
+            message, ``values/foreground_{real,synthetic}/class_<slug>``); missing keys mean no caution.
+        class_names: names by class index.
+
+    Returns:
+        One sentence per class drawn at the wrong size (empty when none is, or not mask data).
+    """
+    out = []
+    for name, slug in zip(class_names, class_slugs(class_names), strict=True):
+        real = metrics.get(f"values/size_auc_real/class_{slug}")
+        syn = metrics.get(f"values/size_auc_synthetic/class_{slug}")
+        if real is None or syn is None or not real >= 0.5 + SIZE_SIGNAL or not syn <= 0.5:
+            continue
+        fg_real, fg_syn = (metrics.get(f"values/foreground_{side}/class_{slug}", float("nan"))
+                           for side in ("real", "synthetic"))
+        out.append(f"In the real data the {name} masks are the larger ones (their size alone tells the class with "
+                   f"ROC AUC {real:.2f}); in the synthetic set they are not ({syn:.2f}; foreground {fg_syn:.1%} of "
+                   f"the image against {fg_real:.1%} in real {name} masks): the GAN draws the class sizes wrong, "
+                   "and the class signal a classifier learns from them with it.")
+    return out
+
+
+def piece_caution(metrics: Mapping[str, float]) -> str | None:
+    """A caution when the synthetic masks fall into more than :data:`PIECES_CAUTION` times the real masks' pieces.
+
+    Args:
+        metrics: metrics holding ``values/components_synthetic`` and ``values/components_real``.
+
+    Returns:
+        The sentence, or None (not fragmented, or not mask data).
+    """
+    pieces, real_pieces = metrics.get("values/components_synthetic"), metrics.get("values/components_real")
+    if pieces is None or real_pieces is None or not pieces > PIECES_CAUTION * max(real_pieces, 1.0):
+        return None
+    return (f"The synthetic masks fall into {pieces:.1f} connected pieces on average, the real ones into "
+            f"{real_pieces:.1f}: speckle or fragments a reader sees at once.")
 
 
 def _size_by_class(real: np.ndarray, real_y: np.ndarray, synthetic: np.ndarray, syn_y: np.ndarray,

@@ -21,7 +21,7 @@ from medgan.data.scaling import to_uint8_array
 from medgan.errors import MedganWarning
 from medgan.metrics.c2st import C2STConfig, c2st_metrics
 from medgan.metrics.collapse import collapse_check
-from medgan.metrics.evaluate import evaluate
+from medgan.metrics.evaluate import evaluate, size_cautions
 from medgan.metrics.swd import SWDConfig
 from medgan.training.config import TrainConfig
 from medgan.training.loop import Evaluator
@@ -61,17 +61,24 @@ def training_c2st(ds: PreparedDataset, synth: np.ndarray, labels: np.ndarray | N
 
 def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None,
                   warn: Callable[[str], None] | None = None) -> Evaluator:
-    """An evaluator that logs ``fid`` and ``swd/mean``: G_ema samples against the real training split, in the domain feature space.
+    """An evaluator of G_ema's samples against the real training split: what ``cfg.eval_metrics`` names.
+
+    ``fid`` logs the FID in the domain feature space, ``swd`` the pixel-level ``swd/mean``, ``values``
+    (mask-like data only) the ``values/*`` figures of :func:`medgan.metrics.evaluate.value_metrics`:
+    the share of voxels near the two mask values, the connected pieces per mask and, for a conditional
+    GAN, each class's mask size and how well size alone tells the class. A class drawn at the wrong
+    size (:func:`medgan.metrics.evaluate.size_cautions`) is also reported through ``warn``.
 
     With ``cfg.eval_c2st`` it also logs the two-sample CNN's AUC (:func:`training_c2st`), overall and per class.
 
-    With ``cfg.collapse_share > 0`` it also runs the mode-collapse alarm on the same samples
+    With ``cfg.collapse_share > 0`` and ``fid`` in ``cfg.eval_metrics`` it also runs the mode-collapse alarm on the same samples
     (:func:`medgan.metrics.collapse.collapse_check`: per-class pixel diversity and domain-feature
     coverage relative to real images) and logs its ``collapse/*`` keys; an alarmed class is also
     reported through ``warn``.
 
     Args:
-        cfg: the run's config (data, seed, latent size, ``fid_samples``, conditional or not, ``collapse_share``).
+        cfg: the run's config (data, seed, latent size, ``fid_samples``, ``eval_metrics``, conditional or
+            not, ``collapse_share``).
         dataset: the training data, if already loaded (default: loaded on first use from ``cfg.data``).
         warn: receives each alarm message (default: a :class:`~medgan.errors.MedganWarning`, which the
             CLI prints as ``warning: ...`` on the console).
@@ -98,16 +105,20 @@ def fid_evaluator(cfg: TrainConfig, dataset: PreparedDataset | None = None,
                 imgs.append(to_uint8_array(G_ema(z, y, **g_kw)))
                 labs.append(np.full(per, c))
         synth, synth_labels = np.concatenate(imgs), np.concatenate(labs)
-        if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: FID is not defined yet
-            return {"fid": float("nan"), "swd/mean": float("nan")}
-        # FID and the pixel-level SWD (cheap); the C2ST trains a CNN per call, so it runs only when
-        # asked (eval_c2st), in a lighter form than `medgan evaluate`'s.
-        metrics = evaluate(ds, (synth, synth_labels), metrics=("fid", "swd"), per_class=num_classes > 0,
-                           swd=SWDConfig(seed=cfg.seed))
-        out = {"fid": float(metrics["fid"]), "swd/mean": float(metrics["swd/mean"])}
+        wanted = [m for m in ("fid", "swd", "values") if m in cfg.eval_metrics]
+        if synth.shape[-1] != int(ds.info.size[-1]):  # a progressive stage below the target: nothing is defined yet
+            return {m: float("nan") for m in ("fid", "swd/mean") if m.split("/")[0] in wanted}
+        # FID, the pixel-level SWD and the mask figures (cheap); the C2ST trains a CNN per call, so it
+        # runs only when asked (eval_c2st), in a lighter form than `medgan evaluate`'s.
+        metrics = evaluate(ds, (synth, synth_labels), metrics=tuple(wanted), per_class=num_classes > 0,
+                           swd=SWDConfig(seed=cfg.seed)) if wanted else {}
+        out = {k: float(metrics[k]) for k in ("fid", "swd/mean") if k in metrics}
+        out.update({k: round(float(v), 4) for k, v in metrics.items() if k.startswith("values/")})
+        for message in size_cautions(out, list(ds.info.class_names)) if num_classes else []:
+            (warn or _warn)(message)
         if cfg.eval_c2st:
             out.update(training_c2st(ds, synth, synth_labels if num_classes else None, cfg.seed, str(device)))
-        if cfg.collapse_share > 0:
+        if cfg.collapse_share > 0 and "fid" in wanted:
             from medgan.metrics.features import get_feature_extractor
 
             extractor = get_feature_extractor(ds)  # the one evaluate() just used (cached per process)

@@ -21,7 +21,7 @@ from medgan.training.loggers import LoggerName
 from medgan.training.loss import LossName
 from medgan.training.schedule import ProgressiveSchedule
 
-__all__ = ["RESUME_MAY_CHANGE", "AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig",
+__all__ = ["EVAL_METRICS", "RESUME_MAY_CHANGE", "AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig",
            "resume_conflicts"]
 
 
@@ -104,6 +104,9 @@ class ModelConfig:
 
 
 AdaStatistic = Literal["sign", "centred"]
+
+EVAL_METRICS = ("fid", "swd", "values")
+"""What an evaluation during training may log (config key ``eval_metrics``)."""
 """The statistic ADA holds at its target (:class:`AugmentConfig`)."""
 
 
@@ -213,8 +216,18 @@ class TrainConfig:
         sample_every: steps between sample grids.
         checkpoint_every: steps between checkpoints (one is always written at the end).
         keep_checkpoints: how many periodic checkpoints to keep.
-        fid_every: steps between FID evaluations in the domain feature space (0 = off).
-        fid_samples: synthetic samples per FID evaluation.
+        fid_every: steps between evaluations of G_ema's samples against the real training split (0 = off);
+            what each one measures is ``eval_metrics`` (and ``eval_c2st``). The evaluation leaves the
+            training run's random streams as they were, so turning it on does not change the weights.
+        fid_samples: synthetic samples per evaluation.
+        eval_metrics: what each evaluation logs: ``fid`` (FID in the domain feature space; the
+            mode-collapse alarm of ``collapse_share`` reads the same features and runs only with it),
+            ``swd`` (``swd/mean``, the pixel-level sliced Wasserstein distance) and ``values`` (for
+            two-valued data such as masks: the share of voxels near the two values, the connected pieces
+            per mask and, per class, the mask's size and how well size alone tells the class,
+            :func:`medgan.metrics.evaluate.value_metrics`; nothing on other data). ``values`` needs no
+            feature network, so it is the cheap one for 3D masks; a class drawn at the wrong size is
+            also reported through a warning.
         grid_columns: samples per class in the sample grid.
         logger: ``jsonl`` (``metrics.jsonl`` only, always written) or ``tensorboard`` (also TensorBoard
             event files in ``RUN/tensorboard/``: the losses, ADA p, FID, sample grids; needs
@@ -296,6 +309,7 @@ class TrainConfig:
     keep_checkpoints: int = bounded(2, gt=0)
     fid_every: int = bounded(0, ge=0)
     fid_samples: int = bounded(500, gt=0)
+    eval_metrics: list[str] = field(default_factory=lambda: ["fid", "swd", "values"])
     grid_columns: int = bounded(8, gt=0)
     logger: LoggerName = "jsonl"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -438,12 +452,15 @@ class TrainConfig:
             raise MedganError(f"config key 'pl_every' must be positive, got {self.pl_every}")
         if not 0.0 <= self.collapse_share < 1.0:
             raise MedganError(f"config key 'collapse_share' must be in [0, 1), got {self.collapse_share}")
+        bad = [m for m in self.eval_metrics if m not in EVAL_METRICS]
+        if bad:
+            raise MedganError(f"config key 'eval_metrics': unknown metric '{bad[0]}' (allowed: {', '.join(EVAL_METRICS)})")
         if self.eval_c2st and not self.fid_every:
             raise MedganError("config key 'eval_c2st' runs at each evaluation: set fid_every > 0 as well")
 
 
 RESUME_MAY_CHANGE = ("data", "out", "steps", "device", "threads", "log_every", "sample_every", "checkpoint_every",
-                     "keep_checkpoints", "fid_every", "fid_samples", "eval_c2st", "logger")
+                     "keep_checkpoints", "fid_every", "fid_samples", "eval_metrics", "eval_c2st", "logger")
 """What a resumed run may change: how far it trains, where and how fast it runs, how often it reports
 (``data`` names the dataset; its content is checked against the checkpoint's)."""
 

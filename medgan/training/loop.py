@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import random
 import signal
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import closing, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -348,6 +349,17 @@ class _StopSignals:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def _rng_untouched(device: torch.device) -> Iterator[None]:
+    """Run a block (an evaluation) and put torch's, NumPy's and Python's global random streams back as
+    they were: a run with ``fid_every`` then trains the same weights as one without."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        yield
+    np.random.set_state(np_state)
+    random.setstate(py_state)
 
 
 def _latents(batch: int, z_dim: int, device: torch.device) -> torch.Tensor:
@@ -743,7 +755,8 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                 if phase is not None:
                     record["stage"], record["alpha"], record["resolution"] = phase.stage, round(phase.alpha, 6), phase.resolution
                 if evaluator is not None and cfg.fid_every and (step % cfg.fid_every == 0 or at_end) and dist.is_main:
-                    record.update(evaluator(G_ema, g_kw))
+                    with _rng_untouched(device):  # evaluating must not change what the run trains
+                        record.update(evaluator(G_ema, g_kw))
                 acc, counts, t_log, images_at_log = {}, {}, now, images_seen
                 if dist.is_main:
                     sinks.log_metrics(step, record)

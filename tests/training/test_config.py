@@ -54,6 +54,7 @@ def test_defaults_are_valid() -> None:
         (lambda c: (setattr(c.model, "family", "style"), setattr(c.model, "g_binary", True), setattr(c.model, "g_recentre", True)),
          "'model.g_recentre' needs model.family 'residual'"),
         (lambda c: setattr(c, "eval_c2st", True), "'eval_c2st' runs at each evaluation: set fid_every > 0"),
+        (lambda c: setattr(c, "eval_metrics", ["fid", "kid"]), r"'eval_metrics': unknown metric 'kid' \(allowed: fid, swd, values\)"),
         (lambda c: setattr(c.model, "g_noise_init", 0.1), "'model.g_noise_init' needs model.g_noise"),
         (lambda c: setattr(c.model, "g_noise_map", True), "'model.g_noise_map' needs model.g_noise"),
         (lambda c: (setattr(c.model, "conditional", False), setattr(c.model, "g_class_input", True)),

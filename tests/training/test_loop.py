@@ -434,3 +434,24 @@ def test_recentred_masks_sit_at_the_training_masks_mean_centre_in_training_and_s
     assert len(com) > 0 and (com - torch.tensor(centre)).abs().max() <= 0.5 + 1e-6  # whole voxels: within half of one
     with pytest.raises(MedganError, match="no foreground voxels"):
         mask_centre(np.zeros((2, 1, 4, 4, 4), np.uint8))
+
+
+def test_an_evaluator_that_draws_random_numbers_leaves_the_trained_weights_unchanged(tmp_path):
+    import random
+
+    data = make_banded_toy(tmp_path)
+    calls = []
+
+    def greedy_evaluator(G_ema, g_kw):  # draws from every global stream, as a CNN-training metric would
+        calls.append(1)
+        torch.manual_seed(123)
+        return {"noise": float(torch.randn(1)) + float(np.random.rand()) + random.random()}
+
+    plain = train(tiny_config(data, tmp_path / "plain"), progress=False)
+    evaluated = train(tiny_config(data, tmp_path / "eval", "fid_every=2"), progress=False, evaluator=greedy_evaluator)
+    assert len(calls) == 3  # steps 2, 4 and 6
+    lines = [json.loads(x) for x in (evaluated.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all("noise" in r for r in lines)
+    a, b = load_checkpoint(plain.checkpoint), load_checkpoint(evaluated.checkpoint)
+    for key in ("G", "D", "G_ema", "opt_G", "opt_D", "augment"):
+        _assert_states_equal(a[key], b[key], key)
