@@ -755,6 +755,10 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                 if phase is not None:
                     record["stage"], record["alpha"], record["resolution"] = phase.stage, round(phase.alpha, 6), phase.resolution
                 if evaluator is not None and cfg.fid_every and (step % cfg.fid_every == 0 or at_end) and dist.is_main:
+                    # G_ema as its checkpoint will sample: its batch-norm statistics re-estimated for its
+                    # weights (each step copies G's into it); then evaluated without touching the run.
+                    standing_stats(G_ema, cfg.model.z_dim, spec["generator"]["num_classes"], batch * dist.world_size,
+                                   device, cfg.seed + 4242, g_kwargs=g_kw)
                     with _rng_untouched(device):  # evaluating must not change what the run trains
                         record.update(evaluator(G_ema, g_kw))
                 acc, counts, t_log, images_at_log = {}, {}, now, images_seen

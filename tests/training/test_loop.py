@@ -455,3 +455,19 @@ def test_an_evaluator_that_draws_random_numbers_leaves_the_trained_weights_uncha
     a, b = load_checkpoint(plain.checkpoint), load_checkpoint(evaluated.checkpoint)
     for key in ("G", "D", "G_ema", "opt_G", "opt_D", "augment"):
         _assert_states_equal(a[key], b[key], key)
+
+
+def test_the_evaluator_sees_g_ema_as_its_checkpoint_samples_it(tmp_path):
+    """Each step copies G's batch-norm statistics into G_ema; the evaluation must see the standing statistics
+    that the checkpoint (and so every later sample) carries, not those."""
+    data = make_banded_toy(tmp_path)
+    seen = {}
+
+    def snapshot(G_ema, g_kw):
+        seen.update({k: v.detach().clone() for k, v in G_ema.state_dict().items()})
+        return {}
+
+    run = train(tiny_config(data, tmp_path / "run", "fid_every=6"), progress=False, evaluator=snapshot)
+    saved = load_checkpoint(run.checkpoint)["G_ema"]
+    assert any("running_mean" in k for k in saved)  # the G has batch norms, so the check means something
+    _assert_states_equal(seen, dict(saved), "G_ema")
