@@ -60,7 +60,7 @@ from medgan.metrics.c2st import (
     matched_proportions,
     two_sample_logits,
 )
-from medgan.metrics.evaluate import value_metrics
+from medgan.metrics.evaluate import mask_distance, value_metrics
 from medgan.metrics.report import save_c2st_extremes, save_class_grid
 from medgan.metrics.swd import swd_metrics
 from medgan.networks import build_discriminator
@@ -378,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.update(swd_metrics(real_x, real_y, syn_x, syn_y, slugs, heldout))
     metrics.update(value_metrics(real_x, syn_x, real_labels=real_y, synthetic_labels=syn_y,
                                  class_names=list(ds.info.class_names)))
+    metrics.update(mask_distance(metrics, list(ds.info.class_names)))  # medgan select's rule (mask data only)
     _phase(t0, f"TSTR ({args.seeds} classifier seed(s))")
     # The test images with a near-duplicate in the train split: a real-trained classifier can recognise them,
     # a synthetic-trained one cannot, so TSTR is also read on the rest (BreastMNIST: 36 % have a twin).

@@ -101,10 +101,10 @@ def _root(
 
 def _register() -> None:
     # Each module adds its own command(s) to ``app``; imports are light (no torch at import time).
-    from medgan.cli import augment, benchmark, data, evaluate, preprocess, train, translate
+    from medgan.cli import augment, benchmark, data, evaluate, preprocess, select, train, translate
 
     app.add_typer(data.app, name="data")
-    for module in (preprocess, train, augment, translate, evaluate, benchmark):
+    for module in (preprocess, train, augment, translate, evaluate, select, benchmark):
         module.register(app)
     from medgan.cli import run
 

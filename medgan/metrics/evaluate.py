@@ -604,6 +604,49 @@ def piece_caution(metrics: Mapping[str, float]) -> str | None:
             f"{real_pieces:.1f}: speckle or fragments a reader sees at once.")
 
 
+def mask_distance(metrics: Mapping[str, float], class_names: Sequence[str]) -> dict[str, float]:
+    """How far a synthetic set's mask figures lie from the real masks': one number, lower is nearer, 0 = equal.
+
+    The sum of three parts, each read from :func:`value_metrics`'s figures (with labels):
+
+    - ``mask_distance/class_gap``: per class, ``|AUC_syn - AUC_real| / max(|AUC_real - 0.5|, 0.05)``,
+      the error in how well size alone tells the class, in units of the real gap; averaged over classes.
+      A generator that draws the sizes backwards scores about 2, one that draws no size gap about 1;
+    - ``mask_distance/sizes``: per class, the relative error of the mean foreground share; averaged;
+    - ``mask_distance/pieces``: ``|ln(pieces_syn / max(pieces_real, 1))|``, fragments and speckle on a log scale
+      (synthetic pieces are floored at 0.01, so that empty masks score badly rather than well).
+
+    The rule that :mod:`medgan.metrics.selection` keeps a training run by. It was fixed on five
+    AdrenalMNIST3D training seeds of one config, where it ordered them exactly as their TSTR did, and
+    tested on five more (``benchmarks/results/gan_quality.md``, "Choosing among training seeds").
+
+    Args:
+        metrics: :func:`value_metrics`'s figures, per class included.
+        class_names: names by class index.
+
+    Returns:
+        ``mask_distance`` and its three parts, or ``{}`` when the figures are not there (not mask data,
+        or no labels).
+    """
+    pieces, real_pieces = metrics.get("values/components_synthetic"), metrics.get("values/components_real")
+    gaps, sizes = [], []
+    for slug in class_slugs(class_names):
+        auc_real, auc_syn = (metrics.get(f"values/size_auc_{side}/class_{slug}") for side in ("real", "synthetic"))
+        fg_real, fg_syn = (metrics.get(f"values/foreground_{side}/class_{slug}") for side in ("real", "synthetic"))
+        if auc_real is not None and auc_syn is not None:
+            gaps.append(abs(auc_syn - auc_real) / max(abs(auc_real - 0.5), 0.05))
+        if fg_real is not None and fg_syn is not None and fg_real > 0:
+            sizes.append(abs(fg_syn - fg_real) / fg_real)
+    if pieces is None or real_pieces is None or not gaps or not sizes:
+        return {}
+    parts = {
+        "mask_distance/class_gap": float(np.mean(gaps)),
+        "mask_distance/sizes": float(np.mean(sizes)),
+        "mask_distance/pieces": float(abs(np.log(max(pieces, 0.01) / max(real_pieces, 1.0)))),
+    }
+    return {"mask_distance": sum(parts.values()), **parts}
+
+
 def _size_by_class(real: np.ndarray, real_y: np.ndarray, synthetic: np.ndarray, syn_y: np.ndarray,
                    class_names: Sequence[str], cut: float) -> dict[str, float]:
     """Per class: the foreground's mean share of the image, and how well its size alone tells the class (ROC AUC)."""

@@ -1,0 +1,81 @@
+"""`medgan select` through Typer's CliRunner: two tiny mask GANs ranked, the JSON it writes, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medgan.api import train
+from medgan.cli.main import app
+from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
+from medgan.metrics.selection import score_run
+from medgan.synth.sampling import load_generator
+from tests.conftest import make_banded_toy
+from tests.training.helpers import tiny_config
+
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
+
+def _masks(root: Path) -> Path:
+    images, labels = {}, {}
+    for split in ("train", "val", "test"):
+        lab = np.repeat([0, 1], 16)
+        img = np.zeros((len(lab), 16, 16), np.uint8)
+        for i, k in enumerate(lab):
+            edge, at = (3, 6)[k], 1 + i % 8
+            img[i, at:at + edge, at:at + edge] = 255
+        images[split], labels[split] = img, lab
+    info = DatasetInfo(name="squares", class_names=["small", "large"], channels=1, spatial_dims=2, size=[16, 16],
+                       source="test", sha256="")
+    save_prepared(root / "squares", images, labels, info)
+    return root / "squares"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, list[Path]]:
+    root = tmp_path_factory.mktemp("select")
+    data = _masks(root)
+    out = [train(tiny_config(data, root / f"s{s}", f"seed={s}", "model.g_binary=true"), progress=False).run_dir
+           for s in (0, 1)]
+    return data, out
+
+
+def _invoke(*args: str | Path):
+    return runner.invoke(app, ["select", *map(str, args), "--no-progress"], terminal_width=200)
+
+
+def test_ranks_the_runs_and_writes_the_figures(runs, tmp_path):
+    data, (a, b) = runs
+    result = _invoke(a, b, "--out", tmp_path / "sel.json")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "sel.json").read_text())
+    ds = load_dataset(data)
+    expected = sorted((score_run(load_generator(r, "cpu"), ds, str(r)) for r in (a, b)), key=lambda s: s.distance)
+    assert [r["run"] for r in record["ranking"]] == [s.run for s in expected]
+    assert [r["distance"] for r in record["ranking"]] == pytest.approx([s.distance for s in expected])
+    assert record["keep"] == expected[0].run and record["seed"] == 0
+    assert {"values/components_synthetic", "mask_distance/class_gap", "mask_distance/sizes",
+            "mask_distance/pieces"} <= record["ranking"][0]["metrics"].keys()
+    assert f"keep: {expected[0].run}" in result.output and "Mask distance" in result.output
+
+
+@pytest.mark.parametrize("case", ["twice", "not_json", "inside_run", "missing", "other_data"])
+def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, case):
+    _, (a, b) = runs
+    args: list[str | Path] = {
+        "twice": [a, a],
+        "not_json": [a, b, "--out", tmp_path / "sel.txt"],
+        "inside_run": [a, b, "--out", a / "sel.json"],
+        "missing": [a, tmp_path / "nowhere"],
+        "other_data": [a, "--data", make_banded_toy(tmp_path)],
+    }[case]
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
+    assert not (a / "sel.json").exists() and not (tmp_path / "sel.txt").exists()
