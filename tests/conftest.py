@@ -181,3 +181,30 @@ def make_breast_like_toy(root: Path, name: str, seed: int) -> Path:
                        source="test", sha256="")
     save_prepared(root / name, src.images, labels, info)
     return root / name
+
+
+SQUARE_EDGES = {0: 3, 1: 6}  # mask toy: class "small" is a 3x3 square, class "large" a 6x6 one
+
+
+def square_mask(edge: int, offset: int, size: int = 16, speckle: int = 0) -> np.ndarray:
+    """A binary ``size``² mask: an ``edge``-sided square at ``(offset, offset)``, plus ``speckle`` isolated
+    pixels two apart along the last row (one connected piece each)."""
+    img = np.zeros((size, size), np.uint8)
+    img[offset:offset + edge, offset:offset + edge] = 255
+    for k in range(speckle):
+        img[size - 1, 2 * k] = 255
+    return img
+
+
+def make_square_masks(folder: Path, counts: tuple[int, int] = (20, 20), size: int = 16) -> PreparedDataset:
+    """A prepared two-class mask dataset (``small`` / ``large`` squares, ``counts`` per class in every split,
+    at offsets cycling through 1..8), in ``folder``."""
+    images, labels = {}, {}
+    for split in ("train", "val", "test"):
+        lab = np.repeat([0, 1], counts)
+        images[split] = np.stack([square_mask(SQUARE_EDGES[int(k)], 1 + i % 8, size) for i, k in enumerate(lab)])
+        labels[split] = lab
+    info = DatasetInfo(name="squares", class_names=["small", "large"], channels=1, spatial_dims=2,
+                       size=[size, size], source="test", sha256="")
+    save_prepared(folder, images, labels, info)
+    return load_dataset(folder)

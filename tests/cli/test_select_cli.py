@@ -5,41 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from medgan.api import train
 from medgan.cli.main import app
-from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
+from medgan.data.dataset import load_dataset
 from medgan.metrics.selection import score_run
 from medgan.synth.sampling import load_generator
-from tests.conftest import make_banded_toy
+from tests.conftest import make_banded_toy, make_square_masks
 from tests.training.helpers import tiny_config
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
-def _masks(root: Path) -> Path:
-    images, labels = {}, {}
-    for split in ("train", "val", "test"):
-        lab = np.repeat([0, 1], 16)
-        img = np.zeros((len(lab), 16, 16), np.uint8)
-        for i, k in enumerate(lab):
-            edge, at = (3, 6)[k], 1 + i % 8
-            img[i, at:at + edge, at:at + edge] = 255
-        images[split], labels[split] = img, lab
-    info = DatasetInfo(name="squares", class_names=["small", "large"], channels=1, spatial_dims=2, size=[16, 16],
-                       source="test", sha256="")
-    save_prepared(root / "squares", images, labels, info)
-    return root / "squares"
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, list[Path]]:
     root = tmp_path_factory.mktemp("select")
-    data = _masks(root)
+    data = make_square_masks(root / "squares", counts=(16, 16)).path
     out = [train(tiny_config(data, root / f"s{s}", f"seed={s}", "model.g_binary=true"), progress=False).run_dir
            for s in (0, 1)]
     return data, out

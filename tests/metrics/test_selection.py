@@ -5,42 +5,25 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
+from medgan.data.dataset import load_dataset
 from medgan.errors import MedganError
 from medgan.metrics.evaluate import mask_distance
 from medgan.metrics.selection import score_run
 from medgan.synth.sampling import LoadedGenerator
-from tests.conftest import make_banded_toy
+from tests.conftest import SQUARE_EDGES, make_banded_toy, make_square_masks, square_mask
 
 SIZE = 16
-EDGES = {0: 3, 1: 6}  # class "small" is a 3x3 square, class "large" a 6x6 one
-
-
-def _square(edge: int, offset: int, speckle: int = 0) -> np.ndarray:
-    img = np.zeros((SIZE, SIZE), np.uint8)
-    img[offset:offset + edge, offset:offset + edge] = 255
-    for k in range(speckle):  # isolated voxels along the last row, two apart: one piece each
-        img[SIZE - 1, 2 * k] = 255
-    return img
+EDGES = SQUARE_EDGES  # class "small" is a 3x3 square, class "large" a 6x6 one
 
 
 @pytest.fixture(scope="module")
 def masks(tmp_path_factory) -> object:
-    images, labels = {}, {}
-    for split in ("train", "val", "test"):
-        lab = np.repeat([0, 1], [10, 30])  # imbalanced, as the real data are: the draws follow the train counts
-        images[split] = np.stack([_square(EDGES[int(k)], 1 + i % 8) for i, k in enumerate(lab)])
-        labels[split] = lab
-    info = DatasetInfo(name="squares", class_names=["small", "large"], channels=1, spatial_dims=2,
-                       size=[SIZE, SIZE], source="test", sha256="")
-    out = tmp_path_factory.mktemp("masks") / "squares"
-    save_prepared(out, images, labels, info)
-    return load_dataset(out)
+    # imbalanced, as the real data are: the draws follow the train counts
+    return make_square_masks(tmp_path_factory.mktemp("masks") / "squares", counts=(10, 30))
 
 
 class _Squares(nn.Module):
@@ -55,7 +38,7 @@ class _Squares(nn.Module):
         out = []
         for zi, yi in zip(z, y, strict=True):
             k = 1 - int(yi) if self.backwards else int(yi)
-            img = _square(EDGES[k], 1 + int(abs(zi[0]) * 10) % 8, self.speckle)
+            img = square_mask(EDGES[k], 1 + int(abs(zi[0]) * 10) % 8, SIZE, self.speckle)
             out.append(torch.from_numpy(img).float().div(127.5).sub(1.0)[None])
         return torch.stack(out)
 

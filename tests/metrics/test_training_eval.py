@@ -3,39 +3,22 @@ net, and a class drawn at the wrong size raises a warning while the GAN trains."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from medgan.configio import load_config
-from medgan.data.dataset import DatasetInfo, load_dataset, save_prepared
 from medgan.metrics.training_fid import fid_evaluator
 from medgan.training.config import TrainConfig
+from tests.conftest import SQUARE_EDGES, make_square_masks, square_mask
 
-SIZE = 16
-EDGES = {0: 3, 1: 6}  # class "small" draws a 3x3 square, class "large" a 6x6 one
-
-
-def _square(edge: int, offset: int) -> np.ndarray:
-    img = np.zeros((SIZE, SIZE), np.uint8)
-    img[offset:offset + edge, offset:offset + edge] = 255
-    return img
+EDGES = SQUARE_EDGES  # class "small" draws a 3x3 square, class "large" a 6x6 one
 
 
 @pytest.fixture(scope="module")
 def masks(tmp_path_factory):
     """Binary 16² masks: 20 small and 20 large squares per split, at varying positions."""
-    images, labels = {}, {}
-    for split in ("train", "val", "test"):
-        lab = np.repeat([0, 1], 20)
-        images[split] = np.stack([_square(EDGES[int(k)], 1 + i % 8) for i, k in enumerate(lab)])
-        labels[split] = lab
-    info = DatasetInfo(name="squares", class_names=["small", "large"], channels=1, spatial_dims=2,
-                       size=[SIZE, SIZE], source="test", sha256="")
-    out = tmp_path_factory.mktemp("masks") / "squares"
-    save_prepared(out, images, labels, info)
-    return load_dataset(out)
+    return make_square_masks(tmp_path_factory.mktemp("masks") / "squares")
 
 
 class _SquareGenerator(nn.Module):
@@ -50,7 +33,7 @@ class _SquareGenerator(nn.Module):
         out = []
         for i, (zi, yi) in enumerate(zip(z, y, strict=True)):
             k = 1 - int(yi) if self.backwards else int(yi)
-            img = _square(EDGES[k], 1 + (i + int(abs(zi[0]) * 10)) % 8)
+            img = square_mask(EDGES[k], 1 + (i + int(abs(zi[0]) * 10)) % 8)
             out.append(torch.from_numpy(img).float().div(127.5).sub(1.0)[None])
         return torch.stack(out)
 
