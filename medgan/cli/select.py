@@ -46,7 +46,9 @@ def select_command(
         ranked = rank_runs(runs, data, seed=seed, device=device, on_run=lambda _: bar.advance(task))
     table = Table(title="Mask distance to the real training masks (lower is nearer)")
     for column in ("rank", "run", "distance", "class gap", "sizes", "pieces per mask"):
-        table.add_column(column, justify="left" if column == "run" else "right")
+        # a run's name is folded onto more lines, never cut: it is what the user copies
+        table.add_column(column, justify="left" if column == "run" else "right", overflow="fold",
+                         min_width=len(column))
     real_pieces = ranked[0].metrics["values/components_real"]
     for i, score in enumerate(ranked, 1):
         m = score.metrics

@@ -48,6 +48,15 @@ def test_ranks_the_runs_and_writes_the_figures(runs, tmp_path):
     assert f"keep: {expected[0].run}" in result.output and "Mask distance" in result.output
 
 
+def test_a_narrow_terminal_folds_run_names_and_never_cuts_them(runs):
+    _, (a, b) = runs
+    result = runner.invoke(app, ["select", str(a), str(b), "--no-progress"], terminal_width=60)
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    column = "".join(line.split("│")[2].strip() for line in result.output.splitlines() if line.startswith("│"))
+    assert str(a) in column and str(b) in column  # each name whole, folded over lines of its own cell
+
+
 @pytest.mark.parametrize("case", ["twice", "not_json", "inside_run", "missing", "other_data"])
 def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, case):
     _, (a, b) = runs
