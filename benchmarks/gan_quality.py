@@ -65,7 +65,7 @@ from medgan.metrics.report import save_c2st_extremes, save_class_grid
 from medgan.metrics.swd import swd_metrics
 from medgan.networks import build_discriminator
 from medgan.networks.classifier import build_classifier
-from medgan.synth.sampling import iter_samples
+from medgan.synth.sampling import iter_samples, sample_counts
 from medgan.synth.translate import LoadedTranslator, load_model, translated_pool
 from medgan.training.checkpoint import load_checkpoint
 from medgan.training.classifier import classifier_scores, predict_proba, train_classifier
@@ -74,12 +74,7 @@ from medgan.training.loss import radial_power
 
 def sample_like(gen, counts: list[int], seed: int, truncation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """G_ema samples with ``counts[c]`` images of class ``c`` (``truncation`` as ``medgan augment --truncation``)."""
-    images, labels = [], []
-    for c, n in enumerate(counts):
-        for batch in iter_samples(gen, c, n, seed=seed + 1000 * c, truncation=truncation):
-            images.append(batch)
-            labels.append(np.full(len(batch), c, dtype=np.int64))
-    return np.concatenate(images), np.concatenate(labels)
+    return sample_counts(gen, counts, seed=seed, truncation=truncation)
 
 
 def load_discriminator(checkpoint: Path) -> torch.nn.Module:

@@ -132,7 +132,9 @@ def test_gan_quality_truncation_reaches_every_class_draw_and_bad_values_stop_wit
         seen.append((c, n, seed, truncation))
         yield np.full((n, 1, 4, 4), c, dtype=np.uint8)
 
-    monkeypatch.setattr(gan_quality, "iter_samples", fake_samples)
+    import medgan.synth.sampling as sampling
+
+    monkeypatch.setattr(sampling, "iter_samples", fake_samples)  # what sample_like draws through (sample_counts)
     x, y = gan_quality.sample_like(None, [2, 3], seed=0, truncation=1.5)
     assert seen == [(0, 2, 0, 1.5), (1, 3, 1000, 1.5)]
     assert y.tolist() == [0, 0, 1, 1, 1] and x[:, 0, 0, 0].tolist() == [0, 0, 1, 1, 1]

@@ -30,7 +30,7 @@ import numpy as np
 from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.errors import MedganError
 from medgan.metrics.evaluate import mask_distance, piece_caution, size_cautions, value_metrics
-from medgan.synth.sampling import LoadedGenerator, iter_samples, load_generator
+from medgan.synth.sampling import LoadedGenerator, load_generator, sample_counts
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,6 @@ class RunScore:
     cautions: list[str]
 
 
-def _sample_like_train(gen: LoadedGenerator, counts: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = [], []
-    for c, n in enumerate(counts):
-        if n == 0:
-            continue
-        for batch in iter_samples(gen, c, int(n), seed=seed + 1000 * c):
-            images.append(batch)
-            labels.append(np.full(len(batch), c, dtype=np.int64))
-    return np.concatenate(images), np.concatenate(labels)
-
-
 def score_run(gen: LoadedGenerator, ds: PreparedDataset, run: str, seed: int = 0) -> RunScore:
     """The mask figures of one loaded generator against ``ds``'s real training masks.
 
@@ -76,7 +65,7 @@ def score_run(gen: LoadedGenerator, ds: PreparedDataset, run: str, seed: int = 0
                           "needs a class-conditional GAN", gen.checkpoint_path)
     real_x, real_y = ds.channel_first("train"), np.asarray(ds.labels["train"]).reshape(-1)
     counts = np.bincount(real_y, minlength=gen.num_classes)
-    syn_x, syn_y = _sample_like_train(gen, counts, seed)
+    syn_x, syn_y = sample_counts(gen, counts, seed=seed)
     names = list(ds.info.class_names)
     figures = value_metrics(real_x, syn_x, real_labels=real_y, synthetic_labels=syn_y, class_names=names)
     distance = mask_distance(figures, names)

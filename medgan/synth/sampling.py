@@ -342,6 +342,24 @@ def iter_samples(gen: LoadedGenerator, class_index: int | None, n: int, *, seed:
             yield out
 
 
+def sample_counts(gen: LoadedGenerator, counts: Sequence[int], *, seed: int = 0,
+                  truncation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[c]`` samples of class ``c`` (classes with a count of 0 get none), class ``c`` under seed
+    ``seed + 1000 c``: ``(images u8 (N, C, *spatial), labels (N,))``.
+
+    How a synthetic set is drawn to match a real split's class counts (``medgan select``,
+    ``benchmarks/gan_quality.py``), so that every measurement of a checkpoint sees the same draws.
+    """
+    images, labels = [], []
+    for c, n in enumerate(counts):
+        if n == 0:
+            continue
+        for batch in iter_samples(gen, c, int(n), seed=seed + 1000 * c, truncation=truncation):
+            images.append(batch)
+            labels.append(np.full(len(batch), c, dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
+
+
 def sample_classes(checkpoint: str | Path | LoadedGenerator, n_per_class: int, seed: int = 0, device: str = "auto",
                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n_per_class`` samples of every class: ``(images u8 (N, C, *spatial), labels (N,), class_names)``.
