@@ -59,6 +59,45 @@ def test_gan_quality_power_ratio_is_one_on_real_images_and_a_quarter_at_half_con
     assert all(r == pytest.approx(0.25, abs=1e-3) for r in ratios[1:])
 
 
+def test_gan_quality_mask_views_drop_stray_voxels_then_centre_then_blur(monkeypatch):
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from gan_quality import MASK_VIEWS, mask_view
+
+    u8 = np.zeros((1, 1, 9, 9, 9), dtype=np.uint8)
+    u8[0, 0, 1:4, 1:4, 1:4] = 255  # a 27-voxel cube off centre
+    u8[0, 0, 8, 8, 8] = 255  # and a stray voxel in the far corner
+    assert mask_view(u8, "raw") is u8
+    largest = mask_view(u8, "largest")
+    assert (largest > 0).sum() == 27 and largest[0, 0, 8, 8, 8] == 0
+    centred = mask_view(u8, "centred")
+    assert (centred > 0).sum() == 27 and (centred[0, 0, 3:6, 3:6, 3:6] == 255).all()  # centre of mass at (4, 4, 4)
+    blurred = mask_view(u8, "centred_blur2")
+    assert blurred.dtype == np.uint8 and 0 < blurred.max() < 255  # sigma 2 spreads the cube's edges
+    assert blurred.sum() == pytest.approx(centred.sum(), rel=0.1)  # and keeps its mass, near enough
+    assert blurred[0, 0, 4, 4, 4] == blurred.max()
+    assert set(MASK_VIEWS) >= {"raw", "largest", "largest_blur1", "largest_blur2", "centred", "centred_blur2"}
+
+
+def test_pooled_tstr_shares_each_class_count_over_the_runs_and_keeps_the_total(monkeypatch):
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    import pooled_tstr
+
+    assert [pooled_tstr.shares([929, 259], 5, j) for j in range(5)] == [[186, 52], [186, 52], [186, 52], [186, 52],
+                                                                         [185, 51]]
+    drawn = []
+
+    def fake_counts(gen, counts, seed):
+        drawn.append((gen, counts, seed))
+        y = np.repeat(np.arange(len(counts)), counts)
+        return np.full((len(y), 1, 2, 2), len(drawn), dtype=np.uint8), y
+
+    monkeypatch.setattr(pooled_tstr, "load_generator", lambda run, device: str(run))
+    monkeypatch.setattr(pooled_tstr, "sample_counts", fake_counts)
+    x, y = pooled_tstr.pooled_draws([Path("a"), Path("b")], [5, 2])
+    assert drawn == [("a", [3, 1], 0), ("b", [2, 1], 0)]
+    assert np.bincount(y).tolist() == [5, 2] and sorted(set(x[:, 0, 0, 0].tolist())) == [1, 2]
+
+
 def test_gan_quality_selects_the_checkpoint_with_the_best_val_tstr_and_the_later_on_a_tie(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(PERF.parent))
     import gan_quality

@@ -263,6 +263,10 @@ class TrainConfig:
         unet_cutmix: with ``unet_weight``, the probability that a D step adds U-Net GAN's CutMix terms
             (:class:`medgan.training.loss.GANLoss`): a fake box pasted into a real image scores fake as a
             whole and pixel by pixel where it came from, consistently with the two images' own maps (0 = off).
+        class_mean_weight: G's loss adds the squared gap, in units of the real spread, between each class's
+            mean intensity in its batch and the real training images' (for binary masks: the share of the
+            volume the mask fills), estimated without bias from the batch
+            (:func:`medgan.training.loss.class_mean_gap`; 0 = off); conditional models only.
         class_balance: how far the real batches (and so the classes G is asked for) move from the training
             split's class mix towards every class equally often, a rarer class's images repeated
             (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
@@ -326,6 +330,7 @@ class TrainConfig:
     recon_weight: float = bounded(0.0, ge=0)
     unet_weight: float = bounded(0.0, ge=0)
     unet_cutmix: float = bounded(0.0, ge=0, le=1)
+    class_mean_weight: float = bounded(0.0, ge=0)
     class_balance: bool | float = False
     init_from: str | None = None
     d_freeze: int = bounded(0, ge=0)
@@ -352,7 +357,7 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
-        for key in ("spectral_weight", "aux_weight", "lecam_weight", "recon_weight", "unet_weight"):
+        for key in ("spectral_weight", "aux_weight", "lecam_weight", "recon_weight", "unet_weight", "class_mean_weight"):
             if getattr(self, key) != 0:
                 raise MedganError(f"config: {key} applies to the adversarial families, not model.family 'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
@@ -414,6 +419,8 @@ class TrainConfig:
                               "(the cycle family draws its two domains itself)")
         if self.aux_weight > 0 and (self.model.family == "progressive" or not self.model.conditional):
             raise MedganError("config key 'aux_weight' needs a conditional model of family 'residual' or 'style'")
+        if self.class_mean_weight > 0 and not self.model.conditional:
+            raise MedganError("config key 'class_mean_weight' needs a conditional model (it matches each class's mean)")
         if self.aux_twin and self.aux_weight == 0:
             raise MedganError("config key 'aux_twin' needs aux_weight > 0 (the twin sits beside the auxiliary classifier)")
         if self.aux_loss == "d2dce" and (self.aux_weight == 0 or self.aux_twin or self.model.family != "residual"):

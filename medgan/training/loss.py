@@ -59,6 +59,8 @@ __all__ = [
     "GANLoss",
     "LossName",
     "centred_sign",
+    "class_mean_gap",
+    "class_mean_targets",
     "cutmix_masks",
     "d2d_cross_entropy",
     "d_hinge",
@@ -256,6 +258,59 @@ def spectral_loss(fake: Tensor, real: Tensor, eps: float = 1e-6) -> Tensor:
     return (torch.log(radial_power(fake) + eps) - target).square().mean()
 
 
+def class_mean_targets(images_u8: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Each class's mean intensity of the real images, in [0, 1], and its spread: ``(num_classes, 2)``.
+
+    Column 0 is the mean over the class's images of each image's mean intensity (for binary masks,
+    the share of the volume the mask fills), column 1 their standard deviation (floored at 1e-3, so
+    a class whose images all have the same mean still gives a finite unit). The targets of
+    :func:`class_mean_gap`.
+
+    Raises:
+        ValueError: a class with no image.
+    """
+    per_image = images_u8.flatten(1).float().mean(1) / 255.0
+    out = torch.zeros(num_classes, 2)
+    for c in range(num_classes):
+        v = per_image[labels == c]
+        if v.numel() == 0:
+            raise ValueError(f"class {c} has no training image: no mean intensity to match")
+        out[c, 0] = v.mean()
+        out[c, 1] = v.std(unbiased=True).clamp_min(1e-3) if v.numel() > 1 else 1e-3
+    return out
+
+
+def class_mean_gap(fake: Tensor, y: Tensor, targets: Tensor, cap: float = 3.0) -> Tensor:
+    """Unbiased batch estimate of ``mean_c E[s(d) | c]^2``: how far each class's mean intensity ``m`` lies
+    from the real one, in units of the real spread, with each deviation softly capped.
+
+    ``m`` is a fake's mean intensity in [0, 1] (``fake`` in [-1, 1]), ``d = (m - mu_c) / sigma_c`` its
+    deviation from its class's real mean, and ``s(d) = cap * tanh(d / cap)`` the deviation capped softly at
+    ``cap`` spreads: near the target ``s(d) ~ d``, far from it (a G's first steps, when its masks fill half
+    the volume, dozens of spreads off) the term stays below ``cap^2`` and its push fades, so it does not
+    drown the adversarial loss while G finds its layout. For a class with ``n >= 2`` fakes in the batch,
+    the estimate is the mean of ``s(d_i) s(d_j)`` over pairs ``i != j``: its expectation is the squared mean
+    alone, so it pushes the class mean to the real one without shrinking the spread of ``m`` (the plain
+    ``(mean s)^2`` would, by ``Var(s) / n``). It can be negative for one batch. Classes with fewer than two
+    fakes in the batch are left out; with none left, the result is a zero attached to ``fake``'s graph.
+
+    Args:
+        fake: ``(B, C, *spatial)`` generated images in [-1, 1], attached to G's graph.
+        y: ``(B,)`` the classes they were generated for.
+        targets: ``(K, 2)`` per class ``(mu, sigma)`` from :func:`class_mean_targets`.
+        cap: the soft cap on a deviation, in real spreads.
+    """
+    m = (fake.float().flatten(1).mean(1) + 1) / 2
+    t = targets.to(m.device)
+    terms = []
+    for c in torch.unique(y).tolist():
+        d = cap * torch.tanh((m[y == c] - t[c, 0]) / (t[c, 1] * cap))
+        n = d.numel()
+        if n >= 2:
+            terms.append((d.sum().square() - d.square().sum()) / (n * (n - 1)))
+    return torch.stack(terms).mean() if terms else m.sum() * 0.0
+
+
 def d2d_cross_entropy(out: Tensor, y: Tensor, temperature: float = 0.5, pos_margin: float = 0.98,
                       neg_margin: float = 0.0) -> Tensor:
     """ReACGAN's data-to-data cross-entropy (D2D-CE, Kang et al. 2021) of one batch.
@@ -343,6 +398,8 @@ class GANLoss:
             objectives: D's per-pixel logits are trained with the same loss as its image logit (every pixel
             of a real image real, of a fake one fake) and G is asked to raise them; R1 also holds their mean
             over pixels. Needs a D called as ``D(x, y, return_pixels=True) -> (logits, pixels)``; 0 disables it.
+        class_mean_weight: weight of :func:`class_mean_gap` in G's objective, against the targets given to
+            :meth:`set_class_means` (the real training images' per-class mean intensity and its spread); 0 disables it.
         unet_cutmix: with ``unet_weight``, the probability that a D step adds U-Net GAN's CutMix terms
             (:func:`cutmix_masks`): a box of each fake pasted into its real image must score fake as a whole
             and real or fake pixel by pixel where it came from, and the per-pixel logits of the mix must
@@ -373,6 +430,7 @@ class GANLoss:
         recon_weight: float = 0.0,
         unet_weight: float = 0.0,
         unet_cutmix: float = 0.0,
+        class_mean_weight: float = 0.0,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -415,6 +473,10 @@ class GANLoss:
             raise ValueError(f"unet_cutmix must be in [0, 1] and needs unet_weight > 0 and a hinge or non-saturating "
                              f"loss, got {unet_cutmix} with {self.kind!r}")
         self.unet_cutmix = float(unet_cutmix)
+        if not 0 <= class_mean_weight < float("inf"):
+            raise ValueError(f"class_mean_weight must be >= 0, got {class_mean_weight}")
+        self.class_mean_weight = float(class_mean_weight)
+        self.class_means: Tensor | None = None  # (K, 2): each class's real mean intensity and its spread
         # Training state, saved with the checkpoint (state_dict): the running mean path length, and
         # LeCam's moving averages of the mean real and fake logits (NaN until the first D step).
         self.pl_mean = torch.zeros(())
@@ -426,8 +488,13 @@ class GANLoss:
             f"gp_weight={self.gp_weight}, drift={self.drift}, pl_weight={self.pl_weight}, pl_every={self.pl_every}, "
             f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin}, "
             f"aux_loss={self.aux_loss!r}, lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight}, "
-            f"unet_weight={self.unet_weight}, unet_cutmix={self.unet_cutmix})"
+            f"unet_weight={self.unet_weight}, unet_cutmix={self.unet_cutmix}, "
+            f"class_mean_weight={self.class_mean_weight})"
         )
+
+    def set_class_means(self, targets: Tensor) -> None:
+        """The real per-class ``(mean, spread)`` of :func:`class_mean_targets`, the targets of ``class_mean_weight``."""
+        self.class_means = targets.detach().float().cpu()
 
     def state_dict(self) -> dict[str, Tensor]:
         """The loss's own training state (the running mean path length, LeCam's averages), for an exact resume."""
@@ -609,7 +676,8 @@ class GANLoss:
 
         Returns:
             ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes),
-            ``g_spectral`` (the unweighted spectral term) and ``g_aux`` (the auxiliary cross-entropy of the
+            ``g_spectral`` (the unweighted spectral term), ``g_class_mean`` (the unweighted
+            :func:`class_mean_gap`) and ``g_aux`` (the auxiliary cross-entropy of the
             fakes) when they are on.
         """
         aug = augment if augment is not None else _identity
@@ -631,6 +699,12 @@ class GANLoss:
                 twin_ce = F.cross_entropy(twin_head, y)
                 loss = loss - self.aux_weight * twin_ce
                 stats["g_aux_twin"] = twin_ce.detach()
+        if self.class_mean_weight > 0:
+            if y is None or self.class_means is None:
+                raise ValueError("class_mean_weight > 0 needs class labels and the targets of set_class_means")
+            gap = class_mean_gap(fake, y, self.class_means)
+            loss = loss + self.class_mean_weight * gap
+            stats["g_class_mean"] = gap.detach()
         if self.spectral_weight > 0:
             if real is None:
                 raise ValueError("generator_loss needs the real batch when spectral_weight > 0")

@@ -15,6 +15,8 @@ from medgan.training.loss import (
     LOSS_NAMES,
     GANLoss,
     centred_sign,
+    class_mean_gap,
+    class_mean_targets,
     cutmix_masks,
     d2d_cross_entropy,
     d_hinge,
@@ -586,3 +588,73 @@ def test_lecam_gradient_pulls_an_overconfident_real_logit_down():
     (grad,) = torch.autograd.grad(penalty, real)
     assert float(penalty.detach()) == pytest.approx(200.0)  # relu(5 + 5)² + relu(5 + 5)²
     assert (grad[:, 0, 0, 0] > 0).all()  # descending the penalty lowers the real logits
+
+
+def test_class_mean_targets_are_each_class_mean_intensity_and_its_spread():
+    # Class 0: masks filling 1/4 and 3/4 of four pixels; class 1: all filled, twice.
+    images = torch.tensor([[[[255, 0], [0, 0]]], [[[255, 255], [255, 0]]], [[[255, 255], [255, 255]]],
+                           [[[255, 255], [255, 255]]]], dtype=torch.uint8)
+    targets = class_mean_targets(images, torch.tensor([0, 0, 1, 1]), 2)
+    assert targets[0, 0] == pytest.approx(0.5) and targets[0, 1] == pytest.approx(0.5 ** 0.5 / 2)
+    assert targets[1, 0] == pytest.approx(1.0) and targets[1, 1] == pytest.approx(1e-3)  # no spread: floored
+    with pytest.raises(ValueError, match="class 2 has no training image"):
+        class_mean_targets(images, torch.tensor([0, 0, 1, 1]), 3)
+
+
+def test_class_mean_gap_is_the_mean_over_pairs_of_scaled_deviations():
+    targets = torch.tensor([[0.5, 0.25], [0.2, 0.1]])
+    # Mean intensities in [0, 1] of fakes in [-1, 1]: class 0 at 0.25, 0.5, 1.0; class 1 at 0.4, 0.6.
+    means = torch.tensor([0.25, 0.5, 1.0, 0.4, 0.6])
+    fake = (2 * means - 1).reshape(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+    y = torch.tensor([0, 0, 0, 1, 1])
+    def soft(d):  # deviations in real spreads, softly capped at 3
+        return 3 * torch.tanh(torch.tensor(d) / 3)
+
+    d0, d1 = soft([-1.0, 0.0, 2.0]), soft([2.0, 4.0])
+    assert float(d1[1]) == pytest.approx(2.6102, abs=1e-4) and float(d0[0]) == pytest.approx(-0.9645, abs=1e-4)
+    pairs0 = sum(float(d0[i] * d0[j]) for i in range(3) for j in range(3) if i != j) / 6
+    pairs1 = float(d1[0] * d1[1])
+    assert float(class_mean_gap(fake, y, targets)) == pytest.approx((pairs0 + pairs1) / 2)
+    # A class with one fake in the batch is left out; with none left the gap is a zero on the graph.
+    assert float(class_mean_gap(fake[:4], y[:4], targets)) == pytest.approx(pairs0)
+    lone = fake[:1].clone().requires_grad_(True)
+    gap = class_mean_gap(lone, y[:1], targets)
+    assert float(gap.detach()) == 0.0 and gap.requires_grad
+
+
+def test_class_mean_gap_is_unbiased_for_the_squared_gap_of_the_mean_and_does_not_shrink_the_spread():
+    torch.manual_seed(0)
+    targets = torch.tensor([[0.5, 0.1]])
+    # Fakes whose means scatter around the real mean exactly (gap 0) with the real spread.
+    means = 0.5 + 0.1 * torch.randn(20000)
+    fake = (2 * means - 1).reshape(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+    y = torch.zeros(4, dtype=torch.long)
+    gaps = torch.stack([class_mean_gap(fake[4 * k : 4 * k + 4], y, targets) for k in range(5000)])
+    assert abs(float(gaps.mean())) < 0.05  # the plain squared batch mean would read Var(d) / n = 0.25
+    # Shifted by one real spread: the expected gap is E[3 tanh(d / 3)]^2 for d ~ N(1, 1), somewhat under 1.
+    shifted = torch.stack([class_mean_gap(fake[4 * k : 4 * k + 4] + 0.2, y, targets) for k in range(5000)])
+    expected = float((3 * torch.tanh((1 + torch.randn(1_000_000)) / 3)).mean()) ** 2
+    assert 0.7 < expected < 0.9 and float(shifted.mean()) == pytest.approx(expected, abs=0.06)
+    # Far off (a G's first steps), the gap stays under the cap squared.
+    far = class_mean_gap(torch.ones(4, 1, 2, 2), y, targets)  # every fake full: 5 spreads above
+    assert float(far) == pytest.approx((3 * math.tanh(5 / 3)) ** 2) and float(far) < 9
+
+
+def test_class_mean_weight_adds_the_gap_to_g_loss_and_pulls_a_too_empty_class_up():
+    loss = GANLoss("hinge", class_mean_weight=2.0)
+    fake = torch.full((4, 1, 2, 2), -1.0, requires_grad=True)  # every fake empty: mean intensity 0
+    y = torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="set_class_means"):
+        loss.generator_loss(TableD(), fake, y)
+    loss.set_class_means(torch.tensor([[0.5, 0.25], [0.0, 0.1]]))  # class 1 is right, class 0 is 2 spreads too low
+    total, stats = loss.generator_loss(TableD(), fake, y)
+    plain, _ = GANLoss("hinge").generator_loss(TableD(), fake, y)
+    pair = (3 * math.tanh(-2 / 3)) ** 2  # the one pair of class 0, each 2 spreads low (softly capped)
+    assert float(stats["g_class_mean"]) == pytest.approx((pair + 0.0) / 2)
+    assert float(total.detach()) == pytest.approx(float(plain.detach()) + 2.0 * pair / 2)
+    (grad,) = torch.autograd.grad(total, fake)
+    assert (grad[:2].flatten(1)[:, 1:] < 0).all()  # descending raises class 0's intensity (pixel 0 is D's logit)
+    assert (grad[2:].flatten(1)[:, 1:] == 0).all()  # class 1 sits on its target
+    assert "g_class_mean" not in GANLoss("hinge").generator_loss(TableD(), fake, y)[1]
+    with pytest.raises(ValueError, match="class_mean_weight"):
+        GANLoss("hinge", class_mean_weight=-1)
