@@ -12,7 +12,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -24,9 +23,9 @@ from medgan.synth.translate import load_model
 from medgan.training.classifier import classifier_scores, predict_proba
 
 try:  # run as a script from the repository root
-    from gan_quality import _fit_classifier, sample_like
+    from gan_quality import _fit_classifier, emit, sample_like
 except ImportError:  # imported as benchmarks.class_signal_check
-    from benchmarks.gan_quality import _fit_classifier, sample_like
+    from benchmarks.gan_quality import _fit_classifier, emit, sample_like
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                                            ds.labels["test"])["balanced_accuracy"],
             "wall_s": round(time.time() - t0, 1),
         }
-        print(json.dumps(row), flush=True)
-        if args.out is not None:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        emit(row, args.out)
     return 0
 
 

@@ -285,6 +285,21 @@ def mask_view_metrics(real: np.ndarray, synthetic: np.ndarray, heldout: np.ndarr
     return out
 
 
+def run_facts(argv: list[str] | None) -> dict[str, object]:
+    """What every record says about how it was taken: torch threads, machine and the command line."""
+    return {"threads": torch.get_num_threads(), "machine": f"{platform.platform()}, torch {torch.__version__}",
+            "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])}
+
+
+def emit(record: dict, out: Path | None) -> None:
+    """Print ``record`` as one JSON line and append it to ``out`` (JSON lines) when given."""
+    text = json.dumps(record)
+    print(text, flush=True)
+    if out is not None:
+        with open(out, "a") as f:
+            f.write(text + "\n")
+
+
 def _phase(t0: float, what: str) -> None:
     """One progress line on stderr: the evaluation takes minutes in 2D and an hour or more in 3D on a CPU."""
     print(f"[{time.time() - t0:7.0f} s] {what}", file=sys.stderr, flush=True)
@@ -460,15 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": metrics,
         "gan_wall_time_s": args.gan_wall_s,
         "eval_wall_time_s": round(time.time() - t0, 1),
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.platform()}, torch {torch.__version__}",
-        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        **run_facts(argv),
     })
-    text = json.dumps(record)
-    print(text)
-    if args.out is not None:
-        with open(args.out, "a") as f:
-            f.write(text + "\n")
+    emit(record, args.out)
     return 0
 
 

@@ -14,23 +14,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from medgan.data.dataset import load_dataset
 from medgan.metrics.evaluate import mask_distance, value_metrics
 from medgan.synth.sampling import load_generator, sample_counts
 
 try:  # run as a script from the repository root
-    from gan_quality import classifier_balanced_accuracy
+    from gan_quality import classifier_balanced_accuracy, emit, run_facts
 except ImportError:  # imported as benchmarks.pooled_tstr
-    from benchmarks.gan_quality import classifier_balanced_accuracy
+    from benchmarks.gan_quality import classifier_balanced_accuracy, emit, run_facts
 
 
 def shares(counts: list[int], k: int, j: int) -> list[int]:
@@ -71,13 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics["real_only/balanced_accuracy"] = args.real_only
     metrics["tstr/ratio_to_real_only"] = float(np.mean(tstr)) / args.real_only
     record = {"label": args.label, "runs": [str(r) for r in args.runs], "data": ds.info.name, "tstr_per_seed": tstr,
-              "metrics": metrics, "eval_wall_time_s": round(time.time() - t0, 1), "threads": torch.get_num_threads(),
-              "machine": f"{platform.platform()}, torch {torch.__version__}",
-              "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])}
-    print(json.dumps(record))
-    if args.out is not None:
-        with open(args.out, "a") as f:
-            f.write(json.dumps(record) + "\n")
+              "metrics": metrics, "eval_wall_time_s": round(time.time() - t0, 1), **run_facts(argv)}
+    emit(record, args.out)
     return 0
 
 

@@ -98,6 +98,22 @@ def test_pooled_tstr_shares_each_class_count_over_the_runs_and_keeps_the_total(m
     assert np.bincount(y).tolist() == [5, 2] and sorted(set(x[:, 0, 0, 0].tolist())) == [1, 2]
 
 
+def test_benchmark_records_carry_how_they_were_taken_and_append_one_json_line_each(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from gan_quality import emit, run_facts
+
+    facts = run_facts(["--data", "adrenalmnist3d"])
+    assert facts["command"].endswith("--data adrenalmnist3d") and facts["threads"] >= 1 and "torch" in facts["machine"]
+    out = tmp_path / "records.jsonl"
+    emit({"label": "a", **facts}, out)
+    emit({"label": "b"}, out)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["label"] for r in lines] == ["a", "b"] and lines[0]["command"] == facts["command"]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"label": "b"}
+    emit({"label": "c"}, None)  # printed only
+    assert len(out.read_text().splitlines()) == 2
+
+
 def test_gan_quality_selects_the_checkpoint_with_the_best_val_tstr_and_the_later_on_a_tie(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(PERF.parent))
     import gan_quality
