@@ -265,8 +265,9 @@ class TrainConfig:
             whole and pixel by pixel where it came from, consistently with the two images' own maps (0 = off).
         class_mean_weight: G's loss adds the squared gap, in units of the real spread, between each class's
             mean intensity in its batch and the real training images' (for binary masks: the share of the
-            volume the mask fills), estimated without bias from the batch
-            (:func:`medgan.training.loss.class_mean_gap`; 0 = off); conditional models only.
+            volume the mask fills), each deviation capped softly at 3 spreads, estimated without bias from
+            the batch (:func:`medgan.training.loss.class_mean_gap`; 0 = off); conditional models only. It did
+            not help on the 3D default (benchmarks/results/gan_quality.md).
         class_balance: how far the real batches (and so the classes G is asked for) move from the training
             split's class mix towards every class equally often, a rarer class's images repeated
             (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
