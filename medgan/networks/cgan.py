@@ -28,6 +28,7 @@ from medgan.networks.layers import (
     avg_pool,
     batch_norm,
     binarize,
+    binomial_blur,
     center_crop,
     check_spatial_dims,
     conv,
@@ -38,6 +39,7 @@ from medgan.networks.layers import (
     pixel_noise,
     recentre,
     spectral,
+    stochastic_binarize,
     upsample,
 )
 
@@ -190,6 +192,14 @@ class Generator(nn.Module):
             linear layer (the conditional GAN's input conditioning, with the per-class batch norms),
             so that the coarse layout, where an organ's size is set, depends on the class directly;
             conditional generators only.
+        smooth: with ``binary``, blur the last convolution's output this many times with the 5-tap
+            binomial kernel (:func:`~medgan.networks.layers.binomial_blur`, σ = 1 each) before the tanh
+            and the sign, so that each mask is a level set of a smooth field: it must be drawn as a
+            surface, and an isolated voxel or a one-voxel fringe costs a large field (0 = off).
+        stochastic: with ``binary``, binarize in training mode against a threshold drawn from
+            ``[-stochastic, stochastic)`` (:func:`~medgan.networks.layers.stochastic_binarize`), so that
+            voxels the field leaves within that band of 0 flicker into speckle that D sees, and G must
+            commit each voxel; eval mode keeps the plain sign (0 = off, at most 1).
 
     Example:
         >>> G = Generator(z_dim=64, num_classes=2, size=28)
@@ -217,9 +227,15 @@ class Generator(nn.Module):
         supersample_filter: Literal["area", "bilinear"] = "area",
         noise_map: bool = False,
         class_input: bool = False,
+        smooth: int = 0,
+        stochastic: float = 0.0,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if smooth < 0 or (smooth and not binary):
+            raise ValueError(f"smooth needs binary=True and a count >= 0, got {smooth} with binary={binary}")
+        if not 0 <= stochastic <= 1 or (stochastic and not binary):
+            raise ValueError(f"stochastic needs binary=True and a band in [0, 1], got {stochastic} with binary={binary}")
         if class_input and num_classes == 0:
             raise ValueError("class_input needs num_classes > 0 (it embeds the class beside z)")
         if noise_map and not noise:
@@ -242,6 +258,8 @@ class Generator(nn.Module):
         self.out_channels = out_channels
         self.size = size
         self.binary = binary
+        self.smooth = smooth
+        self.stochastic = float(stochastic)
         self.floor = None if floor is None else float(floor)
         self.noise = noise
         self.supersample = supersample
@@ -298,7 +316,10 @@ class Generator(nn.Module):
                 if k >= 1:
                     h = self.excite[k](feats[k - 1], h)
                 feats.append(h)
-        h = self.out_conv(F.relu(self.out_norm(h))).tanh()  # (B, C, *[full_size])
+        h = self.out_conv(F.relu(self.out_norm(h)))  # (B, C, *[full_size])
+        for _ in range(self.smooth):
+            h = binomial_blur(h)
+        h = h.tanh()
         h = center_crop(h, self.size * self.supersample, self.spatial_dims)
         if self.supersample > 1 and self.supersample_filter == "bilinear":  # convex weights: still in [-1, 1]
             h = F.interpolate(h, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
@@ -308,7 +329,7 @@ class Generator(nn.Module):
         if self.floor is not None:
             h = floor_clamp(h, self.floor)
         if self.binary:
-            h = binarize(h)
+            h = stochastic_binarize(h, self.stochastic) if self.stochastic and self.training else binarize(h)
         if self.recentre is not None:
             h = recentre(h, self.recentre)
         # contiguous(): a cropped view would surprise callers that .view() the images.

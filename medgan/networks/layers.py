@@ -28,6 +28,7 @@ __all__ = [
     "Upsample2x",
     "avg_pool",
     "batch_norm",
+    "binarize",
     "binomial_blur",
     "center_crop",
     "centre_of_mass",
@@ -40,6 +41,7 @@ __all__ = [
     "pixel_noise",
     "recentre",
     "spectral",
+    "stochastic_binarize",
     "upsample",
 ]
 
@@ -335,6 +337,30 @@ def binarize(x: Tensor) -> Tensor:
         [-1.0, 1.0, 1.0]
     """
     return x + (torch.where(x >= 0, 1.0, -1.0).to(x.dtype) - x).detach()
+
+
+def stochastic_binarize(x: Tensor, width: float = 1.0) -> Tensor:
+    """Straight-through *stochastic* sign of ``x`` in ``[-1, 1]``, the identity's gradient backward (after
+    the stochastic binary neurons of Dong & Yang 2018).
+
+    Forward it is the sign against a threshold drawn uniformly from ``[-width, width)`` for every
+    element: an element within ``width`` of 0 is 1 with probability ``(1 + x / width) / 2`` and flips at
+    random from draw to draw, and one farther out is steady. A generator that binarizes this way in
+    training must commit each voxel to inside or outside to draw a clean mask: a field left near the
+    threshold shows up as speckle that the discriminator sees. ``width`` 1 is Dong & Yang's neuron, under
+    which even a voxel at -0.9 is foreground one draw in twenty. In eval mode the generators use
+    :func:`binarize`, so sampling stays deterministic.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> stochastic_binarize(torch.tensor([-0.9, 0.9, 0.0]), width=0.5).tolist()[:2]
+        [-1.0, 1.0]
+    """
+    if not 0 < width <= 1:
+        raise ValueError(f"width must be in (0, 1], got {width}")
+    threshold = (torch.rand_like(x) * 2 - 1) * width
+    # sign + (x - x): exactly ±1 forward even where the sign is against x (x + (sign - x) would round).
+    return torch.where(x >= threshold, 1.0, -1.0).to(x.dtype) + (x - x.detach())
 
 
 def floor_clamp(x: Tensor, floor: float) -> Tensor:

@@ -55,6 +55,13 @@ class ModelConfig:
         g_class_input: the residual generator also takes a learnt class embedding beside ``z`` in its
             first layer, so the coarse layout (an organ's size) depends on the class directly, not only
             through the per-class batch norms of later blocks (conditional models only).
+        g_smooth: with ``g_binary``, the residual generator blurs its output field this many times with a
+            5-tap binomial kernel (σ = 1 voxel each) before the sign, so that a mask is the level set of a
+            smooth field and cannot hold isolated voxels or a one-voxel fringe (0 = off).
+        g_stochastic: with ``g_binary``, the residual generator draws the sign of each voxel whose tanh output
+            lies within this band of 0 at random in training (after Dong & Yang's stochastic binary neurons),
+            so a field left near 0 shows as speckle and G must commit each voxel; sampling keeps the plain
+            sign (0 = off; at 1 the 3D generator drew empty masks).
         g_supersample: the residual generator works at this many times the image's edge length and
             area-resizes its output down to it, as MedMNIST's images were resized from larger ones
             (1 = off; ``g_channels`` is then the width at the larger size).
@@ -89,6 +96,8 @@ class ModelConfig:
     g_noise_init: float = bounded(0.0, ge=0)
     g_noise_map: bool = False
     g_class_input: bool = False
+    g_smooth: int = bounded(0, ge=0)
+    g_stochastic: float = bounded(0.0, ge=0, le=1)
     g_supersample: int = bounded(1, ge=1)
     g_supersample_filter: Literal["area", "bilinear"] = "area"
     g_keep_largest: bool = False
@@ -409,6 +418,12 @@ class TrainConfig:
             raise MedganError("config key 'model.g_class_input' needs model.family 'residual' and model.conditional: true")
         if self.model.g_keep_largest and not self.model.g_binary:
             raise MedganError("config key 'model.g_keep_largest' needs model.g_binary: true (it cleans binary masks)")
+        if self.model.g_smooth and (not self.model.g_binary or self.model.family != "residual"):
+            raise MedganError("config key 'model.g_smooth' needs model.family 'residual' and model.g_binary: true "
+                              "(it smooths the field whose sign is the mask)")
+        if self.model.g_stochastic and (not self.model.g_binary or self.model.family != "residual"):
+            raise MedganError("config key 'model.g_stochastic' needs model.family 'residual' and model.g_binary: true "
+                              "(it draws the mask's sign at random in training)")
         if self.model.g_recentre and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.g_recentre' needs model.family 'residual' and model.g_binary: true "
                               "(it moves binary masks)")

@@ -158,7 +158,8 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
                  noise_init=m.g_noise_init, supersample=m.g_supersample, sle=m.g_sle,
                  recentre=mask_centre(ds.channel_first("train")) if m.g_recentre else None,
                  floor=grey_floor(ds.images["train"]) if m.g_floor else None,
-                 supersample_filter=m.g_supersample_filter, noise_map=m.g_noise_map, class_input=m.g_class_input)
+                 supersample_filter=m.g_supersample_filter, noise_map=m.g_noise_map, class_input=m.g_class_input,
+                 smooth=m.g_smooth, stochastic=m.g_stochastic)
         d = dict(in_channels=info.channels, num_classes=num_classes, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass,

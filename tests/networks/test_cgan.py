@@ -542,6 +542,57 @@ def test_class_input_makes_the_first_layout_depend_on_the_class() -> None:
         Generator(**{**kw, "num_classes": 0}, class_input=True)
 
 
+def test_a_smoothed_generator_draws_masks_as_level_sets_without_isolated_voxels() -> None:
+    def isolated(x: torch.Tensor) -> int:  # foreground voxels with no foreground among their 26 neighbours
+        fg = (x > 0).float()
+        neighbours = F.conv3d(fg, torch.ones(1, 1, 3, 3, 3), padding=1) - fg
+        return int(((fg > 0) & (neighbours == 0)).sum())
+
+    torch.manual_seed(0)
+    kw = dict(z_dim=8, num_classes=2, size=16, spatial_dims=3, base_channels=4, max_channels=8, binary=True)
+    plain = Generator(**kw).eval()
+    smooth = Generator(**kw, smooth=2).eval()
+    smooth.load_state_dict(plain.state_dict())  # the blur is a fixed filter: the same weights, no new ones
+    z, y = torch.randn(4, 8), torch.tensor([0, 1, 0, 1])
+    with torch.no_grad():
+        a, b = plain(z, y), smooth(z, y)
+    assert set(b.unique().tolist()) == {-1.0, 1.0} and b.shape == (4, 1, 16, 16, 16)
+    assert isolated(a) >= 5 and isolated(b) == 0
+    smooth.train()
+    smooth(z, y).mean().backward()  # the straight-through sign passes the gradient back through the blur
+    assert float(smooth.out_conv.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="smooth needs binary=True"):
+        Generator(**{**kw, "binary": False}, smooth=1)
+
+
+def test_a_stochastic_binary_generator_flickers_near_threshold_voxels_in_training_only() -> None:
+    from medgan.networks.layers import stochastic_binarize
+
+    torch.manual_seed(0)
+    t = torch.tensor([-0.9, 0.0, 0.5]).repeat(20000, 1)
+    on = stochastic_binarize(t).eq(1).float().mean(0)
+    assert torch.allclose(on, torch.tensor([0.05, 0.5, 0.75]), atol=0.01)  # 1 with probability (1 + t) / 2
+    banded = stochastic_binarize(t, width=0.6).eq(1).float().mean(0)  # steady beyond 0.6, (1 + t / 0.6) / 2 within
+    assert banded[0] == 0 and torch.allclose(banded[1:], torch.tensor([0.5, 11 / 12]), atol=0.01)
+    with pytest.raises(ValueError, match=r"width must be in \(0, 1\]"):
+        stochastic_binarize(t, width=0)
+    kw = dict(z_dim=8, num_classes=2, size=12, spatial_dims=3, base_channels=4, max_channels=8, binary=True)
+    G = Generator(**kw, stochastic=1.0)
+    plain = Generator(**kw)
+    plain.load_state_dict(G.state_dict())
+    z, y = torch.randn(2, 8), torch.tensor([0, 1])
+    G.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(G(z, y), plain(z, y))  # sampling: the plain sign, deterministic
+    G.train()
+    a, b = G(z, y), G(z, y)
+    assert set(a.unique().tolist()) == {-1.0, 1.0} and not torch.equal(a, b)
+    a.mean().backward()
+    assert float(G.out_conv.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="stochastic needs binary=True"):
+        Generator(**{**kw, "binary": False}, stochastic=0.5)
+
+
 def test_a_spec_without_a_newer_argument_means_its_default() -> None:
     from medgan.networks import same_networks
 

@@ -412,6 +412,20 @@ def test_a_generator_with_class_input_trains_saves_and_samples_every_class(tmp_p
     assert x.shape == (6, 1, 8, 8, 8) and sorted(set(y.tolist())) == [0, 1]
 
 
+def test_a_smoothed_stochastic_generator_trains_saves_and_samples_binary_masks(tmp_path):
+    from medgan.synth.sampling import load_generator, sample_classes
+
+    data = make_banded_toy(tmp_path, size=8, spatial_dims=3)
+    run = train(tiny_config(data, tmp_path / "run", "steps=2", "model.g_binary=true", "model.g_smooth=2",
+                            "model.g_stochastic=0.5"), progress=False).run_dir
+    spec = load_checkpoint(run)["model"]["generator"]
+    assert spec["smooth"] == 2 and spec["stochastic"] == 0.5
+    gen = load_generator(run, "cpu")
+    assert gen.G.smooth == 2 and gen.G.stochastic and not gen.G.training
+    x, _, _ = sample_classes(gen, 3, seed=0, device="cpu")
+    assert x.shape == (6, 1, 8, 8, 8) and set(np.unique(np.asarray(x)).tolist()) <= {0, 255}
+
+
 def test_recentred_masks_sit_at_the_training_masks_mean_centre_in_training_and_sampling(tmp_path):
     import numpy as np
 
