@@ -22,6 +22,9 @@ Measures one checkpoint against its real dataset with the figures of the sample-
   the samples carry (``spectrum/ratio_fine``: the mean above 0.35 cycles/pixel);
 - with ``--tstr-only``: no C2ST or SWD, only the value figures and TSTR (many classifier seeds, cheaply);
 - with ``--truncation T``: the latents drawn as ``medgan augment --truncation T`` draws them;
+- with ``--size-match K`` (binary masks): each class's masks are those of K times as many draws whose
+  foreground sizes follow the class's real training masks: how much of the class signal a
+  generator misses is the sizes it draws;
 - with ``--d-rejection K``: each class's samples are the 1/K of K times as many that the
   checkpoint's own D scores most real (discriminator rejection sampling in its top-k form, after
   Azadi et al. 2019), to ask whether D's score can pick the realistic draws;
@@ -167,6 +170,51 @@ def realism_rejected_like(gen, real_x: np.ndarray, real_y: np.ndarray, counts: l
         pool = np.concatenate(list(iter_samples(gen, c, round(n * factor), seed=seed + 1000 * c)))
         scores = realism_scores(real_x[real_y == c], fit, pool, seed=seed + c)
         images.append(pool[keep_most_real(scores, n)])
+        labels.append(np.full(n, c, dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def match_sizes(candidate_sizes: np.ndarray, target_sizes: np.ndarray) -> np.ndarray:
+    """Indices of candidates whose sizes follow ``target_sizes``: one per target, each the nearest unused.
+
+    The targets are taken from the smallest up; each takes the unused candidate nearest its size (the
+    smaller one on a tie), so with a pool several times the targets' number the picked sizes follow the
+    targets' distribution wherever the pool reaches it. Returned in draw order.
+
+    Raises:
+        ValueError: fewer candidates than targets.
+    """
+    cand = np.asarray(candidate_sizes, dtype=np.float64).reshape(-1)
+    targets = np.sort(np.asarray(target_sizes, dtype=np.float64).reshape(-1))
+    if len(targets) > len(cand):
+        raise ValueError(f"cannot match {len(targets)} sizes from {len(cand)} candidates")
+    order = np.argsort(cand, kind="stable")
+    free = list(order)  # candidate indices sorted by size; picked ones are removed
+    free_sizes = list(cand[order])
+    picked = []
+    for t in targets:
+        j = int(np.searchsorted(free_sizes, t))
+        if j == len(free_sizes) or (j > 0 and t - free_sizes[j - 1] <= free_sizes[j] - t):
+            j -= 1
+        picked.append(free.pop(j))
+        free_sizes.pop(j)
+    return np.sort(np.array(picked, dtype=np.int64))
+
+
+def size_matched_like(gen, real_x: np.ndarray, real_y: np.ndarray, counts: list[int], seed: int,
+                      factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[c]`` masks of class ``c``: of ``factor × counts[c]`` draws, those whose foreground sizes follow
+    class ``c``'s real training masks (:func:`match_sizes`; foreground = voxels above 127).
+
+    Rejection on one statistic the real masks carry per class (the 3D glands' size tells the class with
+    ROC AUC 0.68): a measurement of how much of a generator's missing class signal is the sizes it draws.
+    """
+    images, labels = [], []
+    for c, n in enumerate(counts):
+        pool = np.concatenate(list(iter_samples(gen, c, round(n * factor), seed=seed + 1000 * c)))
+        sizes = (pool > 127).reshape(len(pool), -1).sum(1)
+        target = (real_x[real_y == c] > 127).reshape(int((real_y == c).sum()), -1).sum(1)
+        images.append(pool[match_sizes(sizes, target[:n])])
         labels.append(np.full(n, c, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
 
@@ -355,12 +403,17 @@ def main(argv: list[str] | None = None) -> int:
                         "on the real images against other draws) scores most real")
     p.add_argument("--realism-fit", type=float, default=4.0, metavar="F",
                    help="with --realism: the critic trains on F draws per real image of the class")
+    p.add_argument("--size-match", type=float, default=None, metavar="K",
+                   help="binary masks: keep, per class, the masks of K times as many draws whose foreground sizes "
+                        "follow the class's real training masks (how much of the missing class signal is size?)")
     p.add_argument("--truncation", type=float, default=None, metavar="T",
                    help="sample as `medgan augment --truncation T` does (latents from the normal truncated to "
                         "[-T, T]; ψ for the style family): does trading diversity for typical draws fool the C2ST?")
     args = p.parse_args(argv)
-    if sum(a is not None for a in (args.truncation, args.d_rejection, args.realism)) > 1:
-        raise SystemExit("--truncation, --d-rejection and --realism: choose one way of picking draws")
+    if sum(a is not None for a in (args.truncation, args.d_rejection, args.realism, args.size_match)) > 1:
+        raise SystemExit("--truncation, --d-rejection, --realism and --size-match: choose one way of picking draws")
+    if args.size_match is not None and args.size_match < 1:
+        raise SystemExit("--size-match K needs K >= 1 (K times as many draws, those of the real sizes kept)")
     if args.realism is not None and not (args.realism >= 1 and args.realism_fit > 0):
         raise SystemExit("--realism K needs K >= 1 and --realism-fit F > 0")
     if args.tstr_only and (args.views or args.mask_views):
@@ -388,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         syn_x, syn_y = translated_pool(gen, ds, [min(n, counts[1 - c]) for c, n in enumerate(counts)], seed=0)
     elif args.realism is not None:
         syn_x, syn_y = realism_rejected_like(gen, real_x, real_y, counts, 0, args.realism, args.realism_fit)
+    elif args.size_match is not None:
+        syn_x, syn_y = size_matched_like(gen, real_x, real_y, counts, 0, args.size_match)
     elif args.d_rejection is not None:
         if isinstance(gen, LoadedTranslator):
             raise SystemExit("--d-rejection: a class translator (the cycle family) has no draws to reject")

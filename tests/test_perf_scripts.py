@@ -175,6 +175,38 @@ def test_gan_quality_d_rejection_keeps_each_class_draws_that_d_scores_most_real(
         gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--d-rejection", "0.5"])
 
 
+def test_gan_quality_size_match_keeps_the_draws_nearest_each_real_size_once_each(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    import gan_quality
+
+    assert gan_quality.match_sizes(np.array([5, 1, 9, 3, 7, 2]), np.array([8, 2, 3])).tolist() == [3, 4, 5]  # 8: 7 of 7, 9
+    assert gan_quality.match_sizes(np.array([4, 4, 4]), np.array([1, 1])).tolist() == [0, 1]  # no candidate twice
+    with pytest.raises(ValueError, match="cannot match 3 sizes from 2"):
+        gan_quality.match_sizes(np.array([1, 2]), np.array([1, 2, 3]))
+
+    def masks(sizes):  # 1 x 4 x 4 x 4 masks whose first `size` voxels are foreground
+        out = np.zeros((len(sizes), 1, 64), np.uint8)
+        for i, k in enumerate(sizes):
+            out[i, 0, :k] = 255
+        return out.reshape(len(sizes), 1, 4, 4, 4)
+
+    def fake_samples(gen, c, n, seed):
+        yield masks(np.random.default_rng(seed).integers(0, 40, n))
+
+    monkeypatch.setattr(gan_quality, "iter_samples", fake_samples)
+    real_x, real_y = masks([10, 12, 30, 31, 33]), np.array([0, 0, 1, 1, 1])
+    x, y = gan_quality.size_matched_like(None, real_x, real_y, [2, 3], seed=0, factor=8)
+    sizes = (x > 127).reshape(5, -1).sum(1)
+    assert y.tolist() == [0, 0, 1, 1, 1]
+    assert np.abs(np.sort(sizes[:2]) - [10, 12]).max() <= 1 and np.abs(np.sort(sizes[2:]) - [30, 31, 33]).max() <= 1
+    with pytest.raises(SystemExit, match="choose one"):
+        gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--size-match", "2", "--d-rejection", "2"])
+    with pytest.raises(SystemExit, match="K >= 1"):
+        gan_quality.main(["--checkpoint", "x", "--data", "breastmnist", "--size-match", "0.5"])
+
+
 def test_gan_quality_truncation_reaches_every_class_draw_and_bad_values_stop_with_one_line(monkeypatch):
     import numpy as np
 
