@@ -26,7 +26,7 @@ from medgan.benchmark.config import BenchmarkConfig
 from medgan.configio import config_to_dict, load_config, packaged_configs, to_dataclass
 from medgan.data.dataset import DatasetInfo
 from medgan.errors import MedganError
-from medgan.training.config import TrainConfig
+from medgan.training.config import BINARY_MASK_KEYS, ModelConfig, TrainConfig
 from medgan.training.schedule import total_steps
 
 __all__ = [
@@ -198,9 +198,9 @@ def derive_train_config(
         changes["model.g_binary"] = False  # the closest config makes masks; these images have grey levels
         if base.get("augment", {}).get("fill", 0.0) != 0.0:
             changes["augment.fill"] = 0.0  # background fill is for masks; grey images get DiffAugment's mid-grey
-        for key in ("g_keep_largest", "g_recentre"):  # both need g_binary
+        for key in BINARY_MASK_KEYS:  # each needs g_binary: back to its off value
             if base["model"].get(key):
-                changes[f"model.{key}"] = False
+                changes[f"model.{key}"] = getattr(ModelConfig(), key)
     if base["model"]["family"] == "progressive" and base.get("progressive"):
         canvas = _canvas(size)
         sched = base["progressive"]

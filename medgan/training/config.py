@@ -21,8 +21,11 @@ from medgan.training.loggers import LoggerName
 from medgan.training.loss import LossName
 from medgan.training.schedule import ProgressiveSchedule
 
-__all__ = ["EVAL_METRICS", "RESUME_MAY_CHANGE", "AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig",
+__all__ = ["BINARY_MASK_KEYS", "EVAL_METRICS", "RESUME_MAY_CHANGE", "AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig",
            "resume_conflicts"]
+
+BINARY_MASK_KEYS = ("g_keep_largest", "g_smooth", "g_stochastic", "g_recentre")
+"""The ``model`` keys that act on ``g_binary``'s masks and are refused without it (``TrainConfig.validate``)."""
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medgan.errors import MedganError
-from medgan.training.config import TrainConfig
+from medgan.training.config import BINARY_MASK_KEYS, TrainConfig
 from medgan.training.schedule import ProgressiveSchedule
 
 
@@ -70,6 +70,18 @@ def test_bad_values_name_the_key(change, match: str) -> None:
     change(cfg)
     with pytest.raises(MedganError, match=match):
         cfg.validate()
+
+
+@pytest.mark.parametrize("key", BINARY_MASK_KEYS)
+def test_every_mask_only_key_is_refused_without_g_binary_and_accepted_with_it(key: str) -> None:
+    """``BINARY_MASK_KEYS`` is what the pipeline switches off for grey data: it must match the validation."""
+    on = {"g_keep_largest": True, "g_smooth": 2, "g_stochastic": 0.5, "g_recentre": True}[key]
+    cfg = TrainConfig()
+    setattr(cfg.model, key, on)
+    with pytest.raises(MedganError, match=f"'model.{key}' needs"):
+        cfg.validate()
+    cfg.model.g_binary = True
+    cfg.validate()
 
 
 def test_a_fixed_augmentation_probability_of_one_is_valid() -> None:
