@@ -376,3 +376,27 @@ def test_d_class_margin_is_d_at_class_one_minus_d_at_class_zero(monkeypatch) -> 
     images = np.stack([np.full((1, 4, 4), v, np.uint8) for v in (0, 255, 255, 0, 255)])
     margin = class_margin(Brightness(), images, batch=2)  # batches of 2: the last one short
     np.testing.assert_allclose(margin, [-1.0, 1.0, 1.0, -1.0, 1.0], atol=1e-6)
+
+
+def test_class_cues_check_reads_size_from_the_masks_and_scores_a_cue_on_the_test_side(monkeypatch):
+    monkeypatch.syspath_prepend(str(PERF.parent))
+    from class_cues_check import CUES, cue_accuracy, cue_features, feature_class_auc
+
+    masks = np.zeros((2, 1, 6, 6, 6), dtype=np.uint8)
+    masks[0, 0, :2, :2, :2] = 255  # 8 voxels
+    masks[1, 0, :4, :4, :2] = 200  # 32 voxels, still foreground (above 127)
+    feats = cue_features(masks)
+    assert set(feats) == set(CUES)
+    assert feats["size"].shape == (2, 1) and np.exp(feats["size"][:, 0]) - 1e-4 == pytest.approx([8 / 216, 32 / 216])
+    assert feats["shape"].shape == (2, 9) and feats["shape"][:, 0].tolist() == [8, 32]  # the volume comes first
+    aucs = feature_class_auc(feats["shape"], np.array([0, 1]))
+    assert aucs["volume"] == 1.0 and aucs["pieces"] == 0.5  # the larger mask is class 1; both in one piece
+    assert feature_class_auc(feats["shape"], np.array([1, 1])) == {}
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(300, int), np.ones(100, int)]  # unbalanced, as AdrenalMNIST3D is
+    x = (y + rng.normal(0, 0.5, len(y)))[:, None]  # class 1 larger by two spreads
+    y_test = np.r_[np.zeros(200, int), np.ones(50, int)]
+    x_test = (y_test + rng.normal(0, 0.5, len(y_test)))[:, None]
+    assert 0.8 < cue_accuracy(x, y, x_test, y_test) < 0.9  # Phi(1) = 0.84 with the threshold midway
+    assert cue_accuracy(x, y, 1 - x_test, y_test) < 0.2  # the classes' sizes swapped: below chance
+    assert np.isnan(cue_accuracy(x[:300], y[:300], x_test, y_test))  # one class drawn: nothing to fit
