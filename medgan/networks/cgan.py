@@ -34,6 +34,7 @@ from medgan.networks.layers import (
     conv,
     floor_clamp,
     high_pass,
+    mask_depth,
     next_pow2,
     pad_to,
     pixel_noise,
@@ -444,6 +445,10 @@ class Discriminator(nn.Module):
         highpass: the first block reads the image beside its high-pass residual
             (:func:`~medgan.networks.layers.high_pass`), as the C2ST does, so that fine texture is a
             large input signal rather than a small one.
+        depth: with ``k > 0``, the first block also reads each channel's depth inside the mask
+            (:func:`~medgan.networks.layers.mask_depth` with ``k`` erosions), so that a mask's thickness, which
+            tells the classes of some organs apart where its volume does not, is an input rather than a
+            feature D must learn (binary masks; 0 = off).
         aux: an auxiliary classifier head on the pooled feature (AC-GAN, Odena et al. 2017): with
             ``return_aux=True`` the forward also returns ``(B, num_classes)`` class logits, which the
             loss trains on real images and G is asked to satisfy (``aux_weight`` in the config).
@@ -487,6 +492,7 @@ class Discriminator(nn.Module):
         aux_embedding: bool = False,
         recon: bool = False,
         unet: bool = False,
+        depth: int = 0,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
@@ -495,6 +501,8 @@ class Discriminator(nn.Module):
                              f"got {size}")
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if depth < 0:
+            raise ValueError(f"depth must be >= 0 erosions, got {depth}")
         if aux and num_classes < 2:
             raise ValueError(f"an auxiliary classifier needs num_classes >= 2, got {num_classes}")
         if aux_twin and not aux:
@@ -507,10 +515,11 @@ class Discriminator(nn.Module):
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.full_size = next_pow2(size)
         self.highpass = highpass
+        self.depth = depth
 
         sn = spectral if spectral_norm else (lambda m: m)
         blocks: list[nn.Module] = []
-        c_in, res = in_channels * (2 if highpass else 1), self.full_size
+        c_in, res = in_channels * (1 + int(highpass) + int(depth > 0)), self.full_size
         skip_channels: list[int] = []  # what enters each down-block: the U-Net decoder's skips
         while res > _BOTTOM:
             # The block that works at resolution `res` has the generator's width there.
@@ -567,7 +576,8 @@ class Discriminator(nn.Module):
         expected = (self.in_channels, *([self.size] * self.spatial_dims))
         if tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        inputs = torch.cat([x, high_pass(x)], dim=1) if self.highpass else x  # (B, [2 *] in_channels, *spatial)
+        views = [x, *([high_pass(x)] if self.highpass else []), *([mask_depth(x, self.depth)] if self.depth else [])]
+        inputs = torch.cat(views, dim=1) if len(views) > 1 else x  # (B, [2 or 3 *] in_channels, *spatial)
         h = pad_to(inputs, self.full_size, spatial_dims=self.spatial_dims)
         extras: list[Tensor] = []
         skips: list[Tensor] = []

@@ -24,7 +24,7 @@ from medgan.training.schedule import ProgressiveSchedule
 __all__ = ["BINARY_MASK_KEYS", "EVAL_METRICS", "RESUME_MAY_CHANGE", "AugmentConfig", "CycleAdversarial", "CycleConfig", "ModelConfig", "TrainConfig",
            "resume_conflicts"]
 
-BINARY_MASK_KEYS = ("g_keep_largest", "g_smooth", "g_stochastic", "g_recentre")
+BINARY_MASK_KEYS = ("g_keep_largest", "g_smooth", "g_stochastic", "g_recentre", "d_depth")
 """The ``model`` keys that act on ``g_binary``'s masks and are refused without it (``TrainConfig.validate``)."""
 
 
@@ -80,6 +80,10 @@ class ModelConfig:
         d_mbstd: a minibatch-standard-deviation channel in the residual discriminator.
         d_highpass: the residual discriminator reads the image beside its high-pass residual, as the
             C2ST does (fine texture, which gives smooth synthetic images away, becomes a large input).
+        d_depth: with ``g_binary``, the residual discriminator also reads how deep inside the mask each
+            voxel lies, over this many erosions (:func:`medgan.networks.layers.mask_depth`; 0 = off), so that
+            a gland's thickness, which tells AdrenalMNIST3D's classes apart better than its volume, is an input
+            to D rather than a feature it must learn.
         w_dim: the style family's intermediate latent size (mapping network width).
         mapping_layers: layers of the style family's mapping network.
         g_output: the style generator's output, ``skip`` (toRGB summed across resolutions) or
@@ -110,6 +114,7 @@ class ModelConfig:
     d_spectral_norm: bool = True
     d_mbstd: bool = False
     d_highpass: bool = False
+    d_depth: int = bounded(0, ge=0)
     w_dim: int = 128
     mapping_layers: int = 4
     g_output: StyleOutput = "skip"
@@ -427,6 +432,9 @@ class TrainConfig:
         if self.model.g_stochastic and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.g_stochastic' needs model.family 'residual' and model.g_binary: true "
                               "(it draws the mask's sign at random in training)")
+        if self.model.d_depth and (not self.model.g_binary or self.model.family != "residual"):
+            raise MedganError("config key 'model.d_depth' needs model.family 'residual' and model.g_binary: true "
+                              "(it reads how deep inside a binary mask each voxel lies)")
         if self.model.g_recentre and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.g_recentre' needs model.family 'residual' and model.g_binary: true "
                               "(it moves binary masks)")

@@ -294,6 +294,28 @@ def test_highpass_d_reads_the_image_and_its_fine_texture(spatial_dims: int) -> N
     assert not torch.allclose(D(textured, y), before_textured)
 
 
+def test_depth_d_reads_the_mask_beside_its_depth_and_tells_a_thick_slab_from_two_thin_ones() -> None:
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=12, spatial_dims=3, base_channels=4, max_channels=8, depth=3,
+                      spectral_norm=False)
+    assert D.blocks[0].conv1.in_channels == 2 and D.blocks[0].skip.in_channels == 2
+    y = torch.tensor([0, 0])
+    thick, thin = -torch.ones(2, 1, 12, 12, 12), -torch.ones(2, 1, 12, 12, 12)
+    thick[:, :, 5:8] = 1  # one slab three voxels thick
+    thin[:, :, 2], thin[:, :, 5], thin[:, :, 9] = 1, 1, 1  # three slabs one voxel thick: the same volume
+    assert (thick > 0).sum() == (thin > 0).sum()
+    with torch.no_grad():  # D sees only the depth channel: the mask's own weights off
+        for layer in (D.blocks[0].conv1, D.blocks[0].skip):
+            layer.weight[:, :1] = 0
+    assert not torch.allclose(D(thick, y), D(thin, y))
+    with torch.no_grad():  # and the depth channel off too: only the biases are left, the same for both
+        for layer in (D.blocks[0].conv1, D.blocks[0].skip):
+            layer.weight[:, 1:] = 0
+    torch.testing.assert_close(D(thick, y), D(thin, y))
+    with pytest.raises(ValueError, match="depth must be >= 0"):
+        Discriminator(depth=-1)
+
+
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_supersampled_generator_area_resizes_a_larger_image(spatial_dims: int) -> None:
     size = 12 if spatial_dims == 3 else 28

@@ -171,6 +171,27 @@ def test_high_pass_is_zero_on_flat_images_and_large_on_pixel_texture(spatial_dim
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_mask_depth_counts_how_many_voxels_deep_each_voxel_lies_and_passes_gradients(spatial_dims: int) -> None:
+    from medgan.networks.layers import mask_depth
+
+    x = -torch.ones(1, 1, *[9] * spatial_dims)
+    x[(0, 0, *[slice(2, 7)] * spatial_dims)] = 1  # a cube 5 voxels wide: its centre is 3 voxels deep
+    d = mask_depth(x, 3)
+    assert d.shape == x.shape
+    at = lambda *i: float(d[(0, 0, *i, *[4] * (spatial_dims - len(i)))])  # noqa: E731
+    assert [at(j) for j in range(9)] == pytest.approx([-1, -1, -1 / 3, 1 / 3, 1, 1 / 3, -1 / 3, -1, -1])
+    assert float(mask_depth(x, 5)[(0, 0, *[4] * spatial_dims)]) == pytest.approx(-1 + 2 * 3 / 5)  # 3 deep of 5
+    slab = -torch.ones(1, 1, *[9] * spatial_dims)
+    slab[0, 0, 4] = 1  # a slab one voxel thick is all surface
+    torch.testing.assert_close(mask_depth(slab, 3)[0, 0, 4], torch.full_like(slab[0, 0, 4], -1 / 3))
+    x.requires_grad_(True)
+    mask_depth(x, 2).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="k >= 1"):
+        mask_depth(x, 0)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_skip_excitation_scales_each_fine_channel_by_a_gain_from_the_pooled_coarse_map(spatial_dims: int) -> None:
     torch.manual_seed(0)
     sle = SkipExcitation(spatial_dims, coarse_channels=3, fine_channels=5)

@@ -75,7 +75,7 @@ def test_bad_values_name_the_key(change, match: str) -> None:
 @pytest.mark.parametrize("key", BINARY_MASK_KEYS)
 def test_every_mask_only_key_is_refused_without_g_binary_and_accepted_with_it(key: str) -> None:
     """``BINARY_MASK_KEYS`` is what the pipeline switches off for grey data: it must match the validation."""
-    on = {"g_keep_largest": True, "g_smooth": 2, "g_stochastic": 0.5, "g_recentre": True}[key]
+    on = {"g_keep_largest": True, "g_smooth": 2, "g_stochastic": 0.5, "g_recentre": True, "d_depth": 3}[key]
     cfg = TrainConfig()
     setattr(cfg.model, key, on)
     with pytest.raises(MedganError, match=f"'model.{key}' needs"):
