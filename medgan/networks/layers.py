@@ -476,7 +476,8 @@ def mask_depth(x: Tensor, k: int) -> Tensor:
     for a voxel ``j`` voxels deep (``j = 1`` on the surface), ``1`` at ``k`` or more.
 
     The foreground share ``m = (x + 1) / 2`` and its first ``k - 1`` erosions by a 3-wide minimum filter (faces,
-    edges and corners; the border does not erode) are averaged. It is differentiable almost everywhere (through
+    edges and corners; outside the image counts as background, so a mask touching the border is thin there, as
+    no real organ mask is) are averaged. It is differentiable almost everywhere (through
     the minimum), and a thick gland and a thin one of the same volume differ in it at once, where a convolution
     must learn erosion to see it. The residual discriminator with ``depth=k`` reads it beside the image.
     """
@@ -486,7 +487,7 @@ def mask_depth(x: Tensor, k: int) -> Tensor:
     eroded = (x.clamp(-1, 1) + 1) / 2
     total = eroded
     for _ in range(k - 1):
-        eroded = -pool(-eroded, kernel_size=3, stride=1, padding=1)
+        eroded = -pool(-F.pad(eroded, [1, 1] * (x.ndim - 2)), kernel_size=3, stride=1)  # zero pad: background
         total = total + eroded
     return total * (2 / k) - 1
 

@@ -184,6 +184,9 @@ def test_mask_depth_counts_how_many_voxels_deep_each_voxel_lies_and_passes_gradi
     slab = -torch.ones(1, 1, *[9] * spatial_dims)
     slab[0, 0, 4] = 1  # a slab one voxel thick is all surface
     torch.testing.assert_close(mask_depth(slab, 3)[0, 0, 4], torch.full_like(slab[0, 0, 4], -1 / 3))
+    full = torch.ones(1, 1, *[9] * spatial_dims)  # a mask filling the image: outside counts as background
+    assert float(mask_depth(full, 3)[(0, 0, *[0] * spatial_dims)]) == pytest.approx(-1 / 3)  # a corner is surface
+    assert float(mask_depth(full, 3)[(0, 0, *[4] * spatial_dims)]) == 1
     x.requires_grad_(True)
     mask_depth(x, 2).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
