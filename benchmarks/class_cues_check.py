@@ -12,7 +12,8 @@ If a run's CNN TSTR sits at its size-only figure, its draws carry the class thro
 real-train size model already reads about what the CNN TSTR does, a generator can only pass it by drawing class
 differences of shape. Each record also holds every shape feature's class AUC (real train, or the draws), which
 says which class difference a generator draws wrong. The draws are ``gan_quality.py``'s (the train split's class counts, ``seed=0``), so the
-figures pair with its TSTR records. No network is trained; about half a minute per run at one thread.
+figures pair with its TSTR records. No network is trained; 250-300 s per run at one `nice`d thread beside a
+2-thread training job (2026-12-06), most of it the shape features.
 
 Usage:
     python benchmarks/class_cues_check.py runs/q/adrenal_st05_s0 runs/q/adrenal_st05_s1 --threads 1 \\

@@ -446,7 +446,7 @@ class Discriminator(nn.Module):
             (:func:`~medgan.networks.layers.high_pass`), as the C2ST does, so that fine texture is a
             large input signal rather than a small one.
         depth: with ``k > 0``, the first block also reads each channel's depth inside the mask
-            (:func:`~medgan.networks.layers.mask_depth` with ``k`` erosions), so that a mask's thickness, which
+            (:func:`~medgan.networks.layers.mask_depth`: ``1`` at ``k`` voxels deep or more), so that a mask's thickness, which
             tells the classes of some organs apart where its volume does not, is an input rather than a
             feature D must learn (binary masks; 0 = off).
         aux: an auxiliary classifier head on the pooled feature (AC-GAN, Odena et al. 2017): with
