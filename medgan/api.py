@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -346,6 +347,8 @@ class TrainResult:
         run_dir: the run folder (checkpoints, samples, metrics.jsonl, config.yaml).
         checkpoint: the last checkpoint written.
         step: the step training reached.
+        selected: with ``select_checkpoint: true``, the checkpoint whose masks lie nearest the real ones, which
+            the run folder is sampled from (``RUN/selected.json``); else ``None``.
         seconds: wall-clock time of this call.
         metrics: the last ``metrics.jsonl`` record (losses, ADA p, FID when ``fid_every`` is set).
     """
@@ -355,6 +358,7 @@ class TrainResult:
     step: int
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
+    selected: Path | None = None
 
 
 def _overrides(overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
@@ -445,11 +449,16 @@ def train(
         check_not_input(cfg.out, {"the config": config})
     result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress,
                           evaluator=fid_evaluator(cfg) if cfg.fid_every else None, logger=logger)
+    selected = None
+    if cfg.select_checkpoint and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 picks once
+        from medgan.metrics.selection import select_checkpoint
+
+        selected = Path(select_checkpoint(result.run_dir)[0].checkpoint)
     log = RunFolder(result.run_dir).metrics
     records = read_jsonl(log) if log.is_file() else []
     last = {k: float(v) for k, v in records[-1].items() if isinstance(v, (int, float))} if records else {}
     return TrainResult(run_dir=result.run_dir, checkpoint=result.checkpoint, step=result.step,
-                       seconds=time.perf_counter() - t0, metrics=last)
+                       seconds=time.perf_counter() - t0, metrics=last, selected=selected)
 
 
 # Section. Evaluation.

@@ -467,10 +467,10 @@ def _fidelity_key(cfg: BenchmarkConfig, ds: PreparedDataset, checkpoint: str | P
     and the train images its memorisation audit looks at."""
     import hashlib
 
-    from medgan.training.checkpoint import find_checkpoint
+    from medgan.training.checkpoint import sampling_checkpoint
 
     audited = "all" if seen is None else hashlib.sha256(np.asarray(seen, np.int64).tobytes()).hexdigest()
-    return {"checkpoint_sha256": file_sha256(find_checkpoint(checkpoint)), "data_sha256": ds.info.sha256,
+    return {"checkpoint_sha256": file_sha256(sampling_checkpoint(checkpoint)), "data_sha256": ds.info.sha256,
             "fidelity": config_to_dict(cfg)["fidelity"], "audited_train": audited}
 
 

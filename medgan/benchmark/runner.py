@@ -188,7 +188,7 @@ def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str
     """Train the GAN of ``(fraction, subset)`` on that part of the train split only (or resume it), once per
     benchmark, in ``out`` (:func:`_gan_root`); return its checkpoint."""
     from medgan.training import loop
-    from medgan.training.checkpoint import RunFolder, find_checkpoint, list_checkpoints
+    from medgan.training.checkpoint import RunFolder, list_checkpoints, sampling_checkpoint
     from medgan.training.loggers import make_logger
 
     done = _trained_gan(out)
@@ -207,7 +207,11 @@ def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str
     # Through the module attribute, so a test can watch exactly what the GAN is given.
     logger = make_logger(train_cfg.logger, RunFolder(run_dir).tensorboard)
     loop.train(train_cfg, resume=resume, overwrite=resume is None, progress=progress, logger=logger)
-    ckpt = find_checkpoint(run_dir)
+    if train_cfg.select_checkpoint:
+        from medgan.metrics.selection import select_checkpoint
+
+        select_checkpoint(run_dir)
+    ckpt = sampling_checkpoint(run_dir)
     record = {"checkpoint": str(ckpt.relative_to(out)), "sha256": file_sha256(ckpt), "steps": train_cfg.steps,
               "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(_gan_marker(out), json.dumps(record, indent=2) + "\n")

@@ -62,7 +62,7 @@ def parse_plan(*, class_arg: str | None, n: int | None, class_names: list[str], 
 
 
 def augment(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A run folder (its latest checkpoint) or a checkpoint file."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A run folder (the checkpoint training selected, else its latest) or a checkpoint file."),
     class_: str | None = typer.Option(None, "--class", help="Class name or index, or 'all'."),
     n: int | None = typer.Option(None, "--n", help="Samples to write (per class with --class all)."),
     out: Path = typer.Option(Path("synthetic"), "--out", help="Output folder (written atomically)."),

@@ -10,7 +10,7 @@ import typer
 _HELP = (
     "Rank GAN training runs (seeds of one config) by how near their samples' masks lie to the real training "
     "masks, and name the one to keep. For binary-mask data such as AdrenalMNIST3D, where training is "
-    "fragile across seeds. Each run's latest checkpoint is sampled at the real train split's class counts; the "
+    "fragile across seeds. Each run's latest checkpoint (or the one training selected) is sampled at the real train split's class counts; the "
     "distance sums the error in how well size tells the class, the error in each class's size, and the "
     "fragments per mask (docs/metrics.md). It reads the real training split only, no test image. It drops "
     "the runs that failed outright; it does not reliably find the best of the rest, so measure the kept "
@@ -22,7 +22,7 @@ _HELP = (
 
 
 def select_command(
-    runs: list[Path] = typer.Argument(..., help="Run folders (their latest checkpoint) or checkpoint files."),
+    runs: list[Path] = typer.Argument(..., help="Run folders (their latest checkpoint, or the one training selected) or checkpoint files."),
     data: str | None = typer.Option(None, "--data", help="Real dataset (default: the one the runs were trained on)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Also write the ranking and every figure to this JSON file."),
     seed: int = typer.Option(0, "--seed", min=0, help="Sampling seed (0 gives benchmarks/gan_quality.py's figures)."),

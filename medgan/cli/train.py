@@ -53,6 +53,9 @@ def train(
     if is_main:
         typer.echo(f"done: {result.step} steps in {result.seconds:.0f} s; run folder {result.run_dir}; "
                    f"checkpoint {result.checkpoint}")
+        if result.selected is not None:
+            typer.echo(f"selected: {result.selected} (nearest the real masks of the kept checkpoints; the run folder "
+                       "is sampled from it: selected.json)")
 
 
 def register(app: typer.Typer) -> None:

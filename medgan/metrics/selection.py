@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from medgan.data.dataset import PreparedDataset, load_dataset
 from medgan.errors import MedganError
 from medgan.metrics.evaluate import mask_distance, piece_caution, size_cautions, value_metrics
 from medgan.synth.sampling import LoadedGenerator, load_generator, sample_counts
+from medgan.training.checkpoint import RunFolder, list_checkpoints
+from medgan.utils import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,33 @@ def rank_runs(runs: Sequence[str | Path], data: str | Path | PreparedDataset | N
         if on_run is not None:
             on_run(run)
     return sorted(scores, key=lambda s: s.distance)
+
+
+def select_checkpoint(run_dir: str | Path, data: str | Path | PreparedDataset | None = None, *, seed: int = 0,
+                      device: str = "cpu", on_run: Callable[[str], None] | None = None) -> list[RunScore]:
+    """Rank one run's kept checkpoints by their mask distance and record the nearest in ``RUN/selected.json``.
+
+    What ``select_checkpoint: true`` does after training: a guard against a late runaway of D, which can
+    break a 3D mask generator's masks in its last hundred steps (``gan_quality.md``, "D reads the mask's
+    depth, over five training seeds"). A run folder is then sampled from the recorded checkpoint
+    (:func:`medgan.training.checkpoint.sampling_checkpoint`). Reads the real training split only.
+
+    Returns:
+        The checkpoints' scores, nearest first.
+
+    Raises:
+        MedganError: no checkpoints, or what :func:`rank_runs` refuses.
+    """
+    folder = RunFolder(Path(run_dir))
+    ckpts = list_checkpoints(folder.root)
+    if not ckpts:
+        raise MedganError("no checkpoints to select from (expected checkpoints/step_*.pt)", folder.root)
+    ranked = rank_runs(ckpts, data, seed=seed, device=device, on_run=on_run)
+    record = {"checkpoint": str(Path(ranked[0].checkpoint).relative_to(folder.root)),
+              "by": "mask distance (medgan select), real training split", "seed": seed,
+              "ranking": [{"checkpoint": str(Path(s.checkpoint).relative_to(folder.root)),
+                           "distance": round(s.distance, 4),
+                           "pieces_per_mask": round(s.metrics.get("values/components_synthetic", float("nan")), 3)}
+                          for s in ranked]}
+    write_text_atomic(folder.selection, json.dumps(record, indent=2) + "\n")
+    return ranked

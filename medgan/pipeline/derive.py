@@ -201,6 +201,8 @@ def derive_train_config(
         for key in BINARY_MASK_KEYS:  # each needs g_binary: back to its off value
             if base["model"].get(key):
                 changes[f"model.{key}"] = getattr(ModelConfig(), key)
+        if base.get("select_checkpoint"):  # it ranks checkpoints by their masks
+            changes["select_checkpoint"] = False
     if base["model"]["family"] == "progressive" and base.get("progressive"):
         canvas = _canvas(size)
         sched = base["progressive"]

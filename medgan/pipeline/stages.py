@@ -299,7 +299,7 @@ def _train_run(ctx: _Context, folder: Path) -> dict[str, Any]:
     resume = run_dir if list_checkpoints(run_dir) else None  # an interrupted attempt continues exactly
     ctx.display.describe("training the GAN")
     result = train(derived.config, resume=resume, overwrite=resume is None, progress=ctx.display.nested_bars)
-    ckpt = result.checkpoint or find_checkpoint(run_dir)
+    ckpt = result.selected or result.checkpoint or find_checkpoint(run_dir)
     _set_checkpoint(ctx, ckpt)
     return {
         "checkpoint": str(ckpt.relative_to(folder)),

@@ -34,7 +34,7 @@ from medgan.device import resolve_device
 from medgan.errors import MedganError
 from medgan.networks import build_networks, canonical_family
 from medgan.networks.style import LatentGenerator
-from medgan.training.checkpoint import check_trained_on, load_checkpoint, trained_on
+from medgan.training.checkpoint import check_trained_on, load_checkpoint, sampling_checkpoint, trained_on
 
 __all__ = [
     "LATENT_BLOCK",
@@ -128,7 +128,8 @@ def load_generator(checkpoint: str | Path | dict[str, Any], device: str = "auto"
     """Verify and load a checkpoint (file or run folder) and rebuild its G_ema.
 
     Args:
-        checkpoint: a checkpoint file, a run folder (its latest checkpoint), or a checkpoint that
+        checkpoint: a checkpoint file, a run folder (the checkpoint training selected, else its latest:
+            :func:`medgan.training.checkpoint.sampling_checkpoint`), or a checkpoint that
             :func:`medgan.training.checkpoint.load_checkpoint` has loaded already.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 
@@ -139,7 +140,8 @@ def load_generator(checkpoint: str | Path | dict[str, Any], device: str = "auto"
     """
 
     dev = resolve_device(device)
-    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, map_location="cpu")
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(sampling_checkpoint(checkpoint),
+                                                                            map_location="cpu")
     if (ckpt.get("model") or {}).get("family") == "cycle":
         raise MedganError("this checkpoint is a translator (model.family cycle): it turns images of one domain into "
                           "the other instead of sampling; use medgan translate, or medgan augment, which translates "

@@ -50,7 +50,7 @@ from medgan.networks import build_networks
 from medgan.synth.plan import ClassPlan
 from medgan.synth.sampling import LoadedGenerator, check_sampling_args, forward_block, load_generator
 from medgan.synth.write import Batch, check_format, write_batches
-from medgan.training.checkpoint import check_trained_on, load_checkpoint, trained_on
+from medgan.training.checkpoint import check_trained_on, load_checkpoint, sampling_checkpoint, trained_on
 
 __all__ = [
     "LoadedTranslator",
@@ -207,7 +207,7 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator 
     Raises:
         MedganError: as :func:`medgan.synth.sampling.load_generator` and :func:`load_translator`.
     """
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    ckpt = load_checkpoint(sampling_checkpoint(checkpoint), map_location="cpu")
     return translator_from_checkpoint(ckpt, device) if is_translator(ckpt) else load_generator(ckpt, device)
 
 

@@ -12,6 +12,7 @@ it without unpickling arbitrary objects:
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = [
     "get_rng_state",
     "list_checkpoints",
     "load_checkpoint",
+    "sampling_checkpoint",
     "save_checkpoint",
     "set_rng_state",
     "train_copy_source",
@@ -54,6 +56,7 @@ class RunFolder:
         ROOT/metrics.jsonl             one record per log interval
         ROOT/loss_curves.png
         ROOT/tensorboard/              TensorBoard event files (``logger: tensorboard``)
+        ROOT/selected.json             the checkpoint to sample from, when training picked one (``select_checkpoint``)
 
     Example:
         >>> RunFolder.containing("runs/a/checkpoints/step_000100.pt").root
@@ -102,6 +105,10 @@ class RunFolder:
     @property
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
+
+    @property
+    def selection(self) -> Path:
+        return self.root / "selected.json"
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:06d}.pt"
@@ -283,6 +290,30 @@ def find_checkpoint(path: str | Path) -> Path:
     if not p.is_file():
         raise MedganError("checkpoint not found", p)
     return p
+
+
+def sampling_checkpoint(path: str | Path) -> Path:
+    """The checkpoint to sample from: a file as given; in a run folder, the one ``selected.json`` names, else the latest.
+
+    ``selected.json`` is written after training by ``select_checkpoint`` (``{"checkpoint": "checkpoints/step_…pt",
+    …}``, relative to the run folder). A record that names a checkpoint no longer there is refused rather than
+    passed over, so a run is never sampled from another checkpoint than the one its record promises.
+
+    Raises:
+        MedganError: no checkpoint, or a selection record that cannot be read or names a missing file.
+    """
+    p = Path(path)
+    record = RunFolder(p).selection
+    if not (p.is_dir() and record.is_file()):
+        return find_checkpoint(p)
+    try:
+        chosen = p / json.loads(record.read_text())["checkpoint"]
+    except (ValueError, KeyError, TypeError):
+        raise MedganError("unreadable selection record; delete it to sample from the latest checkpoint", record) from None
+    if not chosen.is_file():
+        raise MedganError(f"the selected checkpoint {chosen.name} is missing; delete {record.name} to sample from "
+                          "the latest checkpoint", record)
+    return chosen
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:

@@ -233,6 +233,11 @@ class TrainConfig:
         sample_every: steps between sample grids.
         checkpoint_every: steps between checkpoints (one is always written at the end).
         keep_checkpoints: how many periodic checkpoints to keep.
+        select_checkpoint: after training, rank the kept checkpoints by how near their masks lie to the real
+            training masks (the mask distance of ``medgan select``, :func:`medgan.metrics.selection.select_checkpoint`)
+            and record the nearest in ``RUN/selected.json``; a run folder then samples from it (``augment``,
+            ``evaluate``, the benchmark) where it would take the latest. A guard against a late runaway of D;
+            conditional mask generators only (``model.g_binary``). Training or resuming the run clears the record.
         fid_every: steps between evaluations of G_ema's samples against the real training split (0 = off);
             what each one measures is ``eval_metrics`` (and ``eval_c2st``). The evaluation leaves the
             training run's random streams as they were, so turning it on does not change the weights.
@@ -329,6 +334,7 @@ class TrainConfig:
     sample_every: int = bounded(500, gt=0)
     checkpoint_every: int = bounded(500, gt=0)
     keep_checkpoints: int = bounded(2, gt=0)
+    select_checkpoint: bool = False
     fid_every: int = bounded(0, ge=0)
     fid_samples: int = bounded(500, gt=0)
     eval_metrics: list[str] = field(default_factory=lambda: ["fid", "swd", "values"])
@@ -435,6 +441,9 @@ class TrainConfig:
         if self.model.d_depth and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.d_depth' needs model.family 'residual' and model.g_binary: true "
                               "(it reads how deep inside a binary mask each voxel lies)")
+        if self.select_checkpoint and not (self.model.g_binary and self.model.conditional):
+            raise MedganError("config key 'select_checkpoint' needs model.g_binary: true and model.conditional: true "
+                              "(it ranks checkpoints by how near their masks' class sizes and pieces lie to the real ones)")
         if self.model.g_recentre and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.g_recentre' needs model.family 'residual' and model.g_binary: true "
                               "(it moves binary masks)")
@@ -494,7 +503,7 @@ class TrainConfig:
 
 
 RESUME_MAY_CHANGE = ("data", "out", "steps", "device", "threads", "log_every", "sample_every", "checkpoint_every",
-                     "keep_checkpoints", "fid_every", "fid_samples", "eval_metrics", "eval_c2st", "logger")
+                     "keep_checkpoints", "select_checkpoint", "fid_every", "fid_samples", "eval_metrics", "eval_c2st", "logger")
 """What a resumed run may change: how far it trains, where and how fast it runs, how often it reports
 (``data`` names the dataset; its content is checked against the checkpoint's)."""
 

@@ -583,6 +583,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
     layout = RunFolder(run_dir)
     if dist.is_main:
         save_config(cfg, layout.config)
+        layout.selection.unlink(missing_ok=True)  # a pick among the old checkpoints; training changes them
     dist_utils.barrier()
     rows = info.num_classes if conditional else 1
     grid_gen = torch.Generator().manual_seed(cfg.seed + 12345)

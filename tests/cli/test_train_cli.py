@@ -47,6 +47,22 @@ def test_train_writes_a_run_and_reports(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "step_000002.pt").is_file()
 
 
+def test_train_names_the_checkpoint_it_selected(tmp_path):
+    from tests.conftest import make_square_masks
+
+    data = make_square_masks(tmp_path / "squares", counts=(16, 16)).path
+    cfg = _config(tmp_path, data, steps=4, checkpoint_every=2, keep_checkpoints=2, select_checkpoint=True,
+                  model={**TINY["model"], "g_binary": True})
+    result = runner.invoke(app, ["train", str(cfg), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    chosen = json.loads((tmp_path / "run" / "selected.json").read_text())["checkpoint"]
+    picked = [ln for ln in result.output.splitlines() if ln.startswith("selected: ")]
+    assert chosen in ("checkpoints/step_000002.pt", "checkpoints/step_000004.pt")
+    assert len(picked) == 1 and picked[0].startswith(f"selected: {tmp_path / 'run' / chosen} ")
+
+
 def test_unknown_config_key(tmp_path):
     cfg = _config(tmp_path, make_banded_toy(tmp_path), learning_rate=0.1)
     _one_line_error(runner.invoke(app, ["train", str(cfg)]), "unknown config key 'learning_rate'")

@@ -79,6 +79,9 @@ def test_a_mask_generator_is_kept_only_for_mask_data(two_valued: bool, tmp_path:
     # the mask-only keys follow g_binary: the 3D config's stochastic sign stays for masks, goes for grey volumes
     assert derived.config.model.g_stochastic == (0.5 if two_valued else 0.0)
     assert ("model.g_stochastic" in derived.changes) is (not two_valued)
+    # the 3D config picks its checkpoint by the mask distance, which only masks have
+    assert derived.config.select_checkpoint is two_valued
+    assert ("select_checkpoint" in derived.changes) is (not two_valued)
 
 
 def test_progressive_steps_shorten_the_schedule_so_training_ends_at_full_resolution(tmp_path: Path) -> None:
