@@ -156,7 +156,7 @@ class Generator:
 
 
 def load_generator(path: str | Path, device: str = "auto") -> Generator:
-    """Load a trained generator from a run folder (its latest checkpoint) or a checkpoint file.
+    """Load a trained generator from a run folder (the checkpoint training selected, else its latest) or a file.
 
     The checkpoint is checked against its ``.sha256`` sidecar and read with ``weights_only``; its
     EMA generator is rebuilt in eval mode without gradients.

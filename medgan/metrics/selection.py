@@ -83,10 +83,11 @@ def score_run(gen: LoadedGenerator, ds: PreparedDataset, run: str, seed: int = 0
 
 def rank_runs(runs: Sequence[str | Path], data: str | Path | PreparedDataset | None = None, *, seed: int = 0,
               device: str = "cpu", on_run: Callable[[str], None] | None = None) -> list[RunScore]:
-    """Score each run's latest checkpoint by its mask distance; nearest first.
+    """Score each run's checkpoint (latest, or the one training selected) by its mask distance; nearest first.
 
     Args:
-        runs: run folders (their latest checkpoint) or checkpoint files, all trained on the same data.
+        runs: run folders (as :func:`medgan.training.checkpoint.sampling_checkpoint` resolves them) or checkpoint
+            files, all trained on the same data.
         data: the real dataset (default: the one the first run was trained on, from its config).
         seed: the sampling seed (0 reproduces ``gan_quality.py``'s figures).
         device: where the generators run.
