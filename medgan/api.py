@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -424,6 +423,7 @@ def train(
 
     from medgan.metrics.training_fid import fid_evaluator
     from medgan.training.checkpoint import RunFolder
+    from medgan.training.distributed import is_main_process
     from medgan.training.loggers import make_logger
     from medgan.training.loop import train as run_training
     from medgan.training.snapshots import read_jsonl
@@ -450,7 +450,7 @@ def train(
     result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress,
                           evaluator=fid_evaluator(cfg) if cfg.fid_every else None, logger=logger)
     selected = None
-    if cfg.select_checkpoint and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 picks once
+    if cfg.select_checkpoint and is_main_process():  # under torchrun, rank 0 picks once
         from medgan.metrics.selection import select_checkpoint
 
         selected = Path(select_checkpoint(result.run_dir)[0].checkpoint)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -34,6 +33,7 @@ def train(
     """
     from medgan.api import train as api_train
     from medgan.configio import parse_overrides
+    from medgan.training.distributed import is_main_process
     from medgan.training.loop import TrainingInterrupted
 
     overrides = parse_overrides(set_ or [])
@@ -42,7 +42,7 @@ def train(
             overrides[key] = value
     if out is not None:
         overrides["out"] = str(out)
-    is_main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
+    is_main = is_main_process()  # under torchrun, rank 0 reports for all
     try:
         result = api_train(config, overrides=overrides, resume=resume, overwrite=overwrite, progress=progress,
                            tensorboard=tensorboard)

@@ -24,6 +24,7 @@ __all__ = [
     "barrier",
     "broadcast_parameters",
     "convert_sync_batchnorm",
+    "is_main_process",
     "rank_rows",
     "setup",
     "teardown",
@@ -47,6 +48,12 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of its launch (``RANK`` unset counts as 0); needs no process group, so it
+    holds before :func:`setup` and after :func:`teardown`."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def setup(device_arg: str) -> tuple[DistInfo, torch.device]:

@@ -449,7 +449,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         paths = {what: Path(str(d)).expanduser() for what, d in datasets.items() if d is not None}
         check_not_input(run_dir, {what: p for what, p in paths.items() if p.exists()})
     # One run per folder; under torchrun, rank 0 holds the lock for every rank.
-    is_main = os.environ.get("RANK", "0") == "0"
+    is_main = dist_utils.is_main_process()
     with run_lock(run_dir) if is_main else nullcontext():
         if is_main and run_dir.is_dir():
             remove_leftover_files(run_dir)  # half-written checkpoints of a run that was killed
