@@ -1001,7 +1001,7 @@ def _gan_section(r: dict[str, Any], cfg: BenchmarkConfig, names: list[str], bloc
                     *sorted(k for k in gan["fidelity"] if k.startswith("c2st/auc/class_")),
                     "swd/mean", "swd/real_vs_real_mean", "values/near_modes_real", "values/near_modes_synthetic",
                     "values/components_real", "values/components_synthetic",
-                    *sorted(k for k in gan["fidelity"] if k.startswith(("values/foreground_", "values/size_auc_"))),
+                    *sorted(k for k in gan["fidelity"] if k.startswith(("values/foreground_", "values/size_auc_", "values/depth_"))),
                     "fid", "kid_mean", "precision", "recall", "density", "coverage", "memorisation/fraction",
                     "memorisation/n_likely_copies", "memorisation/p_value", "memorisation/n_train",
                     "domain_classifier/accuracy", "domain_classifier/balanced_accuracy"]

@@ -73,6 +73,7 @@ __all__ = [
 PER_CLASS_METRICS = (
     "c2st/auc", "c2st/auc_std", "swd/mean", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
     "values/foreground_real", "values/foreground_synthetic", "values/size_auc_real", "values/size_auc_synthetic",
+    "values/depth_real", "values/depth_synthetic", "values/depth_auc_real", "values/depth_auc_synthetic",
 )
 METRIC_FAMILIES = ("fid", "kid", "prdc", "memorisation", "c2st", "swd", "values", "domain_is")
 """What ``metrics=`` can select: FID, KID, precision/recall/density/coverage, the memorisation audit,
@@ -531,7 +532,10 @@ def value_metrics(real: np.ndarray, synthetic: np.ndarray, tolerance: float = 0.
         and ``values/foreground_synthetic/class_<slug>`` (the mean share of the image the foreground
         fills) and ``values/size_auc_real/class_<slug>`` and ``values/size_auc_synthetic/class_<slug>``
         (the ROC AUC with which the foreground's size alone tells the class from the others; 0.5 =
-        size carries no class, below 0.5 = the class is the smaller one).
+        size carries no class, below 0.5 = the class is the smaller one); and the same two for thickness,
+        ``values/depth_{real,synthetic}/class_<slug>`` (the foreground's mean depth: the city-block distance
+        of each foreground voxel to the background, 1 on the surface, averaged over the mask) and
+        ``values/depth_auc_{real,synthetic}/class_<slug>`` (how well mean depth alone tells the class).
     """
     counts = np.bincount(np.asarray(real, dtype=np.uint8).reshape(-1), minlength=256)
     top = np.sort(np.argsort(counts)[-2:])
@@ -553,7 +557,7 @@ def value_metrics(real: np.ndarray, synthetic: np.ndarray, tolerance: float = 0.
         "values/one_piece_synthetic": float((pieces_syn == 1).mean()) if pieces_syn.size else float("nan"),
     }
     if real_labels is not None and synthetic_labels is not None and class_names is not None:
-        out.update(_size_by_class(real, np.asarray(real_labels), synthetic, np.asarray(synthetic_labels),
+        out.update(_cues_by_class(real, np.asarray(real_labels), synthetic, np.asarray(synthetic_labels),
                                   class_names, cut))
     return out
 
@@ -647,21 +651,43 @@ def mask_distance(metrics: Mapping[str, float], class_names: Sequence[str]) -> d
     return {"mask_distance": sum(parts.values()), **parts}
 
 
-def _size_by_class(real: np.ndarray, real_y: np.ndarray, synthetic: np.ndarray, syn_y: np.ndarray,
+def _cues_by_class(real: np.ndarray, real_y: np.ndarray, synthetic: np.ndarray, syn_y: np.ndarray,
                    class_names: Sequence[str], cut: float) -> dict[str, float]:
-    """Per class: the foreground's mean share of the image, and how well its size alone tells the class (ROC AUC)."""
+    """Per class, for the foreground's size and its thickness: the mean, and how well it alone tells the class
+    (ROC AUC)."""
     from sklearn.metrics import roc_auc_score
 
     out: dict[str, float] = {}
     for side, images, labels in (("real", real, real_y), ("synthetic", synthetic, syn_y)):
-        share = (np.asarray(images) > cut).reshape(len(images), -1).mean(axis=1)
+        cues = {"foreground": (np.asarray(images) > cut).reshape(len(images), -1).mean(axis=1),
+                "depth": _mean_depth(images, cut)}
         for c, slug in enumerate(class_slugs(class_names)):
             mine = labels == c
-            if mine.any():
-                out[f"values/foreground_{side}/class_{slug}"] = float(share[mine].mean())
-            if mine.any() and not mine.all():
-                out[f"values/size_auc_{side}/class_{slug}"] = float(roc_auc_score(mine, share))
+            for cue, auc, value in (("foreground", "size_auc", cues["foreground"]),
+                                    ("depth", "depth_auc", cues["depth"])):
+                if mine.any():
+                    out[f"values/{cue}_{side}/class_{slug}"] = float(value[mine].mean())
+                if mine.any() and not mine.all():
+                    out[f"values/{auc}_{side}/class_{slug}"] = float(roc_auc_score(mine, value))
     return out
+
+
+def _mean_depth(images: np.ndarray, cut: float) -> np.ndarray:
+    """Each ``(C, *spatial)`` image's foreground thickness: the mean city-block distance of its foreground voxels
+    (above ``cut`` in any channel) to the background, 1 on the surface; 0 for an empty image.
+
+    In AdrenalMNIST3D thickness is the class more than size is: mean depth tells hyperplasia from normal with
+    ROC AUC 0.84 on the train split, size 0.68 (``benchmarks/results/gan_quality.md``). City-block distances
+    order the masks as Euclidean ones do (the same AUC to 0.005) at an eighth of the cost.
+    """
+    from scipy import ndimage
+
+    depths = np.zeros(len(images))
+    for i, im in enumerate(np.asarray(images)):
+        fg = (im > cut).any(axis=0)
+        if fg.any():
+            depths[i] = ndimage.distance_transform_cdt(fg, metric="taxicab")[fg].mean()
+    return depths
 
 
 def _components(images: np.ndarray, cut: float) -> np.ndarray:

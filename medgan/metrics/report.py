@@ -61,6 +61,14 @@ _READINGS: dict[str, str] = {
     "data (0.5: size carries no class; below 0.5: the class is the smaller)",
     "values/size_auc_synthetic": "the same in the synthetic set; on the other side of 0.5 from the real figure, "
     "the generator draws the class sizes backwards",
+    "values/depth_real": "the foreground's mean depth in real masks: {x} voxels (city-block distance to the "
+    "background, 1 on the surface; thicker organs read higher)",
+    "values/depth_synthetic": "the same in synthetic masks: {x}; far from the real figure, the generator draws "
+    "the organ too thick or too thin",
+    "values/depth_auc_real": "the mask's thickness alone tells this class from the others with ROC AUC {x} in "
+    "real data (0.5: thickness carries no class)",
+    "values/depth_auc_synthetic": "the same in the synthetic set; nearer 0.5 than the real figure, the draws "
+    "carry less of the class's thickness than real masks do",
     "values/mode_low": "the lower of the two grey levels of the mask-like real data",
     "values/mode_high": "the higher of the two",
     "fid": "Fréchet distance between real-train and synthetic feature distributions; lower is closer, "

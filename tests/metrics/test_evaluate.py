@@ -281,3 +281,34 @@ def test_value_metrics_read_each_class_size_and_see_sizes_drawn_backwards() -> N
     assert backwards["values/size_auc_synthetic/class_large"] == 0.0
     # Without labels, no per-class figures.
     assert not any("/class_" in k for k in value_metrics(real, real))
+
+
+def _bars(widths: list[int]) -> np.ndarray:
+    """uint8 (N, 1, 12, 12) masks, each one 8-pixel-long bar of the given width (same length, other thickness)."""
+    x = np.zeros((len(widths), 1, 12, 12), np.uint8)
+    for i, w in enumerate(widths):
+        x[i, :, 2:10, 2:2 + w] = 255
+    return x
+
+
+def test_value_metrics_read_each_class_thickness_and_see_it_drawn_flat() -> None:
+    from medgan.metrics.evaluate import value_metrics
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    names = ["thin", "thick"]
+    real = _bars([1, 1, 2, 3, 3, 4])
+    m = value_metrics(real, _bars([1, 1, 1, 1, 1, 1]), real_labels=labels, synthetic_labels=labels,
+                      class_names=names)
+    # City-block depth: a 1-wide bar is all surface (1); a 3-wide bar has 18 surface pixels and 6 at depth 2
+    # ((18 + 2 * 6) / 24), a 4-wide one 20 and 12 ((20 + 2 * 12) / 32).
+    assert m["values/depth_real/class_thin"] == pytest.approx((1 + 1 + 1) / 3)
+    assert m["values/depth_real/class_thick"] == pytest.approx((2 * 30 / 24 + 44 / 32) / 3)
+    assert m["values/depth_auc_real/class_thick"] == 1.0
+    # Bars all one pixel wide: the thickness tells no class, though the real classes differ by it.
+    assert m["values/depth_synthetic/class_thick"] == 1.0
+    assert m["values/depth_auc_synthetic/class_thick"] == 0.5
+    # Drawn the right way round: the thick class's bars drawn thicker.
+    right = value_metrics(real, _bars([1, 1, 1, 3, 3, 3]), real_labels=labels, synthetic_labels=labels,
+                          class_names=names)
+    assert right["values/depth_auc_synthetic/class_thick"] == 1.0
+    assert right["values/depth_synthetic/class_thin"] == 1.0
