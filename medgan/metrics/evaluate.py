@@ -659,16 +659,16 @@ def _cues_by_class(real: np.ndarray, real_y: np.ndarray, synthetic: np.ndarray, 
 
     out: dict[str, float] = {}
     for side, images, labels in (("real", real, real_y), ("synthetic", synthetic, syn_y)):
-        cues = {"foreground": (np.asarray(images) > cut).reshape(len(images), -1).mean(axis=1),
-                "depth": _mean_depth(images, cut)}
+        share = (np.asarray(images) > cut).reshape(len(images), -1).mean(axis=1)
+        cues = (("foreground", "size_auc", share), ("depth", "depth_auc", _mean_depth(images, cut)))
         for c, slug in enumerate(class_slugs(class_names)):
             mine = labels == c
-            for cue, auc, value in (("foreground", "size_auc", cues["foreground"]),
-                                    ("depth", "depth_auc", cues["depth"])):
-                if mine.any():
-                    out[f"values/{cue}_{side}/class_{slug}"] = float(value[mine].mean())
-                if mine.any() and not mine.all():
-                    out[f"values/{auc}_{side}/class_{slug}"] = float(roc_auc_score(mine, value))
+            if not mine.any():
+                continue
+            for mean_key, auc_key, value in cues:
+                out[f"values/{mean_key}_{side}/class_{slug}"] = float(value[mine].mean())
+                if not mine.all():
+                    out[f"values/{auc_key}_{side}/class_{slug}"] = float(roc_auc_score(mine, value))
     return out
 
 
