@@ -290,6 +290,9 @@ class TrainConfig:
             volume the mask fills), each deviation capped softly at 3 spreads, estimated without bias from
             the batch (:func:`medgan.training.loss.class_mean_gap`; 0 = off); conditional models only. It did
             not help on the 3D default (benchmarks/results/gan_quality.md).
+        class_depth_weight: the same for each class's mean thickness (:func:`medgan.training.loss.mean_depth`,
+            the mean city-block depth of the foreground above mid-grey; for the masks of AdrenalMNIST3D the cue
+            that tells the classes apart); 0 = off; conditional models only.
         class_balance: how far the real batches (and so the classes G is asked for) move from the training
             split's class mix towards every class equally often, a rarer class's images repeated
             (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
@@ -355,6 +358,7 @@ class TrainConfig:
     unet_weight: float = bounded(0.0, ge=0)
     unet_cutmix: float = bounded(0.0, ge=0, le=1)
     class_mean_weight: float = bounded(0.0, ge=0)
+    class_depth_weight: float = bounded(0.0, ge=0)
     class_balance: bool | float = False
     init_from: str | None = None
     d_freeze: int = bounded(0, ge=0)
@@ -381,7 +385,8 @@ class TrainConfig:
             raise MedganError("config: a 'progressive' section is only allowed with model.family 'progressive'")
         if self.steps is None:
             raise MedganError("config key 'steps' must be set for model.family 'cycle'")
-        for key in ("spectral_weight", "aux_weight", "lecam_weight", "recon_weight", "unet_weight", "class_mean_weight"):
+        for key in ("spectral_weight", "aux_weight", "lecam_weight", "recon_weight", "unet_weight", "class_mean_weight",
+                    "class_depth_weight"):
             if getattr(self, key) != 0:
                 raise MedganError(f"config: {key} applies to the adversarial families, not model.family 'cycle'")
         if self.d_steps != 1 or self.r1_gamma != 0 or self.fid_every != 0:
@@ -457,6 +462,9 @@ class TrainConfig:
             raise MedganError("config key 'aux_weight' needs a conditional model of family 'residual' or 'style'")
         if self.class_mean_weight > 0 and not self.model.conditional:
             raise MedganError("config key 'class_mean_weight' needs a conditional model (it matches each class's mean)")
+        if self.class_depth_weight > 0 and not self.model.conditional:
+            raise MedganError("config key 'class_depth_weight' needs a conditional model (it matches each class's "
+                              "thickness)")
         if self.aux_twin and self.aux_weight == 0:
             raise MedganError("config key 'aux_twin' needs aux_weight > 0 (the twin sits beside the auxiliary classifier)")
         if self.aux_loss == "d2dce" and (self.aux_weight == 0 or self.aux_twin or self.model.family != "residual"):

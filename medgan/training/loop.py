@@ -508,11 +508,16 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
                    pl_weight=cfg.pl_weight, pl_every=cfg.pl_every, spectral_weight=cfg.spectral_weight,
                    aux_weight=cfg.aux_weight, aux_twin=cfg.aux_twin, aux_loss=cfg.aux_loss, lecam_weight=cfg.lecam_weight,
                    recon_weight=cfg.recon_weight, unet_weight=cfg.unet_weight,
-                   unet_cutmix=cfg.unet_cutmix, class_mean_weight=cfg.class_mean_weight)
+                   unet_cutmix=cfg.unet_cutmix, class_mean_weight=cfg.class_mean_weight,
+                   class_depth_weight=cfg.class_depth_weight)
     if cfg.class_mean_weight > 0:
         from medgan.training.loss import class_mean_targets
 
         loss.set_class_means(class_mean_targets(data_u8, labels, info.num_classes))
+    if cfg.class_depth_weight > 0:
+        from medgan.training.loss import class_depth_targets
+
+        loss.set_class_depths(class_depth_targets(data_u8, labels, info.num_classes))
     # The style family exposes its w: path-length regularisation and the per-class mean w for truncation.
     exposes_w = isinstance(G, LatentGenerator)
     if cfg.pl_weight > 0 and not exposes_w:

@@ -270,11 +270,16 @@ def class_mean_targets(images_u8: Tensor, labels: Tensor, num_classes: int) -> T
         ValueError: a class with no image.
     """
     per_image = images_u8.flatten(1).float().mean(1) / 255.0
+    return _per_class_spread(per_image, labels, num_classes, "mean intensity")
+
+
+def _per_class_spread(per_image: Tensor, labels: Tensor, num_classes: int, what: str) -> Tensor:
+    """Per class, the mean of ``per_image`` and its standard deviation floored at 1e-3: ``(num_classes, 2)``."""
     out = torch.zeros(num_classes, 2)
     for c in range(num_classes):
         v = per_image[labels == c]
         if v.numel() == 0:
-            raise ValueError(f"class {c} has no training image: no mean intensity to match")
+            raise ValueError(f"class {c} has no training image: no {what} to match")
         out[c, 0] = v.mean()
         out[c, 1] = v.std(unbiased=True).clamp_min(1e-3) if v.numel() > 1 else 1e-3
     return out
@@ -300,15 +305,69 @@ def class_mean_gap(fake: Tensor, y: Tensor, targets: Tensor, cap: float = 3.0) -
         targets: ``(K, 2)`` per class ``(mu, sigma)`` from :func:`class_mean_targets`.
         cap: the soft cap on a deviation, in real spreads.
     """
-    m = (fake.float().flatten(1).mean(1) + 1) / 2
-    t = targets.to(m.device)
+    return class_statistic_gap((fake.float().flatten(1).mean(1) + 1) / 2, y, targets, cap)
+
+
+def class_statistic_gap(values: Tensor, y: Tensor, targets: Tensor, cap: float = 3.0) -> Tensor:
+    """:func:`class_mean_gap` for any per-image statistic: ``values`` ``(B,)`` (attached to G's graph) against
+    per class ``(mu, sigma)`` targets ``(K, 2)``; the same capped, unbiased estimate of the squared class gaps."""
+    t = targets.to(values.device)
     terms = []
     for c in torch.unique(y).tolist():
-        d = cap * torch.tanh((m[y == c] - t[c, 0]) / (t[c, 1] * cap))
+        d = cap * torch.tanh((values[y == c] - t[c, 0]) / (t[c, 1] * cap))
         n = d.numel()
         if n >= 2:
             terms.append((d.sum().square() - d.square().sum()) / (n * (n - 1)))
-    return torch.stack(terms).mean() if terms else m.sum() * 0.0
+    return torch.stack(terms).mean() if terms else values.sum() * 0.0
+
+
+def mean_depth(x: Tensor, levels: int = 4) -> Tensor:
+    """Each image's foreground thickness, differentiable: the mean city-block depth of its foreground.
+
+    ``x`` ``(B, C, *spatial)`` in [-1, 1] (the mean over channels) is read as a foreground share
+    ``f = (x + 1) / 2``. A voxel's city-block depth is the number of erosions by the face neighbours that it
+    survives, plus one, so the mean depth is ``sum_k |E^k(f)| / |f|`` for ``k = 0 .. levels``. The erosion is
+    the product of a voxel and its ``2 * spatial`` face neighbours, the array's edge counting as foreground
+    as in ``scipy.ndimage.distance_transform_cdt``. On a binary (straight-through) mask the forward value is
+    the exact mean depth up to ``levels + 1`` (deeper voxels count ``levels + 1``), and a voxel's gradient is
+    the change one flip of it would make when its neighbours stay: the thickness signal reaches G through the
+    sign's identity gradient. A flip that makes no voxel interior gets no push to thicken (a wholly one-voxel-thin
+    region cannot be thickened by it, only where one more voxel completes a neighbourhood). An empty image has
+    depth 0.
+
+    Example:
+        >>> m = -torch.ones(1, 1, 5, 5); m[..., 1:4, 1:4] = 1  # a 3 x 3 square: eight at depth 1, one at 2
+        >>> round(float(mean_depth(m)), 4)
+        1.1111
+    """
+    f = ((x.float().mean(1) + 1) / 2).clamp(0, 1)
+    dims = f.dim() - 1
+    total, layer = f.flatten(1).sum(1), f
+    for _ in range(levels):
+        padded = F.pad(layer, (1, 1) * dims, value=1.0)
+        core = tuple(slice(1, -1) for _ in range(dims))
+        eroded = layer
+        for axis in range(dims):
+            for shift in (0, 2):
+                index = list(core)
+                index[axis] = slice(shift, shift + layer.shape[axis + 1])
+                eroded = eroded * padded[(slice(None), *index)]
+        layer = eroded
+        total = total + layer.flatten(1).sum(1)
+    area = f.flatten(1).sum(1)
+    return torch.where(area > 0, total / area.clamp_min(1e-6), area * 0.0)
+
+
+def class_depth_targets(images_u8: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Each class's mean :func:`mean_depth` of the real masks (foreground above 127) and its spread:
+    ``(num_classes, 2)``, the targets of :func:`class_statistic_gap` for ``class_depth_weight``.
+
+    Raises:
+        ValueError: a class with no image.
+    """
+    binary = torch.where(images_u8.float() > 127, 1.0, -1.0)
+    per_image = torch.cat([mean_depth(chunk) for chunk in binary.split(256)])
+    return _per_class_spread(per_image, labels, num_classes, "mean depth")
 
 
 def d2d_cross_entropy(out: Tensor, y: Tensor, temperature: float = 0.5, pos_margin: float = 0.98,
@@ -400,6 +459,8 @@ class GANLoss:
             over pixels. Needs a D called as ``D(x, y, return_pixels=True) -> (logits, pixels)``; 0 disables it.
         class_mean_weight: weight of :func:`class_mean_gap` in G's objective, against the targets given to
             :meth:`set_class_means` (the real training images' per-class mean intensity and its spread); 0 disables it.
+        class_depth_weight: weight of :func:`class_statistic_gap` on each fake's :func:`mean_depth` (its
+            thickness) in G's objective, against the targets given to :meth:`set_class_depths`; 0 disables it.
         unet_cutmix: with ``unet_weight``, the probability that a D step adds U-Net GAN's CutMix terms
             (:func:`cutmix_masks`): a box of each fake pasted into its real image must score fake as a whole
             and real or fake pixel by pixel where it came from, and the per-pixel logits of the mix must
@@ -431,6 +492,7 @@ class GANLoss:
         unet_weight: float = 0.0,
         unet_cutmix: float = 0.0,
         class_mean_weight: float = 0.0,
+        class_depth_weight: float = 0.0,
     ) -> None:
         self.kind: LossName = check_loss_name(kind)
         if r1_gamma < 0 or gp_weight < 0 or drift < 0:
@@ -477,6 +539,10 @@ class GANLoss:
             raise ValueError(f"class_mean_weight must be >= 0, got {class_mean_weight}")
         self.class_mean_weight = float(class_mean_weight)
         self.class_means: Tensor | None = None  # (K, 2): each class's real mean intensity and its spread
+        if not 0 <= class_depth_weight < float("inf"):
+            raise ValueError(f"class_depth_weight must be >= 0, got {class_depth_weight}")
+        self.class_depth_weight = float(class_depth_weight)
+        self.class_depths: Tensor | None = None  # (K, 2): each class's real mean depth and its spread
         # Training state, saved with the checkpoint (state_dict): the running mean path length, and
         # LeCam's moving averages of the mean real and fake logits (NaN until the first D step).
         self.pl_mean = torch.zeros(())
@@ -489,12 +555,16 @@ class GANLoss:
             f"spectral_weight={self.spectral_weight}, aux_weight={self.aux_weight}, aux_twin={self.aux_twin}, "
             f"aux_loss={self.aux_loss!r}, lecam_weight={self.lecam_weight}, recon_weight={self.recon_weight}, "
             f"unet_weight={self.unet_weight}, unet_cutmix={self.unet_cutmix}, "
-            f"class_mean_weight={self.class_mean_weight})"
+            f"class_mean_weight={self.class_mean_weight}, class_depth_weight={self.class_depth_weight})"
         )
 
     def set_class_means(self, targets: Tensor) -> None:
         """The real per-class ``(mean, spread)`` of :func:`class_mean_targets`, the targets of ``class_mean_weight``."""
         self.class_means = targets.detach().float().cpu()
+
+    def set_class_depths(self, targets: Tensor) -> None:
+        """The real per-class ``(mean, spread)`` of :func:`class_depth_targets`, the targets of ``class_depth_weight``."""
+        self.class_depths = targets.detach().float().cpu()
 
     def state_dict(self) -> dict[str, Tensor]:
         """The loss's own training state (the running mean path length, LeCam's averages), for an exact resume."""
@@ -677,7 +747,7 @@ class GANLoss:
         Returns:
             ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes),
             ``g_spectral`` (the unweighted spectral term), ``g_class_mean`` (the unweighted
-            :func:`class_mean_gap`) and ``g_aux`` (the auxiliary cross-entropy of the
+            :func:`class_mean_gap`), ``g_class_depth`` (the unweighted depth gap) and ``g_aux`` (the auxiliary cross-entropy of the
             fakes) when they are on.
         """
         aug = augment if augment is not None else _identity
@@ -705,6 +775,12 @@ class GANLoss:
             gap = class_mean_gap(fake, y, self.class_means)
             loss = loss + self.class_mean_weight * gap
             stats["g_class_mean"] = gap.detach()
+        if self.class_depth_weight > 0:
+            if y is None or self.class_depths is None:
+                raise ValueError("class_depth_weight > 0 needs class labels and the targets of set_class_depths")
+            gap = class_statistic_gap(mean_depth(fake), y, self.class_depths)
+            loss = loss + self.class_depth_weight * gap
+            stats["g_class_depth"] = gap.detach()
         if self.spectral_weight > 0:
             if real is None:
                 raise ValueError("generator_loss needs the real batch when spectral_weight > 0")

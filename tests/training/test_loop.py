@@ -487,11 +487,12 @@ def test_the_evaluator_sees_g_ema_as_its_checkpoint_samples_it(tmp_path):
     _assert_states_equal(seen, dict(saved), "G_ema")
 
 
-def test_class_mean_weight_logs_its_gap_and_needs_a_conditional_model(tmp_path):
+@pytest.mark.parametrize(("key", "stat"), [("class_mean_weight", "g_class_mean"), ("class_depth_weight", "g_class_depth")])
+def test_class_statistic_weights_log_their_gap_and_need_a_conditional_model(tmp_path, key, stat):
     data = make_banded_toy(tmp_path)
-    run = train(tiny_config(data, tmp_path / "run", "class_mean_weight=1.0", "log_every=1"), progress=False).run_dir
+    run = train(tiny_config(data, tmp_path / "run", f"{key}=1.0", "log_every=1"), progress=False).run_dir
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert lines and all(np.isfinite(r["g_class_mean"]) for r in lines)
-    assert load_checkpoint(run)["config"]["class_mean_weight"] == 1.0
-    with pytest.raises(MedganError, match="class_mean_weight' needs a conditional model"):
-        train(tiny_config(data, tmp_path / "u", "class_mean_weight=1.0", "model.conditional=false"), progress=False)
+    assert lines and all(np.isfinite(r[stat]) for r in lines)
+    assert load_checkpoint(run)["config"][key] == 1.0
+    with pytest.raises(MedganError, match=f"{key}' needs a conditional model"):
+        train(tiny_config(data, tmp_path / "u", f"{key}=1.0", "model.conditional=false"), progress=False)

@@ -15,8 +15,10 @@ from medgan.training.loss import (
     LOSS_NAMES,
     GANLoss,
     centred_sign,
+    class_depth_targets,
     class_mean_gap,
     class_mean_targets,
+    class_statistic_gap,
     cutmix_masks,
     d2d_cross_entropy,
     d_hinge,
@@ -25,6 +27,7 @@ from medgan.training.loss import (
     g_loss,
     g_nonsaturating,
     gradient_penalty,
+    mean_depth,
     radial_power,
     spectral_loss,
 )
@@ -658,3 +661,81 @@ def test_class_mean_weight_adds_the_gap_to_g_loss_and_pulls_a_too_empty_class_up
     assert "g_class_mean" not in GANLoss("hinge").generator_loss(TableD(), fake, y)[1]
     with pytest.raises(ValueError, match="class_mean_weight"):
         GANLoss("hinge", class_mean_weight=-1)
+
+
+def _box(shape: tuple[int, ...], box: tuple[slice, ...]) -> Tensor:
+    """A mask in [-1, 1] of ``shape`` (spatial only), foreground (+1) in ``box``."""
+    m = -torch.ones(shape)
+    m[box] = 1.0
+    return m
+
+
+def test_mean_depth_is_the_city_block_depth_of_scipy_on_binary_masks_in_2d_and_3d():
+    from scipy import ndimage
+
+    torch.manual_seed(0)
+    # A 3 x 3 x 3 cube: 26 voxels on the surface (depth 1), the centre at depth 2; a 5 x 5 square: 16 + 8 + 1.
+    cube = _box((1, 1, 7, 7, 7), (..., slice(2, 5), slice(2, 5), slice(2, 5)))
+    square = _box((1, 1, 9, 9), (..., slice(2, 7), slice(2, 7)))
+    assert float(mean_depth(cube)) == pytest.approx((26 + 2) / 27)
+    assert float(mean_depth(square)) == pytest.approx((16 + 2 * 8 + 3) / 25)
+    # Random blobs: the same figure as scipy's taxicab distance transform (the edge is not background there).
+    blobs = (ndimage.gaussian_filter(torch.rand(6, 12, 12, 12).numpy(), (0, 1.5, 1.5, 1.5)) > 0.5)
+    ref = [ndimage.distance_transform_cdt(b, metric="taxicab")[b].mean() if b.any() else 0.0 for b in blobs]
+    x = torch.from_numpy(blobs).float().unsqueeze(1) * 2 - 1
+    assert mean_depth(x, levels=12).tolist() == pytest.approx(ref, abs=1e-5)
+    assert float(mean_depth(-torch.ones(1, 1, 4, 4, 4))) == 0.0  # empty: 0, not NaN
+    # Deeper than levels + 1 counts levels + 1: a 9 x 9 square's centre is 5 deep.
+    big = _box((1, 1, 11, 11), (..., slice(1, 10), slice(1, 10)))
+    assert float(mean_depth(big, levels=1)) == pytest.approx((32 + 2 * 49) / 81)
+
+
+def test_mean_depth_gradient_is_the_change_one_flip_would_make():
+    # A 2 x 3 rectangle (rows 1-2, columns 1-3) in a 6 x 6 image: every pixel on the surface, depth 1.
+    # Filling (3, 2) or (0, 2) makes the middle pixel next to it interior: area 7, depth sum 8, a change of
+    # +1/7 from one flip; the gradient (in f = (x + 1) / 2: 2/6 - 6/36 = 1/6, so 1/12 in x) reads its first order.
+    # A flip that makes nothing interior (a far pixel, one beside a corner, removing an edge pixel) leaves the
+    # mean depth at 1, and its gradient is 0.
+    x = _box((1, 1, 6, 6), (..., slice(1, 3), slice(1, 4))).requires_grad_(True)
+    (grad,) = torch.autograd.grad(mean_depth(x).sum(), x)
+    assert float(mean_depth(x.detach())) == 1.0
+    g = grad[0, 0]
+    assert float(g[3, 2]) == pytest.approx(1 / 12) and float(g[0, 2]) == pytest.approx(1 / 12)
+    for pixel in ((0, 5), (3, 1), (1, 2), (5, 0)):
+        assert float(g[pixel]) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_class_depth_targets_and_the_gap_on_thickness():
+    thin = _box((7, 7, 7), (slice(2, 5), slice(3, 4), slice(2, 5)))  # a 3 x 1 x 3 plate: depth 1
+    thick = _box((7, 7, 7), (slice(2, 5), slice(2, 5), slice(2, 5)))  # a 3 x 3 x 3 cube: 28 / 27
+    u8 = ((torch.stack([thin, thin, thick, thin]).unsqueeze(1) + 1) * 127.5).round().to(torch.uint8)
+    targets = class_depth_targets(u8, torch.tensor([0, 0, 1, 1]), 2)
+    assert targets[0].tolist() == pytest.approx([1.0, 1e-3])  # no spread: floored
+    assert float(targets[1, 0]) == pytest.approx((1 + 28 / 27) / 2)
+    with pytest.raises(ValueError, match="class 2 has no training image: no mean depth"):
+        class_depth_targets(u8, torch.tensor([0, 0, 1, 1]), 3)
+    # The statistic gap is class_mean_gap's estimate on any per-image value.
+    values, y = torch.tensor([0.25, 0.5, 1.0, 0.4, 0.6]), torch.tensor([0, 0, 0, 1, 1])
+    t = torch.tensor([[0.5, 0.25], [0.2, 0.1]])
+    fake = (2 * values - 1).reshape(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+    assert float(class_statistic_gap(values, y, t)) == pytest.approx(float(class_mean_gap(fake, y, t)))
+
+
+def test_class_depth_weight_pushes_a_too_thin_class_thicker():
+    loss = GANLoss("hinge", class_depth_weight=1.0)
+    slab = _box((1, 6, 6, 6), (..., slice(1, 5), slice(2, 4), slice(1, 5)))  # 4 x 2 x 4: every voxel depth 1
+    fake = slab.unsqueeze(0).repeat(4, 1, 1, 1, 1).requires_grad_(True)
+    y = torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="set_class_depths"):
+        loss.generator_loss(TableD(), fake, y)
+    loss.set_class_depths(torch.tensor([[1.2, 0.1], [1.0, 0.1]]))  # class 0 two spreads too thin, class 1 right
+    total, stats = loss.generator_loss(TableD(), fake, y)
+    assert float(stats["g_class_depth"]) == pytest.approx((3 * math.tanh(-2 / 3)) ** 2 / 2)
+    (grad,) = torch.autograd.grad(total, fake)
+    # Descending fills the voxels beside the slab's middle that would each make one voxel interior, for class 0
+    # only; a voxel no single flip makes interior (beside the slab's rim) gets no push from the term.
+    assert (grad[:2, 0, 2:4, 1, 2:4] < 0).all() and (grad[:2, 0, 2:4, 4, 2:4] < 0).all()
+    assert (grad[2:, 0, 2:4, 4, 2:4] == 0).all()
+    assert (grad[:2, 0, 1, 4, 1] == 0).all()  # beside a corner of the slab (pixel 0 of each is D's logit)
+    with pytest.raises(ValueError, match="class_depth_weight"):
+        GANLoss("hinge", class_depth_weight=-1)
