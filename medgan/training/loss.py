@@ -321,7 +321,7 @@ def class_statistic_gap(values: Tensor, y: Tensor, targets: Tensor, cap: float =
     return torch.stack(terms).mean() if terms else values.sum() * 0.0
 
 
-def mean_depth(x: Tensor, levels: int = 4) -> Tensor:
+def mean_depth(x: Tensor, levels: int = 4, detach_area: bool = False) -> Tensor:
     """Each image's foreground thickness, differentiable: the mean city-block depth of its foreground.
 
     ``x`` ``(B, C, *spatial)`` in [-1, 1] (the mean over channels) is read as a foreground share
@@ -335,6 +335,12 @@ def mean_depth(x: Tensor, levels: int = 4) -> Tensor:
     region cannot be thickened by it, only where one more voxel completes a neighbourhood). An empty image has
     depth 0.
 
+    With ``detach_area`` the area in the denominator is held fixed in the gradient (the value is the same): the
+    mean depth is ``1 + sum_{k >= 1} |E^k(f)| / |f|``, and without it every background voxel far from the mask
+    gets a push of ``(depth - 1) / area`` towards the foreground, so a loss that wants thinner masks is served
+    most cheaply by scattered one-voxel fragments. Held fixed, only voxels that change which voxels are interior
+    get a push; the thickness gap in G's loss uses it.
+
     Example:
         >>> m = -torch.ones(1, 1, 5, 5); m[..., 1:4, 1:4] = 1  # a 3 x 3 square: eight at depth 1, one at 2
         >>> round(float(mean_depth(m)), 4)
@@ -342,7 +348,8 @@ def mean_depth(x: Tensor, levels: int = 4) -> Tensor:
     """
     f = ((x.float().mean(1) + 1) / 2).clamp(0, 1)
     dims = f.dim() - 1
-    total, layer = f.flatten(1).sum(1), f
+    area = f.flatten(1).sum(1)
+    total, layer = area.detach() if detach_area else area, f
     for _ in range(levels):
         padded = F.pad(layer, (1, 1) * dims, value=1.0)
         core = tuple(slice(1, -1) for _ in range(dims))
@@ -354,8 +361,9 @@ def mean_depth(x: Tensor, levels: int = 4) -> Tensor:
                 eroded = eroded * padded[(slice(None), *index)]
         layer = eroded
         total = total + layer.flatten(1).sum(1)
-    area = f.flatten(1).sum(1)
-    return torch.where(area > 0, total / area.clamp_min(1e-6), area * 0.0)
+    if detach_area:
+        area = area.detach()
+    return torch.where(area > 0, total / area.clamp_min(1e-6), f.flatten(1).sum(1) * 0.0)
 
 
 def class_depth_targets(images_u8: Tensor, labels: Tensor, num_classes: int) -> Tensor:
@@ -460,7 +468,7 @@ class GANLoss:
         class_mean_weight: weight of :func:`class_mean_gap` in G's objective, against the targets given to
             :meth:`set_class_means` (the real training images' per-class mean intensity and its spread); 0 disables it.
         class_depth_weight: weight of :func:`class_statistic_gap` on each fake's :func:`mean_depth` (its
-            thickness) in G's objective, against the targets given to :meth:`set_class_depths`; 0 disables it.
+            thickness, the area held fixed in the gradient) in G's objective, against the targets given to :meth:`set_class_depths`; 0 disables it.
         unet_cutmix: with ``unet_weight``, the probability that a D step adds U-Net GAN's CutMix terms
             (:func:`cutmix_masks`): a box of each fake pasted into its real image must score fake as a whole
             and real or fake pixel by pixel where it came from, and the per-pixel logits of the mix must
@@ -778,7 +786,7 @@ class GANLoss:
         if self.class_depth_weight > 0:
             if y is None or self.class_depths is None:
                 raise ValueError("class_depth_weight > 0 needs class labels and the targets of set_class_depths")
-            gap = class_statistic_gap(mean_depth(fake), y, self.class_depths)
+            gap = class_statistic_gap(mean_depth(fake, detach_area=True), y, self.class_depths)
             loss = loss + self.class_depth_weight * gap
             stats["g_class_depth"] = gap.detach()
         if self.spectral_weight > 0:

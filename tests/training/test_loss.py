@@ -703,6 +703,14 @@ def test_mean_depth_gradient_is_the_change_one_flip_would_make():
     assert float(g[3, 2]) == pytest.approx(1 / 12) and float(g[0, 2]) == pytest.approx(1 / 12)
     for pixel in ((0, 5), (3, 1), (1, 2), (5, 0)):
         assert float(g[pixel]) == pytest.approx(0.0, abs=1e-7)
+    # A 3 x 3 square (depth 10 / 9): with the area in the gradient, a far pixel is pushed by (1 - 10/9) / 9 in f
+    # (a fragment there thins the mean); with the area held fixed it is not pushed, and the value is the same.
+    sq = _box((1, 1, 7, 7), (..., slice(1, 4), slice(1, 4))).requires_grad_(True)
+    (free,) = torch.autograd.grad(mean_depth(sq).sum(), sq)
+    (held,) = torch.autograd.grad(mean_depth(sq, detach_area=True).sum(), sq)
+    assert float(mean_depth(sq.detach(), detach_area=True)) == pytest.approx(10 / 9)
+    assert float(free[0, 0, 6, 6]) == pytest.approx((1 - 10 / 9) / 9 / 2) and float(held[0, 0, 6, 6]) == 0.0
+    assert float(held[0, 0, 4, 2]) == pytest.approx(1 / 9 / 2)  # filling it would make (3, 2) interior: +1 / 9
 
 
 def test_class_depth_targets_and_the_gap_on_thickness():
