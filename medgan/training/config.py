@@ -292,7 +292,8 @@ class TrainConfig:
             not help on the 3D default (benchmarks/results/gan_quality.md).
         class_depth_weight: the same for each class's mean thickness (:func:`medgan.training.loss.mean_depth`,
             the mean city-block depth of the foreground above mid-grey; for the masks of AdrenalMNIST3D the cue
-            that tells the classes apart); 0 = off; conditional models only.
+            that tells the classes apart); 0 = off; conditional models only. It did not help on the 3D default
+            (benchmarks/results/gan_quality.md).
         class_balance: how far the real batches (and so the classes G is asked for) move from the training
             split's class mix towards every class equally often, a rarer class's images repeated
             (:class:`medgan.training.loop.ClassBalancedSampler`): a power ``b`` in [0, 1], class k drawn in
