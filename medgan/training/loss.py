@@ -348,11 +348,13 @@ def mean_depth(x: Tensor, levels: int = 4, detach_area: bool = False) -> Tensor:
     """
     f = ((x.float().mean(1) + 1) / 2).clamp(0, 1)
     dims = f.dim() - 1
+    core = tuple(slice(1, -1) for _ in range(dims))
     area = f.flatten(1).sum(1)
-    total, layer = area.detach() if detach_area else area, f
+    if detach_area:
+        area = area.detach()
+    total, layer = area, f
     for _ in range(levels):
         padded = F.pad(layer, (1, 1) * dims, value=1.0)
-        core = tuple(slice(1, -1) for _ in range(dims))
         eroded = layer
         for axis in range(dims):
             for shift in (0, 2):
@@ -361,9 +363,7 @@ def mean_depth(x: Tensor, levels: int = 4, detach_area: bool = False) -> Tensor:
                 eroded = eroded * padded[(slice(None), *index)]
         layer = eroded
         total = total + layer.flatten(1).sum(1)
-    if detach_area:
-        area = area.detach()
-    return torch.where(area > 0, total / area.clamp_min(1e-6), f.flatten(1).sum(1) * 0.0)
+    return torch.where(area > 0, total / area.clamp_min(1e-6), torch.zeros_like(total))
 
 
 def class_depth_targets(images_u8: Tensor, labels: Tensor, num_classes: int) -> Tensor:
@@ -468,7 +468,8 @@ class GANLoss:
         class_mean_weight: weight of :func:`class_mean_gap` in G's objective, against the targets given to
             :meth:`set_class_means` (the real training images' per-class mean intensity and its spread); 0 disables it.
         class_depth_weight: weight of :func:`class_statistic_gap` on each fake's :func:`mean_depth` (its
-            thickness, the area held fixed in the gradient) in G's objective, against the targets given to :meth:`set_class_depths`; 0 disables it.
+            thickness, the area held fixed in the gradient) in G's objective, against the targets given to
+            :meth:`set_class_depths`; 0 disables it.
         unet_cutmix: with ``unet_weight``, the probability that a D step adds U-Net GAN's CutMix terms
             (:func:`cutmix_masks`): a box of each fake pasted into its real image must score fake as a whole
             and real or fake pixel by pixel where it came from, and the per-pixel logits of the mix must
@@ -755,8 +756,8 @@ class GANLoss:
         Returns:
             ``(loss, stats)`` with detached ``g_loss`` and ``g_fake`` (mean logit of the fakes),
             ``g_spectral`` (the unweighted spectral term), ``g_class_mean`` (the unweighted
-            :func:`class_mean_gap`), ``g_class_depth`` (the unweighted depth gap) and ``g_aux`` (the auxiliary cross-entropy of the
-            fakes) when they are on.
+            :func:`class_mean_gap`), ``g_class_depth`` (the unweighted depth gap) and ``g_aux`` (the auxiliary
+            cross-entropy of the fakes) when they are on.
         """
         aug = augment if augment is not None else _identity
         fake_logits, class_logits, _, fake_px = self._score(D, aug(fake), y, self.aux_weight > 0, False,
