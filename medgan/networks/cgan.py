@@ -469,6 +469,11 @@ class Discriminator(nn.Module):
         unet: a :class:`UNetDecoder` beside the image-level logit (U-Net GAN, Schönfeld et al. 2020):
             with ``return_pixels=True`` the forward also returns ``(B, 1, *[size] * spatial_dims)`` per-pixel
             real/fake logits, which the loss trains and G is asked to raise (``unet_weight`` in the config).
+        proj_weight: the projection term's factor, ``logit = linear(h) + proj_weight * <embed(y), h>``. With
+            spectral norm on the embedding, the class-dependent part of the logit is bounded like the rest; a
+            factor above 1 lets D lean harder on what tells the classes apart while keeping the projection's
+            density-ratio form (it asks each class's samples to match that class's data, not to be easy to
+            classify). ``> 0``; 1 is Miyato & Koyama's.
 
     Example:
         >>> D = Discriminator(num_classes=2, size=28)
@@ -493,9 +498,12 @@ class Discriminator(nn.Module):
         recon: bool = False,
         unet: bool = False,
         depth: int = 0,
+        proj_weight: float = 1.0,
     ) -> None:
         super().__init__()
         _check_common(size, num_classes, base_channels, max_channels)
+        if not 0 < proj_weight < float("inf"):
+            raise ValueError(f"proj_weight must be a finite number > 0, got {proj_weight}")
         if recon and next_pow2(size) < 4 * _BOTTOM:
             raise ValueError(f"recon needs size >= {2 * _BOTTOM + 1} (a feature map at a quarter of the padded size), "
                              f"got {size}")
@@ -516,6 +524,7 @@ class Discriminator(nn.Module):
         self.full_size = next_pow2(size)
         self.highpass = highpass
         self.depth = depth
+        self.proj_weight = float(proj_weight)
 
         sn = spectral if spectral_norm else (lambda m: m)
         blocks: list[nn.Module] = []
@@ -596,7 +605,7 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             if y is None:
                 raise ValueError(f"class labels y are required when num_classes={self.num_classes}")
-            out = out + (self.embed(y) * h).sum(dim=1)
+            out = out + self.proj_weight * (self.embed(y) * h).sum(dim=1)
         if return_aux:
             assert self.aux is not None
             if self.proxy is not None:

@@ -84,6 +84,10 @@ class ModelConfig:
             voxel lies, over this many erosions (:func:`medgan.networks.layers.mask_depth`; 0 = off), so that
             a gland's thickness, which tells AdrenalMNIST3D's classes apart better than its volume, is an input
             to D rather than a feature it must learn.
+        d_proj_weight: the residual discriminator's projection term is scaled by this factor
+            (:class:`medgan.networks.cgan.Discriminator`'s ``proj_weight``; 1 = Miyato & Koyama's), so D can
+            lean harder on what tells the classes apart while still asking each class to match its own data
+            (conditional models only).
         w_dim: the style family's intermediate latent size (mapping network width).
         mapping_layers: layers of the style family's mapping network.
         g_output: the style generator's output, ``skip`` (toRGB summed across resolutions) or
@@ -115,6 +119,7 @@ class ModelConfig:
     d_mbstd: bool = False
     d_highpass: bool = False
     d_depth: int = bounded(0, ge=0)
+    d_proj_weight: float = bounded(1.0, gt=0)
     w_dim: int = 128
     mapping_layers: int = 4
     g_output: StyleOutput = "skip"
@@ -444,6 +449,9 @@ class TrainConfig:
         if self.model.g_stochastic and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.g_stochastic' needs model.family 'residual' and model.g_binary: true "
                               "(it draws the mask's sign at random in training)")
+        if self.model.d_proj_weight != 1.0 and (self.model.family != "residual" or not self.model.conditional):
+            raise MedganError("config key 'model.d_proj_weight' needs model.family 'residual' and model.conditional: true "
+                              "(it scales the projection discriminator's class term)")
         if self.model.d_depth and (not self.model.g_binary or self.model.family != "residual"):
             raise MedganError("config key 'model.d_depth' needs model.family 'residual' and model.g_binary: true "
                               "(it reads how deep inside a binary mask each voxel lies)")

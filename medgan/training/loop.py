@@ -164,7 +164,8 @@ def model_spec(cfg: TrainConfig, ds: PreparedDataset) -> dict[str, Any]:
                  spatial_dims=info.spatial_dims, base_channels=m.d_channels, max_channels=m.d_max_channels,
                  spectral_norm=m.d_spectral_norm, mbstd=m.d_mbstd, highpass=m.d_highpass,
                  aux=cfg.aux_weight > 0, aux_twin=cfg.aux_twin, aux_embedding=cfg.aux_loss == "d2dce",
-                 recon=cfg.recon_weight > 0, unet=cfg.unet_weight > 0, depth=m.d_depth)
+                 recon=cfg.recon_weight > 0, unet=cfg.unet_weight > 0, depth=m.d_depth,
+                 proj_weight=m.d_proj_weight)
     elif m.family == "style":
         g = dict(z_dim=m.z_dim, num_classes=num_classes, out_channels=info.channels, size=size,
                  spatial_dims=info.spatial_dims, base_channels=m.g_channels, max_channels=m.g_max_channels,

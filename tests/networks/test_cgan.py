@@ -316,6 +316,23 @@ def test_depth_d_reads_the_mask_beside_its_depth_and_tells_a_thick_slab_from_two
         Discriminator(depth=-1)
 
 
+def test_proj_weight_scales_only_the_class_term_of_the_logit() -> None:
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=2, size=12, spatial_dims=3, base_channels=4, max_channels=8)
+    D3 = Discriminator(num_classes=2, size=12, spatial_dims=3, base_channels=4, max_channels=8, proj_weight=3.0)
+    D3.load_state_dict(D.state_dict())
+    D.eval(), D3.eval()
+    x, zero, one = torch.randn(4, 1, 12, 12, 12), torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    with torch.no_grad():
+        gap, gap3 = D(x, one) - D(x, zero), D3(x, one) - D3(x, zero)  # the class term's difference alone
+        linear0, linear1 = (3 * D(x, zero) - D3(x, zero)) / 2, (3 * D(x, one) - D3(x, one)) / 2  # fc(h) both times
+    assert gap.abs().min() > 1e-4
+    torch.testing.assert_close(gap3, 3 * gap)
+    torch.testing.assert_close(linear0, linear1)  # the linear head is the same, whatever the class
+    with pytest.raises(ValueError, match="proj_weight must be a finite number > 0"):
+        Discriminator(proj_weight=0.0)
+
+
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_supersampled_generator_area_resizes_a_larger_image(spatial_dims: int) -> None:
     size = 12 if spatial_dims == 3 else 28

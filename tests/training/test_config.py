@@ -63,6 +63,9 @@ def test_defaults_are_valid() -> None:
         (lambda c: (setattr(c.model, "conditional", False), setattr(c.model, "g_class_input", True)),
          "'model.g_class_input' needs model.family 'residual' and model.conditional"),
         (lambda c: (setattr(c.model, "g_noise", True), setattr(c.model, "g_noise_init", -0.1)), "'model.g_noise_init'"),
+        (lambda c: setattr(c.model, "d_proj_weight", 0.0), "'model.d_proj_weight'"),
+        (lambda c: (setattr(c.model, "conditional", False), setattr(c.model, "d_proj_weight", 2.0)),
+         "'model.d_proj_weight' needs model.family 'residual' and model.conditional"),
     ],
 )
 def test_bad_values_name_the_key(change, match: str) -> None:
