@@ -448,7 +448,8 @@ def train(
 
         check_not_input(cfg.out, {"the config": config})
     result = run_training(cfg, resume=resume, overwrite=overwrite, progress=progress,
-                          evaluator=fid_evaluator(cfg) if cfg.fid_every else None, logger=logger)
+                          evaluator=fid_evaluator(cfg) if cfg.fid_every and not cfg.per_class else None, logger=logger,
+                          member_evaluator=fid_evaluator if cfg.per_class else None)
     selected = None
     if cfg.select_checkpoint and is_main_process():  # under torchrun, rank 0 picks once
         from medgan.metrics.selection import select_checkpoint

@@ -190,6 +190,7 @@ def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str
     from medgan.training import loop
     from medgan.training.checkpoint import RunFolder, list_checkpoints, sampling_checkpoint
     from medgan.training.loggers import make_logger
+    from medgan.training.perclass import is_per_class
 
     done = _trained_gan(out)
     if done is not None:
@@ -202,7 +203,8 @@ def _train_gan(cfg: BenchmarkConfig, ds: PreparedDataset, out: Path, device: str
             write_train_copy(ds, tmp, part, indices)
     train_cfg = _train_config(cfg, out, device)
     run_dir = out / "gan"
-    resume = run_dir if list_checkpoints(run_dir) else None
+    # A per-class run killed between its class GANs has no composite yet, but its finished classes resume.
+    resume = run_dir if list_checkpoints(run_dir) or is_per_class(run_dir) else None
     t0 = time.perf_counter()
     # Through the module attribute, so a test can watch exactly what the GAN is given.
     logger = make_logger(train_cfg.logger, RunFolder(run_dir).tensorboard)

@@ -54,6 +54,9 @@ _FAMILIES: dict[str, tuple[str, str, str]] = {
     "progressive": ("medgan.networks.progressive", "ProgressiveGenerator", "ProgressiveDiscriminator"),
     "style": ("medgan.networks.style", "StyleGenerator", "Discriminator"),
     "cycle": ("medgan.networks.cycle", "CycleGenerator", "CycleDiscriminator"),
+    # Not a family a config names: a per-class run's sampling checkpoint (``per_class: true``), one unconditional
+    # network of its members' family per class (medgan.networks.perclass).
+    "per_class": ("medgan.networks.perclass", "PerClassGenerator", "PerClassDiscriminator"),
 }
 
 

@@ -29,6 +29,7 @@ from medgan.utils import atomic_file, file_sha256, write_text_atomic
 __all__ = [
     "RunFolder",
     "check_trained_on",
+    "dataset_record",
     "find_checkpoint",
     "get_rng_state",
     "list_checkpoints",
@@ -57,6 +58,12 @@ class RunFolder:
         ROOT/loss_curves.png
         ROOT/tensorboard/              TensorBoard event files (``logger: tensorboard``)
         ROOT/selected.json             the checkpoint to sample from, when training picked one (``select_checkpoint``)
+
+    A per-class run (``per_class: true``) also holds one ordinary run folder per class and the data each
+    trained on; its ``checkpoints/`` holds the composite that samples every class from its own generator::
+
+        ROOT/classes/<class slug>/     the class's run folder (this same layout)
+        ROOT/class_data/<class slug>/  the class's training images (a prepared dataset of one class)
 
     Example:
         >>> RunFolder.containing("runs/a/checkpoints/step_000100.pt").root
@@ -109,6 +116,18 @@ class RunFolder:
     @property
     def selection(self) -> Path:
         return self.root / "selected.json"
+
+    @property
+    def classes(self) -> Path:
+        return self.root / "classes"
+
+    def class_run(self, slug: str) -> Path:
+        """The run folder of class ``slug``'s own GAN, in a per-class run."""
+        return self.classes / slug
+
+    def class_data(self, slug: str) -> Path:
+        """The training images of class ``slug`` alone, in a per-class run."""
+        return self.root / "class_data" / slug
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:06d}.pt"
@@ -194,6 +213,12 @@ def check_trained_on(record: dict[str, Any], class_names: list[str], info: Datas
         f"{str(record.get('sha256') or '')[:12]}…, classes {', '.join(class_names)}; {what}: {info.name} sha256 "
         f"{info.sha256[:12]}…, classes {', '.join(info.class_names)}); use a checkpoint trained on this "
         "dataset's train split", path)
+
+
+def dataset_record(info: DatasetInfo) -> dict[str, Any]:
+    """What a checkpoint records of its training data (``ckpt["dataset"]``), read by :func:`trained_on`."""
+    return {"name": info.name, "sha256": info.sha256, "channels": info.channels, "spatial_dims": info.spatial_dims,
+            "size": list(info.size), "spacing": info.spacing, "source": info.source}
 
 
 def get_rng_state() -> dict[str, Any]:

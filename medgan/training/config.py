@@ -243,6 +243,16 @@ class TrainConfig:
             and record the nearest in ``RUN/selected.json``; a run folder then samples from it (``augment``,
             ``evaluate``, the benchmark) where it would take the latest. A guard against a late runaway of D;
             conditional mask generators only (``model.g_binary``). Training or resuming the run clears the record.
+        per_class: train one unconditional GAN per class instead of one class-conditional GAN, each on its
+            class's training images only, one after another, with this config (the same seed, steps and model,
+            ``model.conditional`` off); the run folder samples class ``c`` from class ``c``'s own generator
+            (:mod:`medgan.training.perclass`), so nothing is shared between the classes. With
+            ``select_checkpoint`` the pick is over every combination of the members' kept checkpoints. Costs one
+            training per class; ``model.family`` 'residual' only, and not with the keys that act on a shared
+            conditional model (``class_balance``, ``aux_weight``, ``class_mean_weight``, ``class_depth_weight``,
+            ``model.d_proj_weight``, ``model.g_class_input``) nor ``init_from``. On AdrenalMNIST3D it drew each
+            class at its real size where the conditional G drew the two too alike (``gan_quality.md``, "One GAN
+            per class").
         fid_every: steps between evaluations of G_ema's samples against the real training split (0 = off);
             what each one measures is ``eval_metrics`` (and ``eval_c2st``). The evaluation leaves the
             training run's random streams as they were, so turning it on does not change the weights.
@@ -344,6 +354,7 @@ class TrainConfig:
     checkpoint_every: int = bounded(500, gt=0)
     keep_checkpoints: int = bounded(2, gt=0)
     select_checkpoint: bool = False
+    per_class: bool = False
     fid_every: int = bounded(0, ge=0)
     fid_samples: int = bounded(500, gt=0)
     eval_metrics: list[str] = field(default_factory=lambda: ["fid", "swd", "values"])
@@ -488,8 +499,29 @@ class TrainConfig:
                               "decoder)")
         if self.unet_cutmix > 0 and (self.unet_weight == 0 or self.loss == "wgan-gp"):
             raise MedganError("config key 'unet_cutmix' needs unet_weight > 0 and loss 'hinge' or 'nonsaturating'")
+        self._validate_per_class()
         self._validate_cycle()
         self._validate_style()
+
+    def _validate_per_class(self) -> None:
+        """``per_class``: a conditional residual model whose classes can be trained apart."""
+        if not self.per_class:
+            return
+        if self.model.family != "residual" or not self.model.conditional:
+            raise MedganError("config key 'per_class' needs model.family 'residual' and model.conditional: true (it "
+                              "trains one unconditional GAN per class and samples class c from class c's own)")
+        shared = {"class_balance": bool(self.class_balance), "aux_weight": self.aux_weight > 0,
+                  "class_mean_weight": self.class_mean_weight > 0, "class_depth_weight": self.class_depth_weight > 0,
+                  "model.d_proj_weight": self.model.d_proj_weight != 1.0, "model.g_class_input": self.model.g_class_input,
+                  "init_from": self.init_from is not None}
+        if self.logger != "jsonl":
+            raise MedganError("config key 'per_class' logs each class GAN to its own metrics.jsonl; TensorBoard "
+                              "(logger: tensorboard) is not supported with it")
+        on = [k for k, v in shared.items() if v]
+        if on:
+            raise MedganError(f"config key 'per_class' trains each class's GAN apart, so '{on[0]}' (which acts on one "
+                              "model shared by the classes, or starts it from a checkpoint) cannot apply; leave it at "
+                              "its default")
 
     def _validate_style(self) -> None:
         """The keys of the style family, path-length regularisation and the collapse alarm."""

@@ -35,7 +35,9 @@ from medgan.training import distributed as dist_utils
 from medgan.training.checkpoint import (
     RunFolder,
     check_trained_on,
+    dataset_record,
     get_rng_state,
+    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -420,7 +422,8 @@ def _real_batch(data_u8: torch.Tensor, labels: torch.Tensor | None, sampler: Epo
 
 def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool = False,
           progress: bool = True, evaluator: Evaluator | None = None,
-          logger: MetricsLogger | None = None) -> RunResult:
+          logger: MetricsLogger | None = None,
+          member_evaluator: Callable[[TrainConfig], Evaluator] | None = None) -> RunResult:
     """Train a GAN as ``cfg`` says; write the run folder; return where it ended.
 
     Args:
@@ -433,6 +436,9 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
         logger: where every log record and sample grid also goes, besides ``metrics.jsonl`` and
             ``samples/`` (rank 0 only), e.g. :func:`medgan.training.loggers.make_logger` for
             ``logger: tensorboard``.
+        member_evaluator: with ``per_class``, builds each class GAN's evaluator from that member's config
+            (its data is the class alone); needed when ``fid_every > 0``. ``evaluator`` and ``logger`` are not
+            used by a per-class run, whose members each log to their own ``metrics.jsonl``.
 
     Raises:
         MedganError: bad data, config or checkpoint; a non-finite loss.
@@ -441,6 +447,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     The run folder is checked first (it can be a folder here; a new run never replaces its own
     training data) and held with :func:`medgan.utils.run_lock` while training, so a second run into
     the same folder is refused.
+
+    With ``cfg.per_class`` it trains one unconditional GAN per class instead, one after another, and writes
+    the checkpoint that samples each class from its own (:mod:`medgan.training.perclass`); ``resume``
+    continues each member from its latest checkpoint.
     """
     run_dir = Path(cfg.out)
     check_out_folder(run_dir)
@@ -454,7 +464,48 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool
     with run_lock(run_dir) if is_main else nullcontext():
         if is_main and run_dir.is_dir():
             remove_leftover_files(run_dir)  # half-written checkpoints of a run that was killed
+        if cfg.per_class:
+            return _train_per_class(cfg, resume=resume is not None, overwrite=overwrite, progress=progress,
+                                    member_evaluator=member_evaluator)
         return _train(cfg, resume=resume, overwrite=overwrite, progress=progress, evaluator=evaluator, logger=logger)
+
+
+def _train_per_class(cfg: TrainConfig, *, resume: bool, overwrite: bool, progress: bool,
+                     member_evaluator: Callable[[TrainConfig], Evaluator] | None) -> RunResult:
+    """``per_class``: each class's GAN in its own run folder, then the composite (:mod:`medgan.training.perclass`)."""
+    from medgan.data.dataset import class_slugs
+    from medgan.training import perclass
+
+    t_start = time.perf_counter()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise MedganError("per_class trains its class GANs one after another in one process; run it without torchrun")
+    if cfg.fid_every and member_evaluator is None:
+        raise ValueError("per_class with fid_every > 0 needs member_evaluator=medgan.metrics.training_fid.fid_evaluator "
+                         "(medgan train passes it)")
+    run_dir = Path(cfg.out)
+    layout = RunFolder(run_dir)
+    if not resume and run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise MedganError("run folder exists and is not empty (use --resume to continue it, or --overwrite)", run_dir)
+        import shutil
+
+        shutil.rmtree(run_dir)
+    ds = load_dataset(cfg.data, size=cfg.data_size)
+    layout.checkpoints.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, layout.config)
+    layout.selection.unlink(missing_ok=True)  # a pick among the old checkpoints; training changes them
+    picks = []
+    for c, slug in enumerate(class_slugs(list(ds.info.class_names))):
+        member = perclass.member_config(cfg, perclass.write_class_data(ds, c, layout.class_data(slug)),
+                                        layout.class_run(slug))
+        again = resume and bool(list_checkpoints(layout.class_run(slug)))
+        result = train(member, resume=layout.class_run(slug) if again else None, overwrite=True, progress=progress,
+                       evaluator=member_evaluator(member) if member.fid_every and member_evaluator else None)
+        assert result.checkpoint is not None
+        picks.append(result.checkpoint)
+    path = perclass.write_composite(run_dir, picks, perclass.base_record(cfg, ds.info))
+    return RunResult(run_dir=run_dir, step=max(int(p.stem.split("_")[1]) for p in picks), checkpoint=path,
+                     seconds=time.perf_counter() - t_start)
 
 
 def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, progress: bool,
@@ -618,9 +669,7 @@ def _train(cfg: TrainConfig, *, resume: str | Path | None, overwrite: bool, prog
             "alpha": next_phase.alpha if next_phase is not None else 1.0,
             "rng": rng_states,
             "config": config_to_dict(cfg), "class_names": list(info.class_names),
-            "dataset": {"name": info.name, "sha256": info.sha256, "channels": info.channels,
-                        "spatial_dims": info.spatial_dims, "size": list(info.size),
-                        "spacing": info.spacing, "source": info.source},
+            "dataset": dataset_record(info),
             "model": spec,
             **({"cycle": cycle.record()} if cycle is not None else {}),
         }
