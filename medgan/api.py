@@ -458,7 +458,9 @@ def train(
     log = RunFolder(result.run_dir).metrics
     records = read_jsonl(log) if log.is_file() else []
     last = {k: float(v) for k, v in records[-1].items() if isinstance(v, (int, float))} if records else {}
-    return TrainResult(run_dir=result.run_dir, checkpoint=result.checkpoint, step=result.step,
+    # A per-class run's pick replaces its composite checkpoint (medgan.training.perclass.write_composite).
+    checkpoint = selected if cfg.per_class and selected is not None else result.checkpoint
+    return TrainResult(run_dir=result.run_dir, checkpoint=checkpoint, step=result.step,
                        seconds=time.perf_counter() - t0, metrics=last, selected=selected)
 
 

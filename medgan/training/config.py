@@ -251,8 +251,8 @@ class TrainConfig:
             training per class; ``model.family`` 'residual' only, and not with the keys that act on a shared
             conditional model (``class_balance``, ``aux_weight``, ``class_mean_weight``, ``class_depth_weight``,
             ``model.d_proj_weight``, ``model.g_class_input``) nor ``init_from``. On AdrenalMNIST3D it drew each
-            class at its real size where the conditional G drew the two too alike (``gan_quality.md``, "One GAN
-            per class").
+            class at its real size on two training seeds where the conditional G drew the two too alike, and on a
+            third drew both a third too large (``gan_quality.md``, "One GAN per class"); off in every config.
         fid_every: steps between evaluations of G_ema's samples against the real training split (0 = off);
             what each one measures is ``eval_metrics`` (and ``eval_c2st``). The evaluation leaves the
             training run's random streams as they were, so turning it on does not change the weights.

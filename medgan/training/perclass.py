@@ -10,8 +10,9 @@ samples a class-conditional run samples this one unchanged, class ``c`` from cla
 the members' kept checkpoints and rewrites the composite from the pick.
 
 Why: on AdrenalMNIST3D the conditional generator drew its two classes too alike, and three class levers on
-D did not change that; a generator per class cannot share a shape between the classes
-(``benchmarks/results/gan_quality.md``, "One GAN per class").
+D did not change that; a generator per class cannot share a shape between the classes. It raised the class signal
+on two training seeds and failed on a third, where D ran away in both class GANs
+(``benchmarks/results/gan_quality.md``, "One GAN per class"), so no config turns it on.
 
 Example:
     >>> result = medgan.train("configs/train/cgan_adrenalmnist3d.yaml", overrides={"per_class": True, "out": "runs/pc"})
