@@ -332,3 +332,41 @@ def test_a_report_again_reuses_the_fidelity_of_an_unchanged_gan(finished: Simple
     (out / "samples_lesion.png").unlink()
     run_benchmark(cfg, report_only=True, progress=False)
     assert len(measured) == 2 and (out / "samples_lesion.png").is_file()
+
+
+def test_a_per_class_gan_killed_between_classes_keeps_the_finished_class(tmp_path: Path) -> None:
+    """The benchmark resumes a per-class GAN whose first class finished before the run was killed (there is no
+    composite checkpoint yet), rather than deleting that class's training."""
+    from medgan.benchmark import runner
+    from medgan.configio import save_config
+    from medgan.training.checkpoint import RunFolder, list_checkpoints
+    from medgan.utils import file_sha256
+    from tests.training.helpers import tiny_config
+
+    data = make_disc_toy(tmp_path / "data")
+    gan_yaml = tmp_path / "gan.yaml"
+    save_config(tiny_config(data, tmp_path / "unused", "steps=2", "per_class=true"), gan_yaml)
+    cfg = load_benchmark_config(bench_config(tmp_path / "bench.yaml", data, gan_yaml))
+    ds, out = load_dataset(data), tmp_path / "out"
+    out.mkdir()
+    runner._train_gan(cfg, ds, out, "cpu", False)
+    layout = RunFolder(out / "gan")
+    first = list_checkpoints(layout.class_run("lesion"))[-1]
+    digest = file_sha256(first)
+    # As if killed while the second class trained: its run, the composite and the benchmark's marker are not there.
+    shutil.rmtree(layout.class_run("normal"))
+    for path in layout.checkpoints.iterdir():
+        path.unlink()
+    (out / "gan.json").unlink()
+    ckpt = runner._train_gan(cfg, ds, out, "cpu", False)
+    assert first.is_file() and file_sha256(first) == digest  # the finished class was not trained again
+    assert list_checkpoints(layout.class_run("normal"))[-1].name == "step_000002.pt"
+    assert list_checkpoints(layout.root) == [ckpt]
+    assert _members(ckpt) == ["classes/lesion/checkpoints/step_000002.pt",
+                                             "classes/normal/checkpoints/step_000002.pt"]
+
+
+def _members(path: Path) -> list[str]:
+    from medgan.training.checkpoint import load_checkpoint
+
+    return [m["checkpoint"] for m in load_checkpoint(path)["members"]]
