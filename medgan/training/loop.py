@@ -494,7 +494,7 @@ def _train_per_class(cfg: TrainConfig, *, resume: bool, overwrite: bool, progres
     layout.checkpoints.mkdir(parents=True, exist_ok=True)
     save_config(cfg, layout.config)
     layout.selection.unlink(missing_ok=True)  # a pick among the old checkpoints; training changes them
-    picks = []
+    results = []
     for c, slug in enumerate(class_slugs(list(ds.info.class_names))):
         member = perclass.member_config(cfg, perclass.write_class_data(ds, c, layout.class_data(slug)),
                                         layout.class_run(slug))
@@ -502,9 +502,10 @@ def _train_per_class(cfg: TrainConfig, *, resume: bool, overwrite: bool, progres
         result = train(member, resume=layout.class_run(slug) if again else None, overwrite=True, progress=progress,
                        evaluator=member_evaluator(member) if member.fid_every and member_evaluator else None)
         assert result.checkpoint is not None
-        picks.append(result.checkpoint)
-    path = perclass.write_composite(run_dir, picks, perclass.base_record(cfg, ds.info))
-    return RunResult(run_dir=run_dir, step=max(int(p.stem.split("_")[1]) for p in picks), checkpoint=path,
+        results.append(result)
+    path = perclass.write_composite(run_dir, [r.checkpoint for r in results if r.checkpoint is not None],
+                                    perclass.base_record(cfg, ds.info))
+    return RunResult(run_dir=run_dir, step=max(r.step for r in results), checkpoint=path,
                      seconds=time.perf_counter() - t_start)
 
 

@@ -122,16 +122,8 @@ def read_base(run_dir: str | Path) -> dict[str, Any]:
 
 
 def is_per_class(run_dir: str | Path) -> bool:
-    """Whether ``run_dir`` is a per-class run folder (its config says ``per_class: true``)."""
-    import yaml
-
-    config = RunFolder(Path(run_dir)).config
-    if not config.is_file():
-        return False
-    try:
-        return bool((yaml.safe_load(config.read_text()) or {}).get("per_class", False))
-    except yaml.YAMLError:
-        return False
+    """Whether ``run_dir`` is a per-class run folder (it holds class GANs' run folders, ``RUN/classes/``)."""
+    return RunFolder(Path(run_dir)).classes.is_dir()
 
 
 def composite_checkpoint(members: Sequence[dict[str, Any]], base: dict[str, Any],
