@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from medgan.data.dataset import DatasetInfo, PreparedDataset, describe_images, load_dataset, resolve_class
 from medgan.data.scaling import to_model_input, to_uint8_array
 from medgan.errors import MedganError
-from medgan.training.checkpoint import check_trained_on
+from medgan.training.checkpoint import check_trained_on, dataset_record
 from medgan.training.config import CycleAdversarial, TrainConfig
 from medgan.training.distributed import average_gradients
 from medgan.training.loss import centred_sign, d_hinge, g_hinge
@@ -48,7 +48,6 @@ __all__ = [
     "CycleStep",
     "cycle_spec",
     "d_least_squares",
-    "dataset_record",
     "g_least_squares",
 ]
 
@@ -205,19 +204,6 @@ class CycleLoss:
             "d_fake": fake_all.mean(),
         }
         return total, stats
-
-
-def dataset_record(info: DatasetInfo) -> dict[str, Any]:
-    """What a checkpoint records of a dataset (the fields the "trained on" rule reads, and its shape)."""
-    return {
-        "name": info.name,
-        "sha256": info.sha256,
-        "channels": info.channels,
-        "spatial_dims": info.spatial_dims,
-        "size": list(info.size),
-        "spacing": info.spacing,
-        "source": info.source,
-    }
 
 
 def cycle_spec(cfg: TrainConfig, info: DatasetInfo) -> dict[str, Any]:
